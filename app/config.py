@@ -1,0 +1,47 @@
+"""Typed settings, read from ``LIGHTBOX_*`` environment variables.
+
+Built inside :func:`app.main.create_app` (never at import time) so that tests and
+embedders can pass their own :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GiB = 1024**3
+
+
+class Settings(BaseSettings):
+    """Every knob of the service in one validated object."""
+
+    model_config = SettingsConfigDict(env_prefix="LIGHTBOX_", extra="ignore")
+
+    storage_dir: Path = Field(Path("uploads"), description="Folder holding the stored DICOM files.")
+    host: str = Field("127.0.0.1", description="Interface the server listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port the server listens on.")
+    max_upload_bytes: int = Field(GiB, gt=0, description="Largest accepted upload body, in bytes.")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        "info", description="Log level of the service and of uvicorn."
+    )
+    max_pixels: int = Field(
+        512 * 1024 * 1024,
+        gt=0,
+        description="Largest rows x columns x frames x samples a file may declare before a render is refused.",
+    )
+    png_compress_level: int = Field(
+        1, ge=0, le=9, description="zlib level of rendered PNGs (1 = fast, large; 6 = Pillow's default)."
+    )
+    header_cache_entries: int = Field(
+        256, ge=0, description="How many parsed headers are kept in memory for tag lookups."
+    )
+    inline_binary_max_bytes: int = Field(
+        64 * 1024, ge=0, description="Binary values up to this size are returned inline (base64) by ?tag=."
+    )
+    max_inflated_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="Largest size a deflated data set may inflate to on upload."
+    )
+    render_threads: int = Field(2, ge=1, description="Renders that may run at once (each uses one core).")

@@ -1,0 +1,1 @@
+"""Pure DICOM domain code (pydicom, numpy, Pillow). Never imports FastAPI."""

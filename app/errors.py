@@ -1,0 +1,66 @@
+"""Domain errors. They describe what went wrong, never an HTTP status.
+
+The one table that maps them to HTTP lives in :mod:`app.api.errors`.
+
+    LightboxError
+    ├── InvalidRequest          a parameter a person typed is malformed
+    ├── NotFound
+    │   ├── FileNotFound        no stored file has that name
+    │   └── ElementNotFound     the file has no such element
+    ├── InvalidDicom            the upload is not (readable) DICOM
+    ├── UploadTooLarge          the upload exceeds the configured limit
+    ├── NotRenderable           the file has no image we can show faithfully
+    │   └── UnsupportedEncoding its transfer syntax / photometric cannot be decoded here
+    ├── StorageFull             the storage device has no room left
+    └── StorageUnavailable      the storage cannot be written (read-only, missing)
+"""
+
+from __future__ import annotations
+
+
+class LightboxError(Exception):
+    """Base of every error the service reports to a caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(LightboxError):
+    """A query parameter or field is malformed."""
+
+
+class NotFound(LightboxError):
+    """Something named by the caller does not exist."""
+
+
+class FileNotFound(NotFound):
+    """No stored file has the requested name."""
+
+
+class ElementNotFound(NotFound):
+    """The stored file has no element with the requested tag."""
+
+
+class InvalidDicom(LightboxError):
+    """The uploaded bytes are not a DICOM file we can keep."""
+
+
+class UploadTooLarge(LightboxError):
+    """The upload is larger than ``LIGHTBOX_MAX_UPLOAD_BYTES``."""
+
+
+class NotRenderable(LightboxError):
+    """The file holds no image that can be rendered faithfully."""
+
+
+class UnsupportedEncoding(NotRenderable):
+    """The pixel data is encoded in a way no installed decoder handles."""
+
+
+class StorageFull(LightboxError):
+    """The storage device ran out of space."""
+
+
+class StorageUnavailable(LightboxError):
+    """The storage folder cannot be written."""

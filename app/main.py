@@ -1,0 +1,56 @@
+"""Application factory: ``create_app(settings)`` wires stores and services into a FastAPI app.
+
+``uvicorn app.main:app`` works too: ``app`` is built on first access (PEP 562), from the
+environment, so importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from anyio import to_thread
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.errors import install_error_handlers
+from app.api.routes import files, health
+from app.config import Settings
+from app.services.instances import InstanceService
+from app.storage.local import LocalBlobStore
+
+log = logging.getLogger("lightbox")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; ``settings`` defaults to the ``LIGHTBOX_*`` environment."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = LocalBlobStore(settings.storage_dir)
+        removed = await to_thread.run_sync(store.prepare)
+        if removed:
+            log.warning("removed %d partial upload(s) left by an earlier stop", removed)
+        app.state.instances = InstanceService(settings, store)
+        yield
+
+    app = FastAPI(
+        title="Lightbox",
+        version=__version__,
+        summary="A DICOM file service: upload, header lookups and browser-ready renders.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(files.router)
+    app.include_router(health.router)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""Orchestration: the only layer that touches both the DICOM domain and the stores."""

@@ -1,0 +1,146 @@
+"""Store, look up and render instances: validate -> stage -> publish, all blocking work off the loop."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from anyio import to_thread
+from pydicom.dataset import Dataset
+
+from app.config import Settings
+from app.dicom import ingest
+from app.dicom.attributes import Attribute, describe
+from app.dicom.encode import encode_png
+from app.dicom.pixels import decode_frame
+from app.dicom.render import Window, to_display
+from app.dicom.tags import parse_tag
+from app.errors import InvalidDicom, UploadTooLarge
+from app.services.cache import LruCache
+from app.storage.local import LocalBlobStore, StagedFile
+from app.storage.names import new_stored_name
+
+RENDERER_VERSION = "1"
+WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thread
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str
+    size: int
+    sop_instance_uid: str
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    frame: int = 1
+    window: Window | None = None
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    content: bytes
+    media_type: str
+    etag: str
+
+
+class Upload:
+    """One file being received: bytes are batched, written off the loop, then validated and published."""
+
+    def __init__(self, service: InstanceService, original_name: str | None, staged: StagedFile) -> None:
+        self._service = service
+        self._staged = staged
+        self._buffer = bytearray()
+        self.original_name = original_name
+        self.received = 0
+
+    async def write(self, data: bytes) -> None:
+        self.received += len(data)
+        if self.received > self._service.settings.max_upload_bytes:
+            raise UploadTooLarge(
+                f"the file is larger than the limit of {self._service.settings.max_upload_bytes} bytes"
+            )
+        self._buffer += data
+        if len(self._buffer) >= WRITE_BATCH:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        chunk, self._buffer = bytes(self._buffer), bytearray()
+        await to_thread.run_sync(self._staged.write, chunk)
+
+    async def finish(self) -> StoredFile:
+        """Make the bytes durable, check they are DICOM, publish under a new name."""
+        await self._flush()
+        return await to_thread.run_sync(self._service.publish_blocking, self._staged, self.original_name)
+
+    async def abort(self) -> None:
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(self._staged.discard)
+
+
+class InstanceService:
+    """The use cases of the file API, independent of HTTP."""
+
+    def __init__(self, settings: Settings, store: LocalBlobStore) -> None:
+        self.settings = settings
+        self.store = store
+        self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
+        self._render_slots = anyio.CapacityLimiter(max(2, settings.render_threads))
+
+    # -- upload -------------------------------------------------------------------------
+    async def begin_upload(self, original_name: str | None) -> Upload:
+        staged = await to_thread.run_sync(self.store.stage)
+        return Upload(self, original_name, staged)
+
+    def publish_blocking(self, staged: StagedFile, original_name: str | None) -> StoredFile:
+        try:
+            staged.flush_to_disk()
+            if staged.size == 0:
+                raise InvalidDicom("the file is empty")
+            facts = ingest.inspect(staged.path, self.settings.max_inflated_bytes)
+            name = new_stored_name(original_name)
+            self.store.publish(staged, name)
+            return StoredFile(name, staged.size, facts.sop_instance_uid)
+        except BaseException:
+            staged.discard()
+            raise
+
+    # -- headers -------------------------------------------------------------------------
+    def _header_blocking(self, name: str) -> tuple[Path, Dataset]:
+        path = self.store.existing_path(name)
+        header = self._headers.get(name)
+        if header is None:
+            header = ingest.read_header(path)
+            self._headers.put(name, header)
+        return path, header
+
+    async def attribute(self, name: str, tag_text: str) -> Attribute:
+        tag = parse_tag(tag_text)
+
+        def lookup() -> Attribute:
+            _, header = self._header_blocking(name)
+            return describe(header, tag, self.settings.inline_binary_max_bytes)
+
+        return await to_thread.run_sync(lookup)
+
+    # -- render --------------------------------------------------------------------------
+    def etag(self, name: str, request: RenderRequest) -> str:
+        """Stored files never change, so a render is identified by its inputs alone."""
+        window = f"{request.window.center},{request.window.width}" if request.window else "file"
+        key = f"{name}|{request.frame}|{window}|png{self.settings.png_compress_level}|{RENDERER_VERSION}"
+        return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+    async def render(self, name: str, request: RenderRequest) -> RenderedImage:
+        def work() -> RenderedImage:
+            path, header = self._header_blocking(name)
+            stored = decode_frame(path, header, request.frame - 1, self.settings.max_pixels)
+            image = to_display(stored, header, request.frame - 1, request.window)
+            content = encode_png(image, self.settings.png_compress_level)
+            return RenderedImage(content, "image/png", self.etag(name, request))
+
+        return await to_thread.run_sync(work, limiter=self._render_slots)
+
+    async def check_exists(self, name: str) -> None:
+        await to_thread.run_sync(self.store.existing_path, name)

@@ -1,0 +1,115 @@
+"""Blobs in a local folder: confined to its root, written atomically (temp -> fsync -> rename).
+
+Every method blocks; callers run them in a worker thread. Uploads are staged in
+``<root>/.staging`` (same file system, so the final rename is atomic) and stray staged
+files from a crash are removed at start-up.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from app.errors import FileNotFound, StorageFull, StorageUnavailable
+from app.storage.names import check_stored_name
+
+STAGING = ".staging"
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Translate the OS errors a full or read-only disk raises into domain errors."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull("the storage device is full: the file was not saved") from None
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise StorageUnavailable("the storage folder is not writable: the file was not saved") from None
+        raise
+
+
+class StagedFile:
+    """A file being received: appended to, then made durable and published, or discarded."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        with storage_errors():
+            self._handle = path.open("xb")
+
+    def write(self, data: bytes) -> None:
+        with storage_errors():
+            self._handle.write(data)
+        self.size += len(data)
+
+    def flush_to_disk(self) -> None:
+        """fsync the bytes: an acknowledged upload must survive a power cut."""
+        with storage_errors():
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+
+    def discard(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
+class LocalBlobStore:
+    """Stored files in one folder, addressed only by server-made names."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.staging = self.root / STAGING
+
+    def prepare(self) -> int:
+        """Create the folders and remove files a crash left in staging; return how many."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.staging.mkdir(exist_ok=True)
+        removed = 0
+        for stray in self.staging.iterdir():
+            stray.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def stage(self) -> StagedFile:
+        return StagedFile(self.staging / f"{uuid.uuid4().hex}.part")
+
+    def publish(self, staged: StagedFile, name: str) -> None:
+        """Atomically give the fsync'ed staged file its stored name, then make the rename durable."""
+        target = self.path_of(name)
+        with storage_errors():
+            os.link(staged.path, target)  # fails rather than overwrite
+            staged.path.unlink()
+            self._sync_dir()
+
+    def _sync_dir(self) -> None:
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def path_of(self, name: str) -> Path:
+        """The path of a stored name; only names of the server's shape, only inside the root."""
+        path = self.root / check_stored_name(name)
+        if path.parent != self.root:
+            raise FileNotFound(f"no stored file is named {name[:80]!r}")
+        return path
+
+    def existing_path(self, name: str) -> Path:
+        path = self.path_of(name)
+        if not path.is_file():
+            raise FileNotFound(f"no stored file is named {name[:80]!r}")
+        return path
+
+    def delete(self, name: str) -> None:
+        path = self.existing_path(name)
+        with storage_errors():
+            path.unlink()
+            self._sync_dir()

@@ -1,0 +1,81 @@
+"""A real uvicorn process on 127.0.0.1, driven over TCP like the curl examples in the README."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import sample
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "LIGHTBOX_STORAGE_DIR": str(tmp_path_factory.mktemp("storage")), "LIGHTBOX_PORT": str(port)}
+    log = (tmp_path_factory.mktemp("log") / "server.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "app"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(url + "/dicomFile/x?tag=Rows", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def test_curl_examples(server: str, tmp_path: Path) -> None:
+    """The three calls of the README, with curl itself when available."""
+    path = sample("MR_small.dcm")
+    with httpx.Client(base_url=server, timeout=30) as http:
+        response = http.post("/upload", files={"file": ("IM000001", path.read_bytes())})
+        assert response.status_code == 201
+        name = response.json()["message"].removeprefix("File saved as: ")
+        assert name.endswith("-IM000001.dcm")
+        tag = http.get(f"/dicomFile/{name}", params={"tag": "(0028,0010)"}).json()["data"]
+        assert tag == {
+            "header-attribute-name": "Rows",
+            "header-attribute-value": "[64]",
+            "tag-values": "(0028,0010)",
+            "vr": "US",
+            "value": [64],
+        }
+        png = http.get(f"/dicomFile/{name}?png")
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+
+
+def test_lookups_stay_fast_while_rendering(server: str) -> None:
+    """Rendering runs in worker threads: tag lookups are answered while large renders are in flight."""
+    import concurrent.futures
+
+    with httpx.Client(base_url=server, timeout=60) as http:
+        big = http.post("/upload", files={"file": ("big.dcm", sample("MR2_UNCR.dcm").read_bytes())}).json()["name"]
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            renders = [pool.submit(http.get, f"/dicomFile/{big}?png&window={w},400") for w in range(4)]
+            started = time.perf_counter()
+            assert http.get(f"/dicomFile/{big}", params={"tag": "Rows"}).status_code == 200
+            lookup_seconds = time.perf_counter() - started
+            assert all(f.result().status_code == 200 for f in renders)
+        assert lookup_seconds < 2.0
