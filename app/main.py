@@ -19,6 +19,7 @@ from app.api.errors import install_error_handlers
 from app.api.routes import files, health
 from app.config import Settings
 from app.services.instances import InstanceService
+from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
 
 log = logging.getLogger("lightbox")
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
         app.state.instances = InstanceService(settings, store)
+        app.state.renders = RenderService(settings, app.state.instances)
         yield
 
     app = FastAPI(

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.services.instances import InstanceService
+from app.services.renders import RenderService
 
 
 def get_settings(request: Request) -> Settings:
@@ -20,5 +21,11 @@ def get_instances(request: Request) -> InstanceService:
     return service
 
 
+def get_renders(request: Request) -> RenderService:
+    service: RenderService = request.app.state.renders
+    return service
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InstancesDep = Annotated[InstanceService, Depends(get_instances)]
+RendersDep = Annotated[RenderService, Depends(get_renders)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,16 +12,12 @@ from pydicom.dataset import Dataset
 from app.config import Settings
 from app.dicom import ingest
 from app.dicom.attributes import Attribute, describe
-from app.dicom.encode import encode_png
-from app.dicom.pixels import decode_frame
-from app.dicom.render import Window, to_display
 from app.dicom.tags import parse_tag
 from app.errors import InvalidDicom, UploadTooLarge
 from app.services.cache import LruCache
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
 
-RENDERER_VERSION = "1"
 WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thread
 
 
@@ -31,19 +26,6 @@ class StoredFile:
     name: str
     size: int
     sop_instance_uid: str
-
-
-@dataclass(frozen=True)
-class RenderRequest:
-    frame: int = 1
-    window: Window | None = None
-
-
-@dataclass(frozen=True)
-class RenderedImage:
-    content: bytes
-    media_type: str
-    etag: str
 
 
 class Upload:
@@ -87,7 +69,6 @@ class InstanceService:
         self.settings = settings
         self.store = store
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
-        self._render_slots = anyio.CapacityLimiter(max(2, settings.render_threads))
 
     # -- upload -------------------------------------------------------------------------
     async def begin_upload(self, original_name: str | None) -> Upload:
@@ -108,7 +89,8 @@ class InstanceService:
             raise
 
     # -- headers -------------------------------------------------------------------------
-    def _header_blocking(self, name: str) -> tuple[Path, Dataset]:
+    def header_blocking(self, name: str) -> tuple[Path, Dataset]:
+        """Path and parsed header (bulk values deferred) of a stored file; cached, files never change."""
         path = self.store.existing_path(name)
         header = self._headers.get(name)
         if header is None:
@@ -120,27 +102,10 @@ class InstanceService:
         tag = parse_tag(tag_text)
 
         def lookup() -> Attribute:
-            _, header = self._header_blocking(name)
+            _, header = self.header_blocking(name)
             return describe(header, tag, self.settings.inline_binary_max_bytes)
 
         return await to_thread.run_sync(lookup)
-
-    # -- render --------------------------------------------------------------------------
-    def etag(self, name: str, request: RenderRequest) -> str:
-        """Stored files never change, so a render is identified by its inputs alone."""
-        window = f"{request.window.center},{request.window.width}" if request.window else "file"
-        key = f"{name}|{request.frame}|{window}|png{self.settings.png_compress_level}|{RENDERER_VERSION}"
-        return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
-
-    async def render(self, name: str, request: RenderRequest) -> RenderedImage:
-        def work() -> RenderedImage:
-            path, header = self._header_blocking(name)
-            stored = decode_frame(path, header, request.frame - 1, self.settings.max_pixels)
-            image = to_display(stored, header, request.frame - 1, request.window)
-            content = encode_png(image, self.settings.png_compress_level)
-            return RenderedImage(content, "image/png", self.etag(name, request))
-
-        return await to_thread.run_sync(work, limiter=self._render_slots)
 
     async def check_exists(self, name: str) -> None:
         await to_thread.run_sync(self.store.existing_path, name)

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import InstancesDep, SettingsDep
+from app.api.deps import InstancesDep, RendersDep, SettingsDep
 from app.api.multipart import PartData, PartEnd, PartStart, check_declared_size, iter_events
 from app.api.schemas import AttributeBody, ErrorBody, UploadBody
 from app.dicom.render import Window
 from app.errors import InvalidRequest
-from app.services.instances import RenderRequest, StoredFile, Upload
+from app.services.instances import StoredFile, Upload
+from app.services.renders import RenderRequest
 
 router = APIRouter()
 
@@ -116,6 +117,7 @@ def _parse_window(text: str | None) -> Window | None:
 async def dicom_file(
     request: Request,
     instances: InstancesDep,
+    renders: RendersDep,
     name: Annotated[str, Path(description="A stored name as returned by POST /upload.", max_length=300)],
     tag: Annotated[
         str | None,
@@ -141,11 +143,11 @@ async def dicom_file(
     if png is not None:
         render = RenderRequest(frame=frame, window=_parse_window(window))
         await instances.check_exists(name)
-        etag = instances.etag(name, render)
+        etag = renders.etag(name, render)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
-        image = await instances.render(name, render)
+        image = await renders.render(name, render)
         headers["Content-Disposition"] = f'inline; filename="{name}.png"'
         return Response(image.content, media_type=image.media_type, headers=headers)
     raise InvalidRequest("ask for something: add ?tag=(gggg,eeee) for a header element or ?png for the image")
