@@ -17,6 +17,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from app.dicom.preamble import check_preamble
 from app.dicom.structure import KNOWN_VRS, Encoding, walk, walk_group
 from app.errors import InvalidDicom
 
@@ -78,6 +79,7 @@ def _check_structure(buf: mmap.mmap, max_inflated: int) -> tuple[str, bool]:
     if size >= PREAMBLE + 4 and buf[PREAMBLE : PREAMBLE + 4] == MAGIC:
         if size == PREAMBLE + 4:
             raise InvalidDicom("the file holds a DICOM preamble and nothing after it")
+        check_preamble(bytes(buf[:PREAMBLE]))
         meta_end = walk_group(buf, PREAMBLE + 4, 0x0002)
         if meta_end == PREAMBLE + 4:
             raise InvalidDicom("the file has no File Meta Information after its preamble")

@@ -143,5 +143,7 @@ def decode_frame(path: Path, ds: Dataset, index: int, max_pixels: int) -> np.nda
         return pixel_array(str(path), index=index)
     except (MemoryError, RecursionError):
         raise NotRenderable("the pixel data could not be decoded within the service's limits") from None
-    except Exception as exc:  # decoders raise many types on corrupt streams; all mean the same here
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # decoders raise many types on corrupt streams, pyo3 ones a PanicException
         raise NotRenderable(f"the pixel data could not be decoded ({syntax.name}): {exc}") from None

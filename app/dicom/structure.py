@@ -176,6 +176,7 @@ def walk_group(buf: Buffer, start: int, group: int) -> int:
     """Walk the explicit VR little endian elements of ``group`` (the File Meta group); return where it ends."""
     walker = _Walker(buf, Encoding(explicit=True, little_endian=True), WalkLimits(max_depth=2))
     pos = start
-    while pos + 8 <= len(buf) and walker.tag_fmt.unpack_from(buf, pos)[0] == group:
+    while pos + 2 <= len(buf) and walker.u16.unpack_from(buf, pos)[0] == group:
+        walker._need(pos, 8, len(buf), "an element header")
         pos = walker._element(pos, len(buf), walker._tag(pos), depth=0)
     return pos

@@ -30,7 +30,8 @@ def storage_errors() -> Iterator[None]:
             raise StorageFull("the storage device is full: the file was not saved") from None
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise StorageUnavailable("the storage folder is not writable: the file was not saved") from None
-        raise
+        name = errno.errorcode.get(exc.errno or 0, "unknown error")
+        raise StorageUnavailable(f"the storage device failed ({name}): the file was not saved") from None
 
 
 class StagedFile:

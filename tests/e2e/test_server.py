@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,36 +10,13 @@ import httpx
 import pytest
 
 from tests.conftest import sample
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.e2e.server import run_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "LIGHTBOX_STORAGE_DIR": str(tmp_path_factory.mktemp("storage")), "LIGHTBOX_PORT": str(port)}
-    log = (tmp_path_factory.mktemp("log") / "server.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "app"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(url + "/dicomFile/x?tag=Rows", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not start")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    with run_server(tmp_path_factory.mktemp("server")) as running:
+        yield running.url
 
 
 def test_curl_examples(server: str, tmp_path: Path) -> None:

@@ -1,0 +1,115 @@
+"""Byte-level builders for hostile DICOM files (explicit VR little endian unless said otherwise)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+LONG_VRS = {b"OB", b"OW", b"SQ", b"UN", b"UT", b"UC", b"UR", b"OD", b"OF", b"OL", b"OV", b"SV", b"UV"}
+UNDEFINED = 0xFFFFFFFF
+
+
+def element(group: int, elem: int, vr: bytes, value: bytes, length: int | None = None) -> bytes:
+    size = len(value) if length is None else length
+    if vr in LONG_VRS:
+        return struct.pack("<HH2sHL", group, elem, vr, 0, size) + value
+    return struct.pack("<HH2sH", group, elem, vr, size) + value
+
+
+def item(content: bytes, undefined: bool = False) -> bytes:
+    if undefined:
+        return struct.pack("<HHL", 0xFFFE, 0xE000, UNDEFINED) + content + struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
+    return struct.pack("<HHL", 0xFFFE, 0xE000, len(content)) + content
+
+
+def sequence_end() -> bytes:
+    return struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
+
+
+def identity() -> bytes:
+    """SOP Class (Secondary Capture) and a fresh SOP Instance UID."""
+    sop_class = b"1.2.840.10008.5.1.4.1.1.7\x00"
+    uid = generate_uid().encode()
+    uid += b"\x00" * (len(uid) % 2)
+    return element(0x0008, 0x0016, b"UI", sop_class) + element(0x0008, 0x0018, b"UI", uid)
+
+
+def part10(dataset: bytes, transfer_syntax: str = ExplicitVRLittleEndian, preamble: bytes = b"") -> bytes:
+    ts = transfer_syntax.encode()
+    ts += b"\x00" * (len(ts) % 2)
+    meta = element(0x0002, 0x0001, b"OB", b"\x00\x01") + element(0x0002, 0x0010, b"UI", ts)
+    meta = element(0x0002, 0x0000, b"UL", struct.pack("<L", len(meta))) + meta
+    return preamble.ljust(128, b"\x00")[:128] + b"DICM" + meta + dataset
+
+
+def nested_sequences(depth: int) -> bytes:
+    """``depth`` levels of undefined-length sequences, each in an undefined-length item."""
+    inner = element(0x0010, 0x0020, b"LO", b"ID")
+    for _ in range(depth):
+        inner = struct.pack("<HH2sHL", 0x0008, 0x1140, b"SQ", 0, UNDEFINED) + item(inner, True) + sequence_end()
+    return inner
+
+
+def image(
+    rows: int,
+    columns: int,
+    bits: int = 16,
+    frames: int | None = None,
+    pixel_bytes: bytes = b"\x00" * 8,
+    photometric: str = "MONOCHROME2",
+) -> bytes:
+    """A header declaring any geometry, with whatever pixel bytes are given."""
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = generate_uid()
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = bits
+    ds.BitsStored = max(bits, 1)
+    ds.HighBit = max(bits - 1, 0)
+    ds.PixelRepresentation = 0
+    if frames is not None:
+        ds.NumberOfFrames = frames
+    ds.PixelData = pixel_bytes
+    ds["PixelData"].VR = "OB" if bits <= 8 else "OW"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def deflate_bomb(inflated_bytes: int) -> bytes:
+    """A Deflated Explicit VR Little Endian file whose data set inflates to ``inflated_bytes``."""
+    dataset = identity() + element(0x0009, 0x0010, b"LO", b"BOMB") + element(0x0009, 0x1010, b"OB", b"", inflated_bytes)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    chunks = [compressor.compress(dataset)]
+    zeros = bytes(1 << 20)
+    for _ in range(inflated_bytes // len(zeros)):
+        chunks.append(compressor.compress(zeros))
+    chunks.append(compressor.compress(bytes(inflated_bytes % len(zeros))))
+    chunks.append(compressor.flush())
+    return part10(b"".join(chunks), "1.2.840.10008.1.2.1.99")
+
+
+def corrupt_codec_stream(path: Path, offset: int = 0, length: int = 32) -> bytes:
+    """The file at ``path`` with ``length`` bytes of its first pixel fragment overwritten, structure intact."""
+    data = bytearray(path.read_bytes())
+    ds = dcmread(path)
+    fragment_start = data.find(b"\xfe\xff\x00\xe0", data.rfind(b"\xe0\x7f\x10\x00"))
+    first_item = data.find(b"\xfe\xff\x00\xe0", fragment_start + 8)  # skip the Basic Offset Table item
+    fragment_length = struct.unpack_from("<L", data, first_item + 4)[0]
+    begin = first_item + 8 + min(offset, fragment_length - 1)
+    length = max(1, min(length, first_item + 8 + fragment_length - begin))
+    rng = np.random.default_rng(len(data) + offset)
+    data[begin : begin + length] = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+    assert ds.file_meta.TransferSyntaxUID.is_compressed
+    return bytes(data)
