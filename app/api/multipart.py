@@ -73,7 +73,7 @@ class _Collector:
         self.parts = 0
         self._field = bytearray()
         self._value = bytearray()
-        self._headers: dict[str, str] = {}
+        self._headers: dict[str, bytes] = {}
 
     def on_part_begin(self) -> None:
         self.parts += 1
@@ -88,15 +88,16 @@ class _Collector:
         self._value += data[start:end]
 
     def on_header_end(self) -> None:
-        self._headers[_decode(bytes(self._field)).strip().lower()] = _decode(bytes(self._value)).strip()
+        self._headers[_decode(bytes(self._field)).strip().lower()] = bytes(self._value).strip()
         self._field.clear()
         self._value.clear()
 
     def on_headers_finished(self) -> None:
-        _disposition, params = parse_options_header(self._headers.get("content-disposition", ""))
+        _disposition, params = parse_options_header(self._headers.get("content-disposition", b""))
         name = _decode(params.get(b"name", b""))
         filename = params.get(b"filename")
-        self.events.append(PartStart(name, _decode(filename) if filename is not None else None, self._headers))
+        headers = {key: _decode(value) for key, value in self._headers.items()}
+        self.events.append(PartStart(name, _decode(filename) if filename is not None else None, headers))
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if end > start:
