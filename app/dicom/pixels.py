@@ -124,13 +124,18 @@ def decode_frame(path: Path, ds: Dataset, index: int, max_pixels: int) -> np.nda
     if not 0 <= index < shape.frames:
         raise InvalidRequest(f"frame {index + 1} is out of range: this file has {shape.frames} frame(s)")
     syntax = transfer_syntax(ds)
+    if not syntax.is_transfer_syntax:
+        raise UnsupportedEncoding(f"the transfer syntax {str(syntax)[:64]!r} is not one this service can decode")
     overrides: dict[str, Any] = {}
     if _int_attr(ds, "NumberOfFrames", None) is None and "NumberOfFrames" in ds:
         overrides["number_of_frames"] = 1  # invalid IS such as '1A': read the one frame we can trust
     if not syntax.is_compressed:
         _check_native_length(ds, tag, shape)
     else:
-        decoder = get_decoder(syntax) if syntax.is_transfer_syntax else None
+        try:
+            decoder = get_decoder(syntax)
+        except NotImplementedError:
+            decoder = None
         if decoder is None or not decoder.is_available:
             raise UnsupportedEncoding(f"no installed decoder handles the transfer syntax {syntax.name}")
     try:

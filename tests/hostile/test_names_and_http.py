@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -31,7 +30,7 @@ def stored(server: RunningServer) -> list[str]:
 
 def multipart(filename: bytes, content: bytes, boundary: bytes = b"XyZ") -> bytes:
     return (
-        b"--" + boundary + b"\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + filename + b"\"\r\n"
+        b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
         b"Content-Type: application/dicom\r\n\r\n" + content + b"\r\n--" + boundary + b"--\r\n"
     )
 
@@ -47,8 +46,19 @@ def post(server: RunningServer, body: bytes, boundary: bytes = b"XyZ", extra: by
 
 @pytest.mark.parametrize(
     "filename",
-    [b"../../planted.dcm", b"/etc/passwd", b"..\\..\\win.ini", b"a\x00b.dcm", b"a\r\nX-Evil: 1.dcm",
-     b"A" * 4096, b"\xff\xfe\xfdinvalid-utf8.dcm", "\u202egnp.dcm".encode(), b"", b".", b".."],
+    [
+        b"../../planted.dcm",
+        b"/etc/passwd",
+        b"..\\..\\win.ini",
+        b"a\x00b.dcm",
+        b"a\r\nX-Evil: 1.dcm",
+        b"A" * 4096,
+        b"\xff\xfe\xfdinvalid-utf8.dcm",
+        "\u202egnp.dcm".encode(),
+        b"",
+        b".",
+        b"..",
+    ],
     ids=["dotdot", "absolute", "backslash", "nul", "crlf", "4k", "bad-utf8", "rtl", "empty", "dot", "dotdot-only"],
 )
 def test_hostile_upload_names_stay_inside(server: RunningServer, filename: bytes) -> None:
@@ -102,7 +112,7 @@ def test_huge_content_length_is_refused_before_the_body(server: RunningServer) -
 
 def test_thousands_of_parts(server: RunningServer) -> None:
     parts = b"".join(
-        b"--XyZ\r\nContent-Disposition: form-data; name=\"f" + str(i).encode() + b"\"\r\n\r\nx\r\n" for i in range(5000)
+        b'--XyZ\r\nContent-Disposition: form-data; name="f' + str(i).encode() + b'"\r\n\r\nx\r\n' for i in range(5000)
     )
     response = post(server, parts + b"--XyZ--\r\n")
     assert status_of(response) == 400
@@ -110,8 +120,11 @@ def test_thousands_of_parts(server: RunningServer) -> None:
 
 
 def test_huge_text_field(server: RunningServer) -> None:
-    body = b"--XyZ\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n" + b"x" * (1 << 20) + b"\r\n" + multipart(
-        b"a.dcm", CT
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\n'
+        + b"x" * (1 << 20)
+        + b"\r\n"
+        + multipart(b"a.dcm", CT)
     )
     before = stored(server)
     assert status_of(post(server, body)) == 400
