@@ -90,7 +90,7 @@ def test_hostile_upload_names_stay_inside(server: RunningServer, filename: bytes
         b"/dicomFile/00000000-0000-4000-8000-000000000000-..%2F..%2Fplanted.dcm",
     ],
 )
-def test_hostile_lookup_names(server: RunningServer, path: str) -> None:
+def test_hostile_lookup_names(server: RunningServer, path: bytes) -> None:
     request = b"GET " + path + b"?tag=(0008,0016) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     response = raw_request(server.port, request)
     status = status_of(response)

@@ -60,7 +60,7 @@ def test_foreign_names_never_pass_unless_server_shaped(name: str) -> None:
 
 
 TEXT_VRS = ["AE", "CS", "LO", "SH", "LT", "ST", "UT", "UC", "PN", "UI", "DA", "TM", "DT", "AS", "UR"]
-text_values = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=64)
+text_values = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=64)
 
 
 @settings(max_examples=300)
