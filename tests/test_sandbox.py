@@ -1,0 +1,45 @@
+"""The decode sandbox survives workers that abort, hang or raise, and keeps serving afterwards."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from app.errors import NotRenderable
+from app.services.sandbox import DecodeSandbox
+
+pytestmark = pytest.mark.anyio
+
+
+def square(value: int) -> int:
+    return value * value
+
+
+def abort() -> None:
+    os.abort()
+
+
+def hang() -> None:
+    time.sleep(60)
+
+
+def fail() -> None:
+    raise NotRenderable("bad stream")
+
+
+async def test_crash_hang_and_errors_are_contained() -> None:
+    sandbox = DecodeSandbox(workers=1, timeout_seconds=3)
+    try:
+        assert await sandbox.run(square, 7) == 49
+        with pytest.raises(NotRenderable, match="crashed"):
+            await sandbox.run(abort)
+        assert await sandbox.run(square, 8) == 64
+        with pytest.raises(NotRenderable, match="longer than"):
+            await sandbox.run(hang)
+        assert await sandbox.run(square, 9) == 81
+        with pytest.raises(NotRenderable, match="bad stream"):
+            await sandbox.run(fail)
+    finally:
+        sandbox.close()
