@@ -70,15 +70,32 @@ def _rescale(ds: Dataset, index: int) -> tuple[float, float]:
     return (slope if slope else 1.0), (intercept or 0.0)
 
 
+def _lut_table(item: Dataset, ds: Dataset) -> tuple[int, np.ndarray, int]:
+    """First input value mapped, the entries, and their bit depth, from a LUT item (C.11.1.1, C.11.2.1.1).
+
+    LUT Descriptor (0028,3002): number of entries (0 means 65536), first input value mapped
+    (signed when Pixel Representation is 1 and the value was read as unsigned), bits per entry.
+    """
+    try:
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        entries = descriptor[0] or 65536
+        first = descriptor[1]
+        if first >= 32768 and int(ds.get("PixelRepresentation", 0) or 0) == 1:
+            first -= 65536
+        data = np.asarray(item.LUTData, dtype=np.float64).reshape(-1)[:entries]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        raise NotRenderable("a lookup table in the file is malformed (LUT Descriptor or LUT Data)") from None
+    if data.size == 0:
+        raise NotRenderable("a lookup table in the file holds no entries")
+    bits = descriptor[2] if descriptor[2] > 0 else 16
+    return first, data, bits
+
+
 def _modality(values: np.ndarray, ds: Dataset, index: int) -> np.ndarray:
     """Modality LUT (C.11.1): the LUT Sequence when present, else the linear rescale."""
     lut_items = ds.get("ModalityLUTSequence")
     if lut_items:
-        item = lut_items[0]
-        descriptor = [int(v) for v in item.LUTDescriptor]
-        entries = descriptor[0] or 65536
-        first = descriptor[1] if descriptor[1] < 32768 else descriptor[1] - 65536
-        data = np.asarray(item.LUTData, dtype=np.float64).reshape(-1)[:entries]
+        first, data, _bits = _lut_table(lut_items[0], ds)
         return data[np.clip(values.astype(np.int64) - first, 0, len(data) - 1)]
     slope, intercept = _rescale(ds, index)
     return values.astype(np.float64) * slope + intercept
@@ -115,12 +132,7 @@ def _voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
     items = ds.get("VOILUTSequence")
     if not items:
         return None
-    item = items[0]
-    descriptor = [int(v) for v in item.LUTDescriptor]
-    entries = descriptor[0] or 65536
-    first = descriptor[1] if descriptor[1] < 32768 else descriptor[1] - 65536
-    data = np.asarray(item.LUTData, dtype=np.float64).reshape(-1)[:entries]
-    bits = descriptor[2] if descriptor[2] > 0 else 16
+    first, data, bits = _lut_table(items[0], ds)
     out_max = float((1 << bits) - 1)
     if data.size and data.max() > out_max:  # some writers state fewer bits than they use
         out_max = float(data.max())
@@ -160,11 +172,25 @@ def _grey_levels(
 
 
 def _to_uint8(levels: np.ndarray) -> np.ndarray:
-    return np.asarray(np.rint(levels), dtype=np.uint8)
+    """Round 0..255 levels to bytes; NaN (float pixel data) shows as black."""
+    return np.asarray(np.rint(np.nan_to_num(levels, nan=0.0)), dtype=np.uint8)
+
+
+def _shows_inverted(ds: Dataset) -> bool:
+    """MONOCHROME1 (C.7.6.3.1.2), or MONOCHROME2 with Presentation LUT Shape INVERSE (2050,0020), C.11.6.
+
+    For MONOCHROME1 the standard pairs INVERSE with the photometric inversion itself (C.8.11.6),
+    so it is not applied twice.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric == "MONOCHROME1":
+        return True
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    return photometric == "MONOCHROME2" and shape == "INVERSE"
 
 
 def _render_grey(stored: np.ndarray, ds: Dataset, index: int, window: Window | None) -> np.ndarray:
-    invert = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
+    invert = _shows_inverted(ds)
     if stored.dtype.kind in "iub" and stored.size:
         low, high = int(stored.min()), int(stored.max())
         if high - low < LUT_DOMAIN_LIMIT:
