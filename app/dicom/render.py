@@ -17,8 +17,8 @@ from enum import StrEnum
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.pixels.processing import apply_color_lut
 
+from app.dicom.palette import apply_palette
 from app.errors import NotRenderable
 
 LUT_DOMAIN_LIMIT = 1 << 22  # larger integer ranges (32-bit data) are mapped arithmetically
@@ -218,24 +218,11 @@ def _render_colour(stored: np.ndarray, ds: Dataset) -> np.ndarray:
     return _to_uint8(np.clip(stored.astype(np.float64) * (255.0 / top), 0.0, 255.0))
 
 
-def _render_palette(stored: np.ndarray, ds: Dataset) -> np.ndarray:
-    """PALETTE COLOR through the Red/Green/Blue Palette LUTs, segmented ones included (C.7.6.3.1.5-6)."""
-    try:
-        rgb = apply_color_lut(stored, ds)
-    except Exception as exc:  # malformed LUT descriptors or data
-        raise NotRenderable(f"the palette colour lookup tables are unusable: {exc}") from None
-    if rgb.dtype == np.uint8:
-        return rgb
-    depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
-    top = float((1 << depth) - 1) if depth in (8, 16) else float(rgb.max() or 1)
-    return _to_uint8(np.clip(rgb.astype(np.float64) * (255.0 / top), 0.0, 255.0))
-
-
 def to_display(stored: np.ndarray, ds: Dataset, index: int = 0, window: Window | None = None) -> np.ndarray:
     """The 8-bit (rows, columns) grey or (rows, columns, 3) RGB picture of one decoded frame."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if photometric == "PALETTE COLOR" and stored.ndim == 2:
-        return _render_palette(stored, ds)
+        return apply_palette(stored, ds)
     if stored.ndim == 3:
         return _render_colour(stored, ds)
     if stored.ndim != 2:
