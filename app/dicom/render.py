@@ -12,6 +12,7 @@ per-pixel cost is one gather whatever the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -151,9 +152,9 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 
 def _grey_levels(
-    modality: np.ndarray, present: np.ndarray, ds: Dataset, index: int, window: Window | None
+    modality: np.ndarray, present: Callable[[], np.ndarray], ds: Dataset, index: int, window: Window | None
 ) -> np.ndarray:
-    """VOI stage: the requested or file window, else the VOI LUT, else min-max of ``present``."""
+    """VOI stage: the requested or file window, else the VOI LUT, else min-max of the ``present`` values."""
     chosen = window or file_window(ds, index)
     if chosen is not None:
         return np.asarray(_apply_window(modality, chosen), dtype=np.float64)
@@ -161,7 +162,8 @@ def _grey_levels(
         via_lut = _voi_lut(modality, ds)
         if via_lut is not None:
             return via_lut
-    finite = present[np.isfinite(present)] if present.dtype.kind == "f" else present
+    values = present()
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
     if finite.size == 0:
         return np.zeros(modality.shape, dtype=np.float64)
     low, high = float(finite.min()), float(finite.max())
@@ -189,21 +191,37 @@ def _shows_inverted(ds: Dataset) -> bool:
     return photometric == "MONOCHROME2" and shape == "INVERSE"
 
 
+def _gather(lut: np.ndarray, stored: np.ndarray, low: int) -> np.ndarray:
+    """``lut[stored - low]`` without widening the frame: 8/16-bit data index a table by bit pattern."""
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
+        patterns = np.arange(low, low + len(lut), dtype=np.int64) & ((1 << (8 * stored.dtype.itemsize)) - 1)
+        table = np.zeros(1 << (8 * stored.dtype.itemsize), dtype=np.uint8)
+        table[patterns] = lut
+        return np.asarray(table[stored.view(f"u{stored.dtype.itemsize}")])
+    return lut[stored.astype(np.int64) - low]
+
+
 def _render_grey(stored: np.ndarray, ds: Dataset, index: int, window: Window | None) -> np.ndarray:
     invert = _shows_inverted(ds)
+    if not stored.dtype.isnative:  # big endian data (PS3.5 A.3) decoded as-is
+        stored = stored.astype(stored.dtype.newbyteorder("="))
     if stored.dtype.kind in "iub" and stored.size:
+        stored = stored.astype(np.uint8) if stored.dtype.kind == "b" else stored
         low, high = int(stored.min()), int(stored.max())
         if high - low < LUT_DOMAIN_LIMIT:
             domain = np.arange(low, high + 1, dtype=np.int64)
             modality = _modality(domain, ds, index)
-            counts = np.bincount((stored.reshape(-1).astype(np.int64) - low), minlength=len(domain))
-            present = modality[counts > 0]
+
+            def present() -> np.ndarray:
+                if not ds.get("ModalityLUTSequence"):  # a linear rescale is monotonic: the ends suffice
+                    return modality[[0, -1]]
+                counts = np.bincount((stored.reshape(-1).astype(np.int64) - low), minlength=len(domain))
+                return modality[counts > 0]
+
             lut = _to_uint8(_grey_levels(modality, present, ds, index, window))
-            if invert:
-                lut = 255 - lut
-            return lut[stored.astype(np.int64) - low] if low else lut[stored]
+            return _gather(255 - lut if invert else lut, stored, low)
     modality = _modality(stored, ds, index)
-    out = _to_uint8(_grey_levels(modality, modality, ds, index, window))
+    out = _to_uint8(_grey_levels(modality, lambda: modality, ds, index, window))
     return 255 - out if invert else out
 
 

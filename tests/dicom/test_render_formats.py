@@ -84,6 +84,7 @@ LOSSLESS_FAMILIES = [
 @pytest.mark.parametrize(("original", "variant", "frame"), LOSSLESS_FAMILIES, ids=lambda v: str(v))
 def test_lossless_syntaxes_decode_to_the_original_values(original: str, variant: str, frame: int) -> None:
     np.testing.assert_array_equal(stored(variant, frame), raw_native(original, frame))
+    np.testing.assert_array_equal(shown(variant, frame), shown(original, frame))
 
 
 @pytest.mark.parametrize(
