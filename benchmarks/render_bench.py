@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +74,11 @@ def main() -> None:
     stored = row("decode frame 1", lambda: decode_frame(path, header, 0, BUDGET))
     image = row("modality -> VOI -> 8 bit", lambda: to_display(stored, header, 0))
     for level in (int(v) for v in args.levels.split(",")):
-        row(f"encode PNG level {level}", lambda level=level: encode_png(image, level))
+        row(f"encode PNG level {level}", partial(encode_png, image, level))
     row("encode JPEG q=90", lambda: encode_jpeg(image, 90))
     row("fit within 256 px", lambda: fit_within(image, 256))
     for level in (int(v) for v in args.levels.split(",")):
-        row(f"render total, PNG level {level}", lambda level=level: render_once(str(path), level))
+        row(f"render total, PNG level {level}", partial(render_once, str(path), level))
 
     print(f"file {path.name}: {dcmread(path, stop_before_pixels=True).get('Rows')} rows, reps={args.reps}")
     print(f"{'step':<40}{'median ms':>11}{'min ms':>9}{'bytes':>11}")
