@@ -45,3 +45,16 @@ class Settings(BaseSettings):
         256 * 1024 * 1024, gt=0, description="Largest size a deflated data set may inflate to on upload."
     )
     render_threads: int = Field(2, ge=1, description="Renders that may run at once (each uses one core).")
+    render_cache_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=0,
+        description="Memory for rendered images kept for repeated views (encoded bytes; 0 turns the cache off).",
+    )
+    jpeg_quality: int = Field(90, ge=1, le=100, description="JPEG quality of ?jpeg renders when none is asked for.")
+    isolate_decoders: bool = Field(
+        True,
+        description="Decode compressed pixel data in worker processes, so a decoder crash cannot stop the service.",
+    )
+    decode_timeout_seconds: float = Field(
+        30.0, gt=0, description="A render of compressed pixel data running longer than this is stopped (422)."
+    )

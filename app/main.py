@@ -37,7 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
         app.state.instances = InstanceService(settings, store)
         app.state.renders = RenderService(settings, app.state.instances)
-        yield
+        try:
+            yield
+        finally:
+            await to_thread.run_sync(app.state.renders.close)
 
     app = FastAPI(
         title="Lightbox",

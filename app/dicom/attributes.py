@@ -96,8 +96,19 @@ def _json_value(elem: DataElement, inline_max: int) -> Any:
         if len(data) > inline_max:
             return None
         return {"InlineBinary": base64.b64encode(data).decode("ascii")}
-    model = elem.to_json_dict(bulk_data_element_handler=_too_large_to_inline, bulk_data_threshold=inline_max)
+    try:
+        model = elem.to_json_dict(bulk_data_element_handler=_too_large_to_inline, bulk_data_threshold=inline_max)
+    except (IndexError, ValueError, TypeError, AttributeError, UnicodeError):
+        return _fallback_json_value(elem)  # pydicom fails on some malformed values (e.g. odd person names)
     return model.get("Value", [])
+
+
+def _fallback_json_value(elem: DataElement) -> list[Any]:
+    """Values as their text, person names in the Alphabetic group (PS3.18 F.2.2), for what pydicom refuses."""
+    items = list(elem.value) if isinstance(elem.value, (MultiValue, list, tuple)) else [elem.value]
+    if elem.VR == "PN":
+        return [{"Alphabetic": str(item)} for item in items if str(item)]
+    return [_value_text(item, elem.VR) for item in items if item not in (None, "")]
 
 
 def _raw_length(dataset: Dataset, tag: BaseTag) -> tuple[str, int] | None:

@@ -8,6 +8,7 @@ is as long as the header says.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,12 @@ from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from app.dicom import codecs
 from app.errors import InvalidRequest, NotRenderable, UnsupportedEncoding
+
+codecs.install()  # pydicom's decoder registry is process-wide; registering is idempotent
+
+log = logging.getLogger("lightbox.pixels")
 
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
 
@@ -66,11 +72,20 @@ def pixel_data_tag(ds: Dataset) -> int:
     raise NotRenderable("this file has no image: it holds no Pixel Data element")
 
 
-def _pixel_data_length(ds: Dataset, tag: int) -> int | None:
-    """Length of the Pixel Data value as stored, without loading a deferred value."""
+def _pixel_data_length(ds: Dataset, tag: int, file_size: int | None) -> int | None:
+    """Bytes of the Pixel Data value actually present, without loading a deferred value.
+
+    A file cut short still declares the full length; what the file holds after the value's
+    offset is what a decoder could read (``file_size`` is None for deflated data sets, whose
+    offsets count inflated bytes).
+    """
     raw = ds.get_item(tag, keep_deferred=True)
     if isinstance(raw, RawDataElement):
-        return None if raw.length == 0xFFFFFFFF else raw.length
+        if raw.length == 0xFFFFFFFF:
+            return None
+        if file_size is None:
+            return raw.length
+        return max(min(raw.length, file_size - raw.value_tell), 0)
     value = ds[tag].value
     return len(value) if isinstance(value, (bytes, bytearray)) else None
 
@@ -103,9 +118,10 @@ def _expected_native_bytes(ds: Dataset, shape: FrameGeometry) -> int:
     return (bits + 7) // 8
 
 
-def _check_native_length(ds: Dataset, tag: int, shape: FrameGeometry) -> None:
+def _check_native_length(path: Path, ds: Dataset, tag: int, shape: FrameGeometry) -> None:
     """Refuse native Pixel Data shorter than the header declares: it would be a wrong picture."""
-    length = _pixel_data_length(ds, tag)
+    deflated = transfer_syntax(ds) == DeflatedExplicitVRLittleEndian
+    length = _pixel_data_length(ds, tag, None if deflated else path.stat().st_size)
     expected = _expected_native_bytes(ds, shape)
     if length is None or length >= expected:
         return
@@ -130,7 +146,7 @@ def decode_frame(path: Path, ds: Dataset, index: int, max_pixels: int) -> np.nda
     if _int_attr(ds, "NumberOfFrames", None) is None and "NumberOfFrames" in ds:
         overrides["number_of_frames"] = 1  # invalid IS such as '1A': read the one frame we can trust
     if not syntax.is_compressed:
-        _check_native_length(ds, tag, shape)
+        _check_native_length(path, ds, tag, shape)
     else:
         try:
             decoder = get_decoder(syntax)
@@ -151,4 +167,8 @@ def decode_frame(path: Path, ds: Dataset, index: int, max_pixels: int) -> np.nda
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # decoders raise many types on corrupt streams, pyo3 ones a PanicException
-        raise NotRenderable(f"the pixel data could not be decoded ({syntax.name}): {exc}") from None
+        log.info("decoding %s failed: %s: %s", path.name, type(exc).__name__, exc)
+        kind = "compressed stream is corrupt or uses a feature no installed decoder supports"
+        if not syntax.is_compressed:
+            kind = "pixel data does not match what the header declares"
+        raise NotRenderable(f"the image could not be decoded ({syntax.name}): the {kind}") from None

@@ -12,13 +12,14 @@ per-pixel cost is one gather whatever the pipeline.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.pixels.processing import apply_color_lut
 
+from app.dicom.palette import apply_palette
 from app.errors import NotRenderable
 
 LUT_DOMAIN_LIMIT = 1 << 22  # larger integer ranges (32-bit data) are mapped arithmetically
@@ -70,15 +71,32 @@ def _rescale(ds: Dataset, index: int) -> tuple[float, float]:
     return (slope if slope else 1.0), (intercept or 0.0)
 
 
+def _lut_table(item: Dataset, ds: Dataset) -> tuple[int, np.ndarray, int]:
+    """First input value mapped, the entries, and their bit depth, from a LUT item (C.11.1.1, C.11.2.1.1).
+
+    LUT Descriptor (0028,3002): number of entries (0 means 65536), first input value mapped
+    (signed when Pixel Representation is 1 and the value was read as unsigned), bits per entry.
+    """
+    try:
+        descriptor = [int(v) for v in item.LUTDescriptor]
+        entries = descriptor[0] or 65536
+        first = descriptor[1]
+        if first >= 32768 and int(ds.get("PixelRepresentation", 0) or 0) == 1:
+            first -= 65536
+        data = np.asarray(item.LUTData, dtype=np.float64).reshape(-1)[:entries]
+    except (AttributeError, TypeError, ValueError, IndexError):
+        raise NotRenderable("a lookup table in the file is malformed (LUT Descriptor or LUT Data)") from None
+    if data.size == 0:
+        raise NotRenderable("a lookup table in the file holds no entries")
+    bits = descriptor[2] if descriptor[2] > 0 else 16
+    return first, data, bits
+
+
 def _modality(values: np.ndarray, ds: Dataset, index: int) -> np.ndarray:
     """Modality LUT (C.11.1): the LUT Sequence when present, else the linear rescale."""
     lut_items = ds.get("ModalityLUTSequence")
     if lut_items:
-        item = lut_items[0]
-        descriptor = [int(v) for v in item.LUTDescriptor]
-        entries = descriptor[0] or 65536
-        first = descriptor[1] if descriptor[1] < 32768 else descriptor[1] - 65536
-        data = np.asarray(item.LUTData, dtype=np.float64).reshape(-1)[:entries]
+        first, data, _bits = _lut_table(lut_items[0], ds)
         return data[np.clip(values.astype(np.int64) - first, 0, len(data) - 1)]
     slope, intercept = _rescale(ds, index)
     return values.astype(np.float64) * slope + intercept
@@ -115,12 +133,7 @@ def _voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
     items = ds.get("VOILUTSequence")
     if not items:
         return None
-    item = items[0]
-    descriptor = [int(v) for v in item.LUTDescriptor]
-    entries = descriptor[0] or 65536
-    first = descriptor[1] if descriptor[1] < 32768 else descriptor[1] - 65536
-    data = np.asarray(item.LUTData, dtype=np.float64).reshape(-1)[:entries]
-    bits = descriptor[2] if descriptor[2] > 0 else 16
+    first, data, bits = _lut_table(items[0], ds)
     out_max = float((1 << bits) - 1)
     if data.size and data.max() > out_max:  # some writers state fewer bits than they use
         out_max = float(data.max())
@@ -139,9 +152,9 @@ def _min_max(values: np.ndarray) -> np.ndarray:
 
 
 def _grey_levels(
-    modality: np.ndarray, present: np.ndarray, ds: Dataset, index: int, window: Window | None
+    modality: np.ndarray, present: Callable[[], np.ndarray], ds: Dataset, index: int, window: Window | None
 ) -> np.ndarray:
-    """VOI stage: the requested or file window, else the VOI LUT, else min-max of ``present``."""
+    """VOI stage: the requested or file window, else the VOI LUT, else min-max of the ``present`` values."""
     chosen = window or file_window(ds, index)
     if chosen is not None:
         return np.asarray(_apply_window(modality, chosen), dtype=np.float64)
@@ -149,7 +162,8 @@ def _grey_levels(
         via_lut = _voi_lut(modality, ds)
         if via_lut is not None:
             return via_lut
-    finite = present[np.isfinite(present)] if present.dtype.kind == "f" else present
+    values = present()
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
     if finite.size == 0:
         return np.zeros(modality.shape, dtype=np.float64)
     low, high = float(finite.min()), float(finite.max())
@@ -160,24 +174,54 @@ def _grey_levels(
 
 
 def _to_uint8(levels: np.ndarray) -> np.ndarray:
-    return np.asarray(np.rint(levels), dtype=np.uint8)
+    """Round 0..255 levels to bytes; NaN (float pixel data) shows as black."""
+    return np.asarray(np.rint(np.nan_to_num(levels, nan=0.0)), dtype=np.uint8)
+
+
+def _shows_inverted(ds: Dataset) -> bool:
+    """MONOCHROME1 (C.7.6.3.1.2), or MONOCHROME2 with Presentation LUT Shape INVERSE (2050,0020), C.11.6.
+
+    For MONOCHROME1 the standard pairs INVERSE with the photometric inversion itself (C.8.11.6),
+    so it is not applied twice.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric == "MONOCHROME1":
+        return True
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    return photometric == "MONOCHROME2" and shape == "INVERSE"
+
+
+def _gather(lut: np.ndarray, stored: np.ndarray, low: int) -> np.ndarray:
+    """``lut[stored - low]`` without widening the frame: 8/16-bit data index a table by bit pattern."""
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2:
+        patterns = np.arange(low, low + len(lut), dtype=np.int64) & ((1 << (8 * stored.dtype.itemsize)) - 1)
+        table = np.zeros(1 << (8 * stored.dtype.itemsize), dtype=np.uint8)
+        table[patterns] = lut
+        return np.asarray(table[stored.view(f"u{stored.dtype.itemsize}")])
+    return lut[stored.astype(np.int64) - low]
 
 
 def _render_grey(stored: np.ndarray, ds: Dataset, index: int, window: Window | None) -> np.ndarray:
-    invert = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
+    invert = _shows_inverted(ds)
+    if not stored.dtype.isnative:  # big endian data (PS3.5 A.3) decoded as-is
+        stored = stored.astype(stored.dtype.newbyteorder("="))
     if stored.dtype.kind in "iub" and stored.size:
+        stored = stored.astype(np.uint8) if stored.dtype.kind == "b" else stored
         low, high = int(stored.min()), int(stored.max())
         if high - low < LUT_DOMAIN_LIMIT:
             domain = np.arange(low, high + 1, dtype=np.int64)
             modality = _modality(domain, ds, index)
-            counts = np.bincount((stored.reshape(-1).astype(np.int64) - low), minlength=len(domain))
-            present = modality[counts > 0]
+
+            def present() -> np.ndarray:
+                if not ds.get("ModalityLUTSequence"):  # a linear rescale is monotonic: the ends suffice
+                    return modality[[0, -1]]
+                counts = np.bincount((stored.reshape(-1).astype(np.int64) - low), minlength=len(domain))
+                return modality[counts > 0]
+
             lut = _to_uint8(_grey_levels(modality, present, ds, index, window))
-            if invert:
-                lut = 255 - lut
-            return lut[stored.astype(np.int64) - low] if low else lut[stored]
+            return _gather(255 - lut if invert else lut, stored, low)
     modality = _modality(stored, ds, index)
-    out = _to_uint8(_grey_levels(modality, modality, ds, index, window))
+    out = _to_uint8(_grey_levels(modality, lambda: modality, ds, index, window))
     return 255 - out if invert else out
 
 
@@ -192,24 +236,11 @@ def _render_colour(stored: np.ndarray, ds: Dataset) -> np.ndarray:
     return _to_uint8(np.clip(stored.astype(np.float64) * (255.0 / top), 0.0, 255.0))
 
 
-def _render_palette(stored: np.ndarray, ds: Dataset) -> np.ndarray:
-    """PALETTE COLOR through the Red/Green/Blue Palette LUTs, segmented ones included (C.7.6.3.1.5-6)."""
-    try:
-        rgb = apply_color_lut(stored, ds)
-    except Exception as exc:  # malformed LUT descriptors or data
-        raise NotRenderable(f"the palette colour lookup tables are unusable: {exc}") from None
-    if rgb.dtype == np.uint8:
-        return rgb
-    depth = int(ds.RedPaletteColorLookupTableDescriptor[2])
-    top = float((1 << depth) - 1) if depth in (8, 16) else float(rgb.max() or 1)
-    return _to_uint8(np.clip(rgb.astype(np.float64) * (255.0 / top), 0.0, 255.0))
-
-
 def to_display(stored: np.ndarray, ds: Dataset, index: int = 0, window: Window | None = None) -> np.ndarray:
     """The 8-bit (rows, columns) grey or (rows, columns, 3) RGB picture of one decoded frame."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if photometric == "PALETTE COLOR" and stored.ndim == 2:
-        return _render_palette(stored, ds)
+        return apply_palette(stored, ds)
     if stored.ndim == 3:
         return _render_colour(stored, ds)
     if stored.ndim != 2:

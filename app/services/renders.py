@@ -1,26 +1,57 @@
-"""Render stored instances to browser images, off the event loop, with a strong ETag per render."""
+"""Render stored instances to browser images, off the event loop, with a strong ETag and a bounded cache.
+
+Stored files never change, so a render is fully identified by its inputs: file, frame, window,
+size, format, quality (and the encoder settings). That key names both the ETag and the cache
+entry, so a repeated view is a dictionary lookup.
+
+Renders run in worker threads: the header is parsed once and cached by :class:`InstanceService`,
+and what remains (file read, decoders, numpy, Pillow resampling, ISA-L deflate) releases the GIL,
+so threads use both cores without the pickling cost of processes (benchmarks/README.md).
+Compressed pixel data is the exception: its decoders are native code, some of which abort the
+process on a hostile stream, so those renders run in a :class:`DecodeSandbox` worker process.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 
 import anyio
 from anyio import to_thread
+from pydicom.dataset import Dataset
 
 from app.config import Settings
-from app.dicom.encode import encode_png
-from app.dicom.pixels import decode_frame
+from app.dicom.encode import encode_jpeg, encode_png, fit_within
+from app.dicom.ingest import read_header
+from app.dicom.pixels import decode_frame, transfer_syntax
 from app.dicom.render import Window, to_display
+from app.services.cache import LruCache
 from app.services.instances import InstanceService
+from app.services.sandbox import DecodeSandbox
 
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
+CACHE_ENTRY_OVERHEAD = 512  # bytes of key and bookkeeping counted per cached render
+
+
+class ImageFormat(StrEnum):
+    PNG = "png"
+    JPEG = "jpeg"
+
+
+MEDIA_TYPES = {ImageFormat.PNG: "image/png", ImageFormat.JPEG: "image/jpeg"}
 
 
 @dataclass(frozen=True)
 class RenderRequest:
+    """What to show: 1-based frame, optional window override, optional bounding size, format."""
+
     frame: int = 1
     window: Window | None = None
+    size: int | None = None
+    format: ImageFormat = ImageFormat.PNG
+    quality: int | None = None  # JPEG only; None means the configured default
 
 
 @dataclass(frozen=True)
@@ -30,27 +61,77 @@ class RenderedImage:
     etag: str
 
 
+@dataclass(frozen=True)
+class Encoding:
+    """What a render needs from the settings (picklable, for worker processes)."""
+
+    max_pixels: int
+    png_compress_level: int
+    jpeg_quality: int
+
+
+def render_file(path: Path, header: Dataset | None, request: RenderRequest, encoding: Encoding) -> bytes:
+    """Decode one frame, apply the display pipeline, resize and encode (``header`` is read when None)."""
+    header = header if header is not None else read_header(path)
+    index = request.frame - 1
+    stored = decode_frame(path, header, index, encoding.max_pixels)
+    image = to_display(stored, header, index, request.window)
+    if request.size is not None:
+        image = fit_within(image, request.size)
+    if request.format is ImageFormat.JPEG:
+        return encode_jpeg(image, request.quality or encoding.jpeg_quality)
+    return encode_png(image, encoding.png_compress_level)
+
+
 class RenderService:
-    """Decode one frame, apply the display pipeline, encode; the stored file is never modified."""
+    """Decode one frame, apply the display pipeline, resize, encode; the stored file is never modified."""
 
     def __init__(self, settings: Settings, instances: InstanceService) -> None:
         self.settings = settings
         self.instances = instances
         self._slots = anyio.CapacityLimiter(settings.render_threads)
+        self._encoding = Encoding(settings.max_pixels, settings.png_compress_level, settings.jpeg_quality)
+        self._sandbox = (
+            DecodeSandbox(settings.render_threads, settings.decode_timeout_seconds)
+            if settings.isolate_decoders
+            else None
+        )
+        self._cache: LruCache[str, RenderedImage] = LruCache(
+            max_entries=1 << 20,
+            max_cost=settings.render_cache_bytes,
+            cost=lambda image: len(image.content) + CACHE_ENTRY_OVERHEAD,
+        )
+
+    def _key(self, name: str, request: RenderRequest) -> str:
+        window = f"{request.window.center!r},{request.window.width!r}" if request.window else "file"
+        if request.format is ImageFormat.JPEG:
+            encoding = f"jpeg{request.quality or self.settings.jpeg_quality}"
+        else:
+            encoding = f"png{self.settings.png_compress_level}"
+        size = request.size or "full"
+        return f"{RENDERER_VERSION}|{name}|{request.frame}|{window}|{size}|{encoding}"
 
     def etag(self, name: str, request: RenderRequest) -> str:
-        """Stored files never change, so a render is identified by its inputs alone."""
-        window = f"{request.window.center},{request.window.width}" if request.window else "file"
-        key = f"{name}|{request.frame}|{window}|png{self.settings.png_compress_level}|{RENDERER_VERSION}"
-        return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
-
-    def _render_blocking(self, name: str, request: RenderRequest) -> RenderedImage:
-        path, header = self.instances.header_blocking(name)
-        index = request.frame - 1
-        stored = decode_frame(path, header, index, self.settings.max_pixels)
-        image = to_display(stored, header, index, request.window)
-        content = encode_png(image, self.settings.png_compress_level)
-        return RenderedImage(content, "image/png", self.etag(name, request))
+        """A strong validator derived from every input of the render."""
+        return '"' + hashlib.sha256(self._key(name, request).encode()).hexdigest()[:32] + '"'
 
     async def render(self, name: str, request: RenderRequest) -> RenderedImage:
-        return await to_thread.run_sync(self._render_blocking, name, request, limiter=self._slots)
+        """The cached render when there is one, else a fresh render in a worker thread."""
+        key = self._key(name, request)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        path, header = await to_thread.run_sync(self.instances.header_blocking, name)
+        async with self._slots:
+            if self._sandbox is not None and transfer_syntax(header).is_compressed:
+                # codec decoders are native code that can abort on a hostile stream: decode in a worker process
+                content = await self._sandbox.run(render_file, path, None, request, self._encoding)
+            else:
+                content = await to_thread.run_sync(render_file, path, header, request, self._encoding)
+        image = RenderedImage(content, MEDIA_TYPES[request.format], self.etag(name, request))
+        self._cache.put(key, image)
+        return image
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()

@@ -113,3 +113,18 @@ def corrupt_codec_stream(path: Path, offset: int = 0, length: int = 32) -> bytes
     data[begin : begin + length] = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
     assert ds.file_meta.TransferSyntaxUID.is_compressed
     return bytes(data)
+
+
+def jpeg_that_aborts_gdcm() -> bytes:
+    """SC_rgb_jpeg_dcmtk.dcm with its third DHT marker (FF C4) turned into FF D4.
+
+    Found by the fuzz: GDCM's JPEG codec lets a C++ exception escape on this stream and the
+    process aborts (SIGABRT), so it must only ever be decoded inside the decode sandbox.
+    """
+    from tests.conftest import sample
+
+    data = bytearray(sample("SC_rgb_jpeg_dcmtk.dcm").read_bytes())
+    pixel_data = data.rfind(b"\xe0\x7f\x10\x00")
+    markers = [i for i in range(pixel_data, len(data) - 1) if data[i : i + 2] == b"\xff\xc4"]
+    data[markers[2] + 1] = 0xD4
+    return bytes(data)

@@ -13,7 +13,7 @@ from app.api.schemas import AttributeBody, ErrorBody, UploadBody
 from app.dicom.render import Window
 from app.errors import InvalidRequest
 from app.services.instances import StoredFile, Upload
-from app.services.renders import RenderRequest
+from app.services.renders import ImageFormat, RenderRequest
 
 router = APIRouter()
 
@@ -24,7 +24,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 404, 413, 415, 422, 503, 507)
 }
 PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/png": {}}, "description": "The rendered frame."},
+    200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The rendered frame."},
     304: {"description": "Not modified."},
 }
 
@@ -128,8 +128,13 @@ async def dicom_file(
     window: Annotated[
         str | None, Query(description="<center>,<width> overriding the file's window.", max_length=100)
     ] = None,
+    jpeg: Annotated[str | None, Query(description="Present (no value needed): render the image as JPEG.")] = None,
+    size: Annotated[
+        int | None, Query(ge=1, le=65535, description="Fit the image inside size x size (never enlarged).")
+    ] = None,
+    quality: Annotated[int | None, Query(ge=1, le=100, description="JPEG quality, 1..100 (with ?jpeg).")] = None,
 ) -> Response:
-    """``?tag=`` answers one element; ``?png`` renders a frame; when both are given, ``tag`` wins."""
+    """``?tag=`` answers one element; ``?png`` / ``?jpeg`` render a frame; ``tag`` wins over both."""
     if tag is not None:
         attribute = await instances.attribute(name, tag)
         data = {
@@ -140,14 +145,25 @@ async def dicom_file(
             "value": attribute.value,
         }
         return JSONResponse({"data": data})
-    if png is not None:
-        render = RenderRequest(frame=frame, window=_parse_window(window))
+    if png is not None or jpeg is not None:
+        image_format = ImageFormat.JPEG if jpeg is not None else ImageFormat.PNG
+        if quality is not None and image_format is not ImageFormat.JPEG:
+            raise InvalidRequest("quality applies to JPEG only: use ?jpeg&quality=1..100")
+        render = RenderRequest(frame, _parse_window(window), size, image_format, quality)
         await instances.check_exists(name)
         etag = renders.etag(name, render)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
-        if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        if _matches(etag, request.headers.get("if-none-match")):
             return Response(status_code=304, headers=headers)
         image = await renders.render(name, render)
-        headers["Content-Disposition"] = f'inline; filename="{name}.png"'
+        headers["Content-Disposition"] = f'inline; filename="{name}.{image_format.value}"'
         return Response(image.content, media_type=image.media_type, headers=headers)
-    raise InvalidRequest("ask for something: add ?tag=(gggg,eeee) for a header element or ?png for the image")
+    raise InvalidRequest("ask for something: add ?tag=(gggg,eeee) for a header element, or ?png or ?jpeg for the image")
+
+
+def _matches(etag: str, if_none_match: str | None) -> bool:
+    """If-None-Match (RFC 9110 13.1.2): ``*`` or a listed tag, compared weakly (``W/`` ignored)."""
+    if not if_none_match:
+        return False
+    candidates = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in candidates or etag in candidates
