@@ -7,17 +7,18 @@ rendered or refused with a domain error: never another exception, never a hang.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydicom.dataset import Dataset
 
-from app.dicom.ingest import inspect, read_header
-from app.dicom.pixels import decode_frame
-from app.dicom.render import to_display
+from app.dicom.ingest import inspect
 from app.errors import InvalidDicom, InvalidRequest, NotRenderable
+from app.services.renders import Encoding, RenderRequest, render_file
+from app.services.sandbox import DecodeSandbox
 from tests.conftest import sample
 
 SEEDS = [
@@ -60,18 +61,29 @@ def mutate(seed: str, mutations: list[Mutation]) -> bytes:
     return bytes(data)
 
 
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[DecodeSandbox]:
+    pool = DecodeSandbox(workers=2, timeout_seconds=30)
+    yield pool
+    pool.close()
+
+
 @pytest.mark.slow
 @settings(
     max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.sampled_from(SEEDS), mutations=st.lists(mutation, min_size=1, max_size=6))
-def test_mutants_are_refused_or_handled(tmp_path: Path, seed: str, mutations: list[Mutation]) -> None:
+def test_mutants_are_refused_or_handled(
+    tmp_path: Path, sandbox: DecodeSandbox, seed: str, mutations: list[Mutation]
+) -> None:
+    """Renders go through the decode sandbox exactly as the service runs them."""
     path = tmp_path / "mutant.dcm"
     path.write_bytes(mutate(seed, mutations))
     try:
         inspect(path, 1 << 24)
     except InvalidDicom:
         return
-    header: Dataset = read_header(path)
+    encoding = Encoding(max_pixels=1 << 24, png_compress_level=1, jpeg_quality=90)
     with contextlib.suppress(NotRenderable, InvalidRequest):
-        to_display(decode_frame(path, header, 0, 1 << 24), header, 0)
+        content = anyio.run(sandbox.run, render_file, path, None, RenderRequest(), encoding)
+        assert content.startswith(b"\x89PNG")
