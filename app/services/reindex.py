@@ -49,9 +49,7 @@ def _entry_blocking(service: InstanceService, name: str, owner: str) -> NewInsta
         size=stat.st_size,
         sha256=digest.hexdigest(),
         uploaded_at_us=stat.st_mtime_ns // 1000,
-        attributes=index_attributes(
-            facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid
-        ),
+        attributes=attributes,
         header=header_json(facts.header, service.settings.inline_binary_max_bytes),
     )
 
