@@ -19,7 +19,7 @@ patients = Table(
     Column("patient_id", String(256), nullable=False),  # (0010,0020)
     Column("patient_name", String(256), nullable=False),  # (0010,0010)
     Column("patient_birth_date", String(32), nullable=False),  # (0010,0030)
-    UniqueConstraint("owner", "patient_id", name="uq_patients_owner_patient_id"),
+    UniqueConstraint("patient_id", "owner", name="uq_patients_owner_patient_id"),
 )
 
 studies = Table(
@@ -33,7 +33,7 @@ studies = Table(
     Column("study_description", String(256), nullable=False),  # (0008,1030)
     Column("accession_number", String(256), nullable=False),  # (0008,0050)
     Column("modalities_in_study", String(256), nullable=False),  # (0008,0061), kept from the series
-    UniqueConstraint("owner", "study_instance_uid", name="uq_studies_owner_study_uid"),
+    UniqueConstraint("study_instance_uid", "owner", name="uq_studies_owner_study_uid"),
 )
 
 series = Table(
@@ -45,7 +45,7 @@ series = Table(
     Column("series_instance_uid", String(256), nullable=False),  # (0020,000E)
     Column("modality", String(64), nullable=False, index=True),  # (0008,0060)
     Column("series_number", Integer),  # (0020,0011)
-    UniqueConstraint("owner", "series_instance_uid", name="uq_series_owner_series_uid"),
+    UniqueConstraint("series_instance_uid", "owner", name="uq_series_owner_series_uid"),
 )
 
 instances = Table(
@@ -66,7 +66,8 @@ instances = Table(
     Column("sha256", String(64), nullable=False),
     Column("uploaded_at_us", BigInteger, nullable=False),  # microseconds since the Unix epoch, UTC
     Column("header", Text, nullable=False),  # DICOM JSON (PS3.18 Annex F), see app.dicom.header_json
-    UniqueConstraint("owner", "sop_instance_uid", name="uq_instances_owner_sop_uid"),
-    UniqueConstraint("owner", "sha256", name="uq_instances_owner_sha256"),
+    UniqueConstraint("sop_instance_uid", "owner", name="uq_instances_owner_sop_uid"),
+    UniqueConstraint("sha256", "owner", name="uq_instances_owner_sha256"),
     Index("ix_instances_owner_uploaded", "owner", "uploaded_at_us", "id"),
+    Index("ix_instances_uploaded", "uploaded_at_us", "id"),
 )

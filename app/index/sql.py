@@ -69,7 +69,15 @@ class SqlInstanceIndex:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         index = cls(engine)
         await index._guard(lambda: upgrade(engine))
+        if engine.dialect.name == "sqlite":
+            await index._guard(index._optimize_sqlite)
         return index
+
+    async def _optimize_sqlite(self) -> None:
+        """Refresh the planner's statistics (SQLite's advice for long-lived connections); without them a
+        filtered list walks every instance instead of starting from the few matching patients."""
+        async with self.engine.begin() as conn:
+            await conn.exec_driver_sql("ANALYZE")
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("patient_id", sa.String(256), nullable=False),
         sa.Column("patient_name", sa.String(256), nullable=False),
         sa.Column("patient_birth_date", sa.String(32), nullable=False),
-        sa.UniqueConstraint("owner", "patient_id", name="uq_patients_owner_patient_id"),
+        sa.UniqueConstraint("patient_id", "owner", name="uq_patients_owner_patient_id"),
     )
     op.create_table(
         "studies",
@@ -36,7 +36,7 @@ def upgrade() -> None:
         sa.Column("study_description", sa.String(256), nullable=False),
         sa.Column("accession_number", sa.String(256), nullable=False),
         sa.Column("modalities_in_study", sa.String(256), nullable=False),
-        sa.UniqueConstraint("owner", "study_instance_uid", name="uq_studies_owner_study_uid"),
+        sa.UniqueConstraint("study_instance_uid", "owner", name="uq_studies_owner_study_uid"),
     )
     op.create_index("ix_studies_patient_pk", "studies", ["patient_pk"])
     op.create_index("ix_studies_study_date", "studies", ["study_date"])
@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.Column("series_instance_uid", sa.String(256), nullable=False),
         sa.Column("modality", sa.String(64), nullable=False),
         sa.Column("series_number", sa.Integer),
-        sa.UniqueConstraint("owner", "series_instance_uid", name="uq_series_owner_series_uid"),
+        sa.UniqueConstraint("series_instance_uid", "owner", name="uq_series_owner_series_uid"),
     )
     op.create_index("ix_series_study_pk", "series", ["study_pk"])
     op.create_index("ix_series_modality", "series", ["modality"])
@@ -69,11 +69,12 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("uploaded_at_us", sa.BigInteger, nullable=False),
         sa.Column("header", sa.Text, nullable=False),
-        sa.UniqueConstraint("owner", "sop_instance_uid", name="uq_instances_owner_sop_uid"),
-        sa.UniqueConstraint("owner", "sha256", name="uq_instances_owner_sha256"),
+        sa.UniqueConstraint("sop_instance_uid", "owner", name="uq_instances_owner_sop_uid"),
+        sa.UniqueConstraint("sha256", "owner", name="uq_instances_owner_sha256"),
     )
     op.create_index("ix_instances_series_pk", "instances", ["series_pk"])
     op.create_index("ix_instances_owner_uploaded", "instances", ["owner", "uploaded_at_us", "id"])
+    op.create_index("ix_instances_uploaded", "instances", ["uploaded_at_us", "id"])
 
 
 def downgrade() -> None:
