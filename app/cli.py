@@ -1,14 +1,20 @@
-"""The ``lightbox`` command: start the service (``lightbox`` or ``lightbox serve``)."""
+"""The ``lightbox`` command: start the service (``lightbox`` or ``lightbox serve``), ``import`` files into
+a running service, ``reindex`` the storage folder."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+import time
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
 
 from app.config import Settings
+
+DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def _settings_or_exit() -> Settings:
@@ -21,19 +27,94 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+async def _migrate(settings: Settings) -> None:
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    index = await SqlInstanceIndex.open(database_url(settings))
+    await index.close()
+
+
 def serve(settings: Settings) -> None:
-    """Run the service with uvicorn on the configured host and port."""
+    """Run the service with uvicorn on the configured host and port (``LIGHTBOX_WORKERS`` processes)."""
+    if settings.workers > 1:
+        asyncio.run(_migrate(settings))  # once, before the workers start; theirs are then no-ops
+        uvicorn.run(
+            "app.main:app",
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            workers=settings.workers,
+        )
+        return
     from app.main import create_app
 
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def import_paths(paths: list[Path], url: str, workers: int) -> int:
+    """Upload files, folders and ZIPs; exit status 1 if any file failed."""
+    from app.importer import Importer
+
+    importer = Importer(url, workers=workers)
+    try:
+        stats = importer.run(paths)
+    except FileNotFoundError as exc:
+        print(f"lightbox import: {exc}", file=sys.stderr)
+        return 2
+    print(importer.summary())
+    return 1 if stats.failures else 0
+
+
+async def _reindex(settings: Settings) -> int:
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+    from app.services.instances import InstanceService
+    from app.services.reindex import ReindexReport, reindex
+    from app.storage.local import LocalBlobStore
+
+    store = LocalBlobStore(settings.storage_dir)
+    store.prepare()
+    index = await SqlInstanceIndex.open(database_url(settings))
+    started = time.monotonic()
+
+    def progress(number: int, total: int, report: ReindexReport) -> None:
+        if number == total or number % 25 == 0:
+            rate = number / max(time.monotonic() - started, 1e-6)
+            sys.stderr.write(
+                f"\rfiles {number}/{total}  indexed {report.indexed}  {report.bytes / 2**20:.1f} MB  "
+                f"{rate:.1f} files/s  failures {len(report.failures)}" + ("\n" if number == total else "")
+            )
+            sys.stderr.flush()
+
+    try:
+        report = await reindex(InstanceService(settings, store, index), progress)
+    finally:
+        await index.close()
+    print(
+        f"reindexed {report.indexed} file(s) in {time.monotonic() - started:.1f} s; "
+        f"{len(report.duplicates)} duplicate(s), {len(report.failures)} not indexed"
+    )
+    for name, why in report.failures[:50]:
+        print(f"  not indexed: {name}: {why}")
+    return 1 if report.failures else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lightbox", description="Lightbox DICOM file service")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="start the HTTP service (the default)")
+    importing = sub.add_parser("import", help="upload files, folders (recursively) and ZIPs to a running service")
+    importing.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    importing.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
+    importing.add_argument("--workers", type=int, default=4, help="uploads at once (default 4)")
+    sub.add_parser("reindex", help="rebuild the index from the storage folder (stop the service first)")
     args = parser.parse_args(argv)
+    if args.command == "import":
+        return import_paths(args.paths, args.url, max(1, args.workers))
     settings = _settings_or_exit()
-    if args.command in (None, "serve"):
-        serve(settings)
+    if args.command == "reindex":
+        return asyncio.run(_reindex(settings))
+    serve(settings)
     return 0

@@ -58,3 +58,24 @@ class Settings(BaseSettings):
     decode_timeout_seconds: float = Field(
         30.0, gt=0, description="A render of compressed pixel data running longer than this is stopped (422)."
     )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the index (sqlite:///..., postgresql://...); default <storage>/index.sqlite3.",
+    )
+    max_files_per_upload: int = Field(
+        1000, ge=1, description="Most files one POST /upload may carry (file parts plus ZIP members)."
+    )
+    zip_max_members: int = Field(10_000, ge=1, description="Most entries a ZIP archive may list.")
+    zip_max_total_bytes: int = Field(
+        4 * GiB, gt=0, description="Largest total uncompressed size of a ZIP archive's members, in bytes."
+    )
+    zip_max_ratio: int = Field(
+        200, ge=1, description="Largest uncompressed/compressed size ratio of a ZIP member (zip-bomb guard)."
+    )
+    answer_cache_entries: int = Field(
+        20_000, ge=0, description="Tag lookup answers kept in memory (per worker process)."
+    )
+    answer_cache_seconds: float = Field(
+        2.0, ge=0, description="How long a cached tag answer is trusted before the index is asked again."
+    )
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `lightbox serve`.")

@@ -8,11 +8,14 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     │   ├── FileNotFound        no stored file has that name
     │   └── ElementNotFound     the file has no such element
     ├── InvalidDicom            the upload is not (readable) DICOM
+    ├── InstanceConflict        another file with the same SOP Instance UID is stored
     ├── UploadTooLarge          the upload exceeds the configured limit
+    ├── TooManyFiles            a bulk upload or archive holds more files than allowed
     ├── NotRenderable           the file has no image we can show faithfully
     │   └── UnsupportedEncoding its transfer syntax / photometric cannot be decoded here
     ├── StorageFull             the storage device has no room left
-    └── StorageUnavailable      the storage cannot be written (read-only, missing)
+    ├── StorageUnavailable      the storage cannot be written (read-only, missing)
+    └── IndexUnavailable        the metadata index cannot be read or written
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ class LightboxError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def details(self) -> dict[str, str]:
+        """Extra fields a caller needs besides the message (none by default)."""
+        return {}
 
 
 class InvalidRequest(LightboxError):
@@ -46,8 +53,23 @@ class InvalidDicom(LightboxError):
     """The uploaded bytes are not a DICOM file we can keep."""
 
 
+class InstanceConflict(LightboxError):
+    """A different file with the same SOP Instance UID (0008,0018) is already stored as ``name``."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+    def details(self) -> dict[str, str]:
+        return {"name": self.name}
+
+
 class UploadTooLarge(LightboxError):
     """The upload is larger than ``LIGHTBOX_MAX_UPLOAD_BYTES``."""
+
+
+class TooManyFiles(LightboxError):
+    """More files in one request or archive than ``LIGHTBOX_MAX_FILES_PER_UPLOAD`` allows."""
 
 
 class NotRenderable(LightboxError):
@@ -64,3 +86,7 @@ class StorageFull(LightboxError):
 
 class StorageUnavailable(LightboxError):
     """The storage folder cannot be written."""
+
+
+class IndexUnavailable(LightboxError):
+    """The metadata index failed (database unreachable, locked, or refusing the write)."""

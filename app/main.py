@@ -16,13 +16,20 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.api.errors import install_error_handlers
-from app.api.routes import files, health
+from app.api.routes import files, health, upload
 from app.config import Settings
+from app.index.sql import SqlInstanceIndex
+from app.index.urls import default_database_url
 from app.services.instances import InstanceService
 from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
 
 log = logging.getLogger("lightbox")
+
+
+def database_url(settings: Settings) -> str:
+    """``LIGHTBOX_DATABASE_URL``, or the embedded SQLite file next to the stored files."""
+    return settings.database_url or default_database_url(settings.storage_dir)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,11 +42,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         removed = await to_thread.run_sync(store.prepare)
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
-        app.state.instances = InstanceService(settings, store)
+        index = await SqlInstanceIndex.open(database_url(settings))
+        app.state.index = index
+        app.state.instances = InstanceService(settings, store, index)
         app.state.renders = RenderService(settings, app.state.instances)
         try:
             yield
         finally:
+            await index.close()
             await to_thread.run_sync(app.state.renders.close)
 
     app = FastAPI(
@@ -50,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.include_router(upload.router)
     app.include_router(files.router)
     app.include_router(health.router)
     return app

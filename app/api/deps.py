@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
+from app.index.base import InstanceIndex
 from app.services.instances import InstanceService
 from app.services.renders import RenderService
 
@@ -26,6 +28,18 @@ def get_renders(request: Request) -> RenderService:
     return service
 
 
+def get_index(request: Request) -> InstanceIndex:
+    index: InstanceIndex = request.app.state.index
+    return index
+
+
+def get_principal() -> Principal:
+    """Single-user mode: every caller is the local administrator (authentication comes later)."""
+    return LOCAL_ADMIN
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InstancesDep = Annotated[InstanceService, Depends(get_instances)]
 RendersDep = Annotated[RenderService, Depends(get_renders)]
+IndexDep = Annotated[InstanceIndex, Depends(get_index)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -18,11 +18,14 @@ STATUS_BY_ERROR: dict[type[errors.LightboxError], int] = {
     errors.InvalidDicom: 400,
     errors.FileNotFound: 404,
     errors.ElementNotFound: 404,
+    errors.InstanceConflict: 409,
     errors.UploadTooLarge: 413,
+    errors.TooManyFiles: 413,
     errors.UnsupportedEncoding: 415,
     errors.NotRenderable: 422,
     errors.StorageFull: 507,
     errors.StorageUnavailable: 503,
+    errors.IndexUnavailable: 503,
 }
 
 
@@ -34,8 +37,10 @@ def status_for(error: errors.LightboxError) -> int:
     return 400
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, details: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": message, **(details or {})}, status_code=status, headers=headers)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -51,7 +56,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.LightboxError)
-        return error_response(status_for(exc), exc.message)
+        return error_response(status_for(exc), exc.message, details=exc.details())
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

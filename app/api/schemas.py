@@ -33,3 +33,36 @@ class AttributeData(BaseModel):
 
 class AttributeBody(BaseModel):
     data: AttributeData
+
+
+class FileEntry(BaseModel):
+    file: str = Field(description="The file's name as sent (for ZIP members, its path in the archive).")
+    status: int = Field(description="201 stored, 200 already stored, 409 SOP Instance UID taken, 4xx refused.")
+    name: str | None = Field(None, description="The stored name (or the name of the identical/conflicting file).")
+    error: str | None = Field(None, description="Why the file was not stored.")
+
+
+class BulkUploadBody(BaseModel):
+    message: str = Field(examples=["Saved 3 of 4 files"])
+    files: list[FileEntry]
+
+
+class InstanceRow(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str
+    patient_id: str = Field(alias="patient-id")
+    patient_name: str = Field(alias="patient-name")
+    study_instance_uid: str = Field(alias="study-instance-uid")
+    study_date: str = Field(alias="study-date")
+    series_instance_uid: str = Field(alias="series-instance-uid")
+    sop_instance_uid: str = Field(alias="sop-instance-uid")
+    modality: str
+    size: int
+
+
+class ListBody(BaseModel):
+    data: list[InstanceRow]
+    total: int = Field(description="Files matching the filters (all pages).")
+    limit: int
+    offset: int

@@ -131,5 +131,9 @@ def describe(dataset: Dataset, tag: BaseTag, inline_max: int) -> Attribute:
         vr, length = deferred
         elem = DataElement(tag, vr, b"")
         return Attribute(_element_name(elem), vr, f"[{length} bytes]", None)
-    elem = source[tag]
+    return describe_element(source[tag], inline_max)
+
+
+def describe_element(elem: DataElement, inline_max: int) -> Attribute:
+    """Describe one already-loaded element (also used for elements rebuilt from the index's JSON)."""
     return Attribute(_element_name(elem), elem.VR, _summary_text(elem), _json_value(elem, inline_max))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import mmap
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import dcmread
@@ -36,6 +36,8 @@ class IngestFacts:
     sop_instance_uid: str
     transfer_syntax_uid: str
     part10: bool
+    #: The parsed header, bulk values left on disk (for the index); not part of equality.
+    header: Dataset = field(default_factory=Dataset, compare=False, repr=False)
 
 
 def _encoding_of(transfer_syntax: str) -> Encoding:
@@ -129,10 +131,10 @@ def inspect(path: Path, max_inflated: int) -> IngestFacts:
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         syntax, part10 = _check_structure(buf, max_inflated)
     try:
-        header = dcmread(path, force=True, stop_before_pixels=True, defer_size=1024)
+        header = read_header(path)
     except (MemoryError, RecursionError):
         raise InvalidDicom("the data set is too complex to parse") from None
     except Exception as exc:  # pydicom raises many types on malformed values
         raise InvalidDicom(f"the data set could not be parsed: {exc}") from None
     sop_class, sop_instance = _identity(header)
-    return IngestFacts(sop_class, sop_instance, syntax, part10)
+    return IngestFacts(sop_class, sop_instance, syntax, part10, header)

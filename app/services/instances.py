@@ -1,7 +1,14 @@
-"""Store, look up and render instances: validate -> stage -> publish, all blocking work off the loop."""
+"""Store, look up, list and delete instances: the only place that touches both blobs and index.
+
+Store order (no orphan, no half file): stage -> fsync -> validate -> publish (link + dir fsync)
+-> index commit; if the commit fails the published file is removed again. Blocking work
+(disk, parsing, hashing) runs in worker threads; the index is asyncio throughout.
+"""
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,11 +16,15 @@ import anyio
 from anyio import to_thread
 from pydicom.dataset import Dataset
 
+from app.auth.principals import Principal
 from app.config import Settings
 from app.dicom import ingest
 from app.dicom.attributes import Attribute, describe
+from app.dicom.header_json import Header, describe_json, header_json, public_metadata
+from app.dicom.indexed import InstanceAttributes, index_attributes
 from app.dicom.tags import parse_tag
-from app.errors import InvalidDicom, UploadTooLarge
+from app.errors import FileNotFound, InvalidDicom, UploadTooLarge
+from app.index.base import AddOutcome, InstanceIndex, ListPage, ListQuery, NewInstance
 from app.services.cache import LruCache
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
@@ -23,17 +34,31 @@ WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thr
 
 @dataclass(frozen=True)
 class StoredFile:
+    """The outcome of storing one file: newly ``created``, or the identical file stored before."""
+
     name: str
     size: int
     sop_instance_uid: str
+    created: bool = True
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A staged file that is durable and valid, with everything the index needs."""
+
+    staged: StagedFile
+    original_name: str | None
+    attributes: InstanceAttributes
+    header: Header
+    uploaded_at_us: int
 
 
 class Upload:
-    """One file being received: bytes are batched, written off the loop, then validated and published."""
+    """One file being received: bytes are batched and written off the loop, then stored."""
 
     def __init__(self, service: InstanceService, original_name: str | None, staged: StagedFile) -> None:
         self._service = service
-        self._staged = staged
+        self.staged = staged
         self._buffer = bytearray()
         self.original_name = original_name
         self.received = 0
@@ -46,47 +71,104 @@ class Upload:
             )
         self._buffer += data
         if len(self._buffer) >= WRITE_BATCH:
-            await self._flush()
+            await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         chunk, self._buffer = bytes(self._buffer), bytearray()
-        await to_thread.run_sync(self._staged.write, chunk)
+        if chunk:
+            await to_thread.run_sync(self.staged.write, chunk)
 
-    async def finish(self) -> StoredFile:
-        """Make the bytes durable, check they are DICOM, publish under a new name."""
-        await self._flush()
-        return await to_thread.run_sync(self._service.publish_blocking, self._staged, self.original_name)
+    async def finish(self, principal: Principal) -> StoredFile:
+        """Make the bytes durable, check they are DICOM, publish and index them."""
+        await self.flush()
+        return await self._service.store_staged(principal, self.staged, self.original_name)
 
     async def abort(self) -> None:
         with anyio.CancelScope(shield=True):
-            await to_thread.run_sync(self._staged.discard)
+            await to_thread.run_sync(self.staged.discard)
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
 
 
 class InstanceService:
     """The use cases of the file API, independent of HTTP."""
 
-    def __init__(self, settings: Settings, store: LocalBlobStore) -> None:
+    def __init__(self, settings: Settings, store: LocalBlobStore, index: InstanceIndex) -> None:
         self.settings = settings
         self.store = store
+        self.index = index
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
+        # (principal, name, tag) -> (trusted until, answer); names are never reused and files never change
+        self._answers: LruCache[tuple[str, str, int], tuple[float, Attribute]] = LruCache(settings.answer_cache_entries)
 
     # -- upload -------------------------------------------------------------------------
     async def begin_upload(self, original_name: str | None) -> Upload:
         staged = await to_thread.run_sync(self.store.stage)
         return Upload(self, original_name, staged)
 
-    def publish_blocking(self, staged: StagedFile, original_name: str | None) -> StoredFile:
+    def prepare_blocking(self, staged: StagedFile, original_name: str | None, uploaded_at_us: int) -> Prepared:
+        """fsync, validate, and build the index entry; the staged file is discarded on any failure."""
         try:
-            staged.flush_to_disk()
+            staged.flush_to_disk(uploaded_at_us * 1000)
             if staged.size == 0:
                 raise InvalidDicom("the file is empty")
             facts = ingest.inspect(staged.path, self.settings.max_inflated_bytes)
-            name = new_stored_name(original_name)
-            self.store.publish(staged, name)
-            return StoredFile(name, staged.size, facts.sop_instance_uid)
+            attributes = index_attributes(
+                facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid
+            )
+            header = header_json(facts.header, self.settings.inline_binary_max_bytes)
+            return Prepared(staged, original_name, attributes, header, uploaded_at_us)
         except BaseException:
             staged.discard()
             raise
+
+    async def store_staged(self, principal: Principal, staged: StagedFile, original_name: str | None) -> StoredFile:
+        prepared = await to_thread.run_sync(self.prepare_blocking, staged, original_name, _now_us())
+        return await self.commit(principal, prepared)
+
+    async def commit(self, principal: Principal, prepared: Prepared) -> StoredFile:
+        """Publish a prepared file and index it; undo the publish if the index refuses."""
+        staged, sop_uid = prepared.staged, prepared.attributes.sop_instance_uid
+        try:
+            existing = await self.index.find_existing(principal, staged.sha256, sop_uid)
+        except BaseException:
+            await self._discard_staged(staged)
+            raise
+        if existing is not None:  # fast path; the unique constraints below decide races
+            await self._discard_staged(staged)
+            return StoredFile(existing.name, staged.size, sop_uid, created=False)
+        name = new_stored_name(prepared.original_name)
+        try:
+            await to_thread.run_sync(self.store.publish, staged, name)
+        except BaseException:
+            await self._discard_staged(staged)
+            raise
+        entry = NewInstance(
+            name,
+            principal.name,
+            staged.size,
+            staged.sha256,
+            prepared.uploaded_at_us,
+            prepared.attributes,
+            prepared.header,
+        )
+        try:
+            result = await self.index.add(entry)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await to_thread.run_sync(self.store.discard, name)
+            raise
+        if result.outcome is AddOutcome.ALREADY_STORED:  # a concurrent upload of the same bytes won
+            await to_thread.run_sync(self.store.discard, name)
+            return StoredFile(result.name, staged.size, sop_uid, created=False)
+        return StoredFile(name, staged.size, sop_uid)
+
+    @staticmethod
+    async def _discard_staged(staged: StagedFile) -> None:
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(staged.discard)
 
     # -- headers -------------------------------------------------------------------------
     def header_blocking(self, name: str) -> tuple[Path, Dataset]:
@@ -98,14 +180,48 @@ class InstanceService:
             self._headers.put(name, header)
         return path, header
 
-    async def attribute(self, name: str, tag_text: str) -> Attribute:
+    async def attribute(self, principal: Principal, name: str, tag_text: str) -> Attribute:
+        """One element, answered from the index's stored header; only bulk values read the file."""
         tag = parse_tag(tag_text)
+        key = (principal.name, name, int(tag))
+        cached = self._answers.get(key)
+        if cached is not None and cached[0] >= time.monotonic():
+            return cached[1]
+        header = await self.index.header(principal, name)
 
         def lookup() -> Attribute:
-            _, header = self.header_blocking(name)
-            return describe(header, tag, self.settings.inline_binary_max_bytes)
+            answer = describe_json(header, tag, self.settings.inline_binary_max_bytes)
+            if answer is None:  # the value lives only in the file
+                _, dataset = self.header_blocking(name)
+                answer = describe(dataset, tag, self.settings.inline_binary_max_bytes)
+            return answer
 
-        return await to_thread.run_sync(lookup)
+        answer = await to_thread.run_sync(lookup)
+        self._answers.put(key, (time.monotonic() + self.settings.answer_cache_seconds, answer))
+        return answer
 
-    async def check_exists(self, name: str) -> None:
-        await to_thread.run_sync(self.store.existing_path, name)
+    async def metadata(self, principal: Principal, name: str) -> bytes:
+        """The header as ``application/dicom+json``: a one-element array (PS3.18 F.2), bulk values left out."""
+        header = await self.index.header(principal, name)
+        return await to_thread.run_sync(lambda: json.dumps([public_metadata(header)]).encode())
+
+    async def check_exists(self, name: str, principal: Principal) -> None:
+        if not await self.index.exists(principal, name):
+            raise FileNotFound(f"no stored file is named {name[:80]!r}")
+
+    async def file_path(self, principal: Principal, name: str) -> Path:
+        """The stored file's path, for a byte-identical download."""
+        await self.check_exists(name, principal)
+        return await to_thread.run_sync(self.store.existing_path, name)
+
+    # -- list / delete ---------------------------------------------------------------------
+    async def list(self, principal: Principal, query: ListQuery) -> ListPage:
+        return await self.index.query(principal, query)
+
+    async def delete(self, principal: Principal, name: str) -> None:
+        """Index row first, then the file: a crash in between leaves a file reindex can find, never a dangling row."""
+        await self.index.remove(principal, name)
+        self._answers.discard_where(lambda key: key[1] == name)
+        self._headers.discard_where(lambda key: key == name)
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(self.store.discard, name)

@@ -8,6 +8,7 @@ files from a crash are removed at start-up.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.errors import FileNotFound, StorageFull, StorageUnavailable
-from app.storage.names import check_stored_name
+from app.storage.names import check_stored_name, is_stored_name
 
 STAGING = ".staging"
 
@@ -40,18 +41,35 @@ class StagedFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = 0
+        self._hash = hashlib.sha256()
         with storage_errors():
             self._handle = path.open("xb")
 
     def write(self, data: bytes) -> None:
         with storage_errors():
             self._handle.write(data)
+        self._hash.update(data)
         self.size += len(data)
 
-    def flush_to_disk(self) -> None:
-        """fsync the bytes: an acknowledged upload must survive a power cut."""
+    def flush_buffer(self) -> None:
+        """Hand buffered bytes to the OS so the file can be read by path (no fsync)."""
         with storage_errors():
             self._handle.flush()
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the bytes written so far (computed while writing: the file is never read twice)."""
+        return self._hash.hexdigest()
+
+    def flush_to_disk(self, mtime_ns: int | None = None) -> None:
+        """fsync the bytes: an acknowledged upload must survive a power cut.
+
+        ``mtime_ns`` stamps the upload time on the file, so ``lightbox reindex`` recovers it.
+        """
+        with storage_errors():
+            self._handle.flush()
+            if mtime_ns is not None:
+                os.utime(self._handle.fileno(), ns=(mtime_ns, mtime_ns))
             os.fsync(self._handle.fileno())
             self._handle.close()
 
@@ -114,3 +132,15 @@ class LocalBlobStore:
         with storage_errors():
             path.unlink()
             self._sync_dir()
+
+    def discard(self, name: str) -> None:
+        """Undo a publish (the index refused it); silent if the file is already gone."""
+        try:
+            self.path_of(name).unlink(missing_ok=True)
+            self._sync_dir()
+        except OSError:
+            pass
+
+    def names(self) -> list[str]:
+        """Every stored name in the folder (staging and foreign files ignored), for ``lightbox reindex``."""
+        return sorted(entry.name for entry in os.scandir(self.root) if entry.is_file() and is_stored_name(entry.name))

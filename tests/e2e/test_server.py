@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,3 +54,30 @@ def test_lookups_stay_fast_while_rendering(server: str) -> None:
             lookup_seconds = time.perf_counter() - started
             assert all(f.result().status_code == 200 for f in renders)
         assert lookup_seconds < 2.0
+
+
+def test_lightbox_import_folder_and_zip(server: str, tmp_path: Path) -> None:
+    """``lightbox import`` against the running service: files, nested folders, a ZIP and a failure."""
+    import zipfile
+
+    from tests.api.test_index_calls import variant
+
+    folder = tmp_path / "incoming"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.dcm").write_bytes(variant("CT_small.dcm"))
+    (folder / "nested" / "b.dcm").write_bytes(variant("MR_small.dcm"))
+    (folder / "notes.txt").write_text("not an image")
+    with zipfile.ZipFile(tmp_path / "more.zip", "w") as archive:
+        archive.writestr("c.dcm", variant("CT_small.dcm"))
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "import", str(folder), str(tmp_path / "more.zip"), "--url", server],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr  # notes.txt failed
+    assert "3 stored, 0 already stored, 1 failed" in result.stdout
+    assert "notes.txt" in result.stdout
+    assert "files 4/4" in result.stderr and "failures 1" in result.stderr
+    listed = httpx.get(server + "/dicomFile", params={"limit": 1000}).json()
+    assert {"a.dcm", "b.dcm", "c.dcm"} <= {row["name"].split("-", 5)[-1] for row in listed["data"]}

@@ -128,3 +128,14 @@ def jpeg_that_aborts_gdcm() -> bytes:
     markers = [i for i in range(pixel_data, len(data) - 1) if data[i : i + 2] == b"\xff\xc4"]
     data[markers[2] + 1] = 0xD4
     return bytes(data)
+
+
+def with_new_uid(data: bytes) -> bytes:
+    """The same file as another instance: a fresh SOP Instance UID, everything else (pixels too) unchanged."""
+    ds = dcmread(BytesIO(data), force=True)
+    ds.SOPInstanceUID = generate_uid()
+    if getattr(ds, "file_meta", None) is not None and "MediaStorageSOPInstanceUID" in ds.file_meta:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    out = BytesIO()
+    ds.save_as(out)
+    return out.getvalue()

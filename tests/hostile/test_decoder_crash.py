@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from io import BytesIO
 from pathlib import Path
 
 import httpx
 import pytest
+from pydicom import dcmread
+from pydicom.uid import generate_uid
 
 from tests.conftest import sample
 from tests.e2e.server import run_server
@@ -29,9 +32,12 @@ def test_server_survives_and_answers_422(tmp_path: Path) -> None:
     with run_server(tmp_path) as server:
         hostile = httpx.post(server.url + "/upload", files={"file": ("x.dcm", jpeg_that_aborts_gdcm())}, timeout=30)
         assert hostile.status_code == 201
-        good = httpx.post(
-            server.url + "/upload", files={"file": ("ok.dcm", sample("SC_rgb_jpeg_dcmtk.dcm").read_bytes())}
-        )
+        intact = dcmread(sample("SC_rgb_jpeg_dcmtk.dcm"))
+        intact.SOPInstanceUID = generate_uid()  # a different instance from the hostile copy
+        buffer = BytesIO()
+        intact.save_as(buffer)
+        good = httpx.post(server.url + "/upload", files={"file": ("ok.dcm", buffer.getvalue())})
+        assert good.status_code == 201
         for _ in range(2):  # twice: the replaced pool keeps working
             response = httpx.get(f"{server.url}/dicomFile/{hostile.json()['name']}?png", timeout=60)
             assert response.status_code == 422, response.text

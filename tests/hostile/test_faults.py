@@ -75,7 +75,8 @@ def test_kill_9_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
     storage = tmp_path / "storage"
     body = CT * 200  # ~8 MB: many 1 MiB writes of the staged file
     with run_server(tmp_path, storage) as server:
-        # attach to the running server so that the third write from now (a data write) is the fatal one
+        # attach to the running server: writes alternate between event-loop wake-ups (8 bytes) and
+        # 1 MiB data writes of the staged file, so the ninth write from now is the third data write
         tracer = subprocess.Popen(
             [
                 "strace",
@@ -86,7 +87,7 @@ def test_kill_9_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
                 "-e",
                 "trace=write",
                 "-e",
-                "inject=write:signal=KILL:when=3",
+                "inject=write:signal=KILL:when=9",
                 "-p",
                 str(server.process.pid),
             ]
@@ -120,7 +121,9 @@ def test_disk_full_answers_507_and_reads_keep_working(tmp_path: Path, tmpfs: Pat
 
 def test_read_only_storage_answers_503_and_reads_keep_working(tmp_path: Path, tmpfs: Path) -> None:
     storage = tmpfs / "storage"
-    with run_server(tmp_path, storage) as server:
+    # the index lives elsewhere: an open SQLite database would keep the mount from turning read-only
+    database = f"sqlite:///{tmp_path / 'index.sqlite3'}"
+    with run_server(tmp_path, storage, env={"LIGHTBOX_DATABASE_URL": database}) as server:
         first = upload(server.url, CT)
         assert first.status_code == 201
         subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)

@@ -19,13 +19,14 @@ from tests.hostile.builders import (
     item,
     nested_sequences,
     part10,
+    with_new_uid,
 )
 
 pytestmark = pytest.mark.anyio
 
 
 def stored(settings: Settings) -> list[str]:
-    return sorted(p.name for p in settings.storage_dir.iterdir() if p.is_file())
+    return sorted(p.name for p in settings.storage_dir.iterdir() if p.suffix == ".dcm")
 
 
 async def refused(client: httpx.AsyncClient, data: bytes, fragment: str = "") -> str:
@@ -138,7 +139,7 @@ async def test_lying_image_headers_answer_422(
 )
 async def test_corrupt_codec_streams_never_500(client: httpx.AsyncClient, name: str) -> None:
     for offset, length in ((0, 32), (40, 200), (200, 2000)):
-        data = corrupt_codec_stream(sample(name), offset, length)
+        data = with_new_uid(corrupt_codec_stream(sample(name), offset, length))
         upload = await client.post("/upload", files={"file": (name, data)})
         assert upload.status_code == 201
         response = await client.get(f"/dicomFile/{upload.json()['name']}?png")
@@ -146,7 +147,7 @@ async def test_corrupt_codec_streams_never_500(client: httpx.AsyncClient, name: 
         if response.status_code != 200:
             assert response.json()["error"]
     # a damaged stream header cannot decode at all: a clear 422 naming the reason
-    data = corrupt_codec_stream(sample(name), 0, 64)
+    data = with_new_uid(corrupt_codec_stream(sample(name), 0, 64))
     upload = await client.post("/upload", files={"file": (name, data)})
     response = await client.get(f"/dicomFile/{upload.json()['name']}?png")
     assert response.status_code in (200, 422)

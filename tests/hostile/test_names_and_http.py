@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import sample
 from tests.e2e.server import RunningServer, raw_request, run_server, status_of
+from tests.hostile.builders import with_new_uid
 
 CT = sample("CT_small.dcm").read_bytes()
 
@@ -25,7 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 def stored(server: RunningServer) -> list[str]:
-    return sorted(p.name for p in server.storage.iterdir() if p.is_file())
+    return sorted(p.name for p in server.storage.iterdir() if p.suffix == ".dcm")
 
 
 def multipart(filename: bytes, content: bytes, boundary: bytes = b"XyZ") -> bytes:
@@ -63,7 +64,8 @@ def post(server: RunningServer, body: bytes, boundary: bytes = b"XyZ", extra: by
 )
 def test_hostile_upload_names_stay_inside(server: RunningServer, filename: bytes) -> None:
     before = set(stored(server))
-    response = post(server, multipart(filename, CT))
+    data = with_new_uid(CT)
+    response = post(server, multipart(filename, data))
     status = status_of(response)
     assert status in (201, 400), response[:300]
     after = set(stored(server)) - before
@@ -71,7 +73,7 @@ def test_hostile_upload_names_stay_inside(server: RunningServer, filename: bytes
         (name,) = after
         assert "/" not in name and "\\" not in name and "\x00" not in name and len(name) < 200
         assert name.isascii()
-        assert (server.storage / name).read_bytes() == CT
+        assert (server.storage / name).read_bytes() == data
     assert sorted(p.name for p in server.storage.parent.iterdir() if p.suffix == ".dcm") == ["planted.dcm"]
 
 

@@ -1,98 +1,34 @@
-"""The original file API: ``POST /upload`` and ``GET /dicomFile/{name}`` (``?tag=``, ``?png``)."""
+"""Stored files: ``GET /dicomFile`` (list), ``GET /dicomFile/{name}`` (``?tag=``, ``?metadata``,
+``?download``, ``?png``) and ``DELETE /dicomFile/{name}``. Uploads are in :mod:`app.api.routes.upload`."""
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
-from app.api.deps import InstancesDep, RendersDep, SettingsDep
-from app.api.multipart import PartData, PartEnd, PartStart, check_declared_size, iter_events
-from app.api.schemas import AttributeBody, ErrorBody, UploadBody
+from app.api.deps import InstancesDep, PrincipalDep, RendersDep
+from app.api.schemas import AttributeBody, ErrorBody, InstanceRow, ListBody
 from app.dicom.render import Window
 from app.errors import InvalidRequest
-from app.services.instances import StoredFile, Upload
+from app.index.base import DEFAULT_LIMIT, MAX_LIMIT, InstanceSummary, ListQuery
 from app.services.renders import ImageFormat, RenderRequest
 
 router = APIRouter()
 
-MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small form fields around the file
-MAX_IGNORED_FIELD_BYTES = 64 * 1024
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 404, 413, 415, 422, 503, 507)
 }
+NameParam = Annotated[str, Path(description="A stored name as returned by POST /upload.", max_length=300)]
+DICOM_JSON = "application/dicom+json"
+_DATE = re.compile(r"^(?P<start>\d{8})?(?P<dash>-)?(?P<end>\d{8})?$")
 PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The rendered frame."},
     304: {"description": "Not modified."},
 }
-
-
-async def _receive_first_file(request: Request, instances: InstancesDep, max_body: int) -> StoredFile:
-    """Store the first part named ``file``; other fields are skipped (bounded)."""
-    upload: Upload | None = None
-    stored: StoredFile | None = None
-    receiving = False
-    ignored = 0
-    try:
-        async for event in iter_events(request, max_body):
-            if isinstance(event, PartStart):
-                receiving = event.field_name == "file" and stored is None and upload is None
-                if receiving:
-                    if event.filename is None:
-                        raise InvalidRequest("the field 'file' must carry a file (multipart filename), not text")
-                    upload = await instances.begin_upload(event.filename)
-            elif isinstance(event, PartData):
-                if receiving and upload is not None:
-                    await upload.write(event.data)
-                else:
-                    ignored += len(event.data)
-                    if ignored > MAX_IGNORED_FIELD_BYTES:
-                        raise InvalidRequest("form fields other than 'file' are too large")
-            elif isinstance(event, PartEnd) and receiving and upload is not None:
-                stored = await upload.finish()
-                upload, receiving = None, False
-    except BaseException:
-        if upload is not None:
-            await upload.abort()
-        raise
-    if upload is not None:
-        await upload.abort()
-        raise InvalidRequest("the multipart/form-data body ended before the file was complete")
-    if stored is None:
-        raise InvalidRequest("no file received: send it as multipart/form-data in a field named 'file'")
-    return stored
-
-
-@router.post(
-    "/upload",
-    status_code=201,
-    summary="Upload one DICOM file",
-    response_model=UploadBody,
-    responses=ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["file"],
-                        "properties": {"file": {"type": "string", "format": "binary"}},
-                    }
-                }
-            },
-        }
-    },
-)
-async def upload(request: Request, instances: InstancesDep, settings: SettingsDep) -> JSONResponse:
-    """Validate the file in field ``file`` as DICOM, store it durably under a new name, and return that name."""
-    max_body = settings.max_upload_bytes + MULTIPART_OVERHEAD
-    check_declared_size(request, max_body)
-    stored = await _receive_first_file(request, instances, max_body)
-    body = UploadBody(message=f"File saved as: {stored.name}", name=stored.name, size=stored.size)
-    return JSONResponse(body.model_dump(), status_code=201)
 
 
 def _parse_window(text: str | None) -> Window | None:
@@ -118,11 +54,16 @@ async def dicom_file(
     request: Request,
     instances: InstancesDep,
     renders: RendersDep,
-    name: Annotated[str, Path(description="A stored name as returned by POST /upload.", max_length=300)],
+    principal: PrincipalDep,
+    name: NameParam,
     tag: Annotated[
         str | None,
         Query(description="(gggg,eeee), gggg,eeee, ggggeeee or a keyword such as PatientName.", max_length=200),
     ] = None,
+    metadata: Annotated[
+        str | None, Query(description="Present: the whole header as application/dicom+json (PS3.18 F.2).")
+    ] = None,
+    download: Annotated[str | None, Query(description="Present: the stored file, byte for byte.")] = None,
     png: Annotated[str | None, Query(description="Present (no value needed): render the image as PNG.")] = None,
     frame: Annotated[int, Query(ge=1, le=2**31, description="1-based frame number for ?png.")] = 1,
     window: Annotated[
@@ -134,9 +75,9 @@ async def dicom_file(
     ] = None,
     quality: Annotated[int | None, Query(ge=1, le=100, description="JPEG quality, 1..100 (with ?jpeg).")] = None,
 ) -> Response:
-    """``?tag=`` answers one element; ``?png`` / ``?jpeg`` render a frame; ``tag`` wins over both."""
+    """``?tag=`` one element; ``?metadata`` the header; ``?download`` the file; ``?png``/``?jpeg`` a frame."""
     if tag is not None:
-        attribute = await instances.attribute(name, tag)
+        attribute = await instances.attribute(principal, name, tag)
         data = {
             "header-attribute-name": attribute.keyword,
             "header-attribute-value": attribute.text,
@@ -145,12 +86,17 @@ async def dicom_file(
             "value": attribute.value,
         }
         return JSONResponse({"data": data})
+    if metadata is not None:
+        return Response(await instances.metadata(principal, name), media_type=DICOM_JSON)
+    if download is not None:
+        path = await instances.file_path(principal, name)
+        return FileResponse(path, media_type="application/dicom", filename=name)
     if png is not None or jpeg is not None:
         image_format = ImageFormat.JPEG if jpeg is not None else ImageFormat.PNG
         if quality is not None and image_format is not ImageFormat.JPEG:
             raise InvalidRequest("quality applies to JPEG only: use ?jpeg&quality=1..100")
         render = RenderRequest(frame, _parse_window(window), size, image_format, quality)
-        await instances.check_exists(name)
+        await instances.check_exists(name, principal)
         etag = renders.etag(name, render)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
         if _matches(etag, request.headers.get("if-none-match")):
@@ -158,7 +104,96 @@ async def dicom_file(
         image = await renders.render(name, render)
         headers["Content-Disposition"] = f'inline; filename="{name}.{image_format.value}"'
         return Response(image.content, media_type=image.media_type, headers=headers)
-    raise InvalidRequest("ask for something: add ?tag=(gggg,eeee) for a header element, or ?png or ?jpeg for the image")
+    raise InvalidRequest(
+        "ask for something: add ?tag=(gggg,eeee) for a header element, ?png or ?jpeg for the image, "
+        "?jpeg, ?metadata for the whole header or ?download for the file"
+    )
+
+
+@router.delete("/dicomFile/{name}", status_code=204, summary="Delete a stored file", responses=ERRORS)
+async def delete_file(instances: InstancesDep, principal: PrincipalDep, name: NameParam) -> Response:
+    """Remove the index entry and the file; ``404`` if no such file."""
+    await instances.delete(principal, name)
+    return Response(status_code=204)
+
+
+def _date(text: str) -> str:
+    try:
+        datetime.strptime(text, "%Y%m%d")
+    except ValueError:
+        raise InvalidRequest(f"StudyDate {text!r} is not a date YYYYMMDD") from None
+    return text
+
+
+def _date_range(text: str | None) -> tuple[str | None, str | None]:
+    """``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``YYYYMMDD-`` or ``-YYYYMMDD`` (PS3.4 C.2.2.2.5 range matching)."""
+    if text is None or text == "":
+        return None, None
+    match = _DATE.match(text)
+    if not match or not (match["start"] or match["end"]) or (match["start"] and match["end"] and not match["dash"]):
+        raise InvalidRequest("StudyDate must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD")
+    start = _date(match["start"]) if match["start"] else None
+    end = _date(match["end"]) if match["end"] else None
+    if not match["dash"]:
+        return start, start
+    if start and end and start > end:
+        raise InvalidRequest("StudyDate range starts after it ends")
+    return start, end
+
+
+def _row(item: InstanceSummary) -> dict[str, Any]:
+    row = InstanceRow(
+        name=item.name,
+        patient_id=item.patient_id,
+        patient_name=item.patient_name,
+        study_instance_uid=item.study_instance_uid,
+        study_date=item.study_date,
+        series_instance_uid=item.series_instance_uid,
+        sop_instance_uid=item.sop_instance_uid,
+        modality=item.modality,
+        size=item.size,
+    )
+    return row.model_dump(by_alias=True)
+
+
+@router.get("/dicomFile", summary="List stored files, newest first", response_model=ListBody, responses=ERRORS)
+async def list_files(
+    instances: InstancesDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (at most 1000).")] = DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    patient_id: Annotated[
+        str | None, Query(alias="PatientID", max_length=256, description="* and ? wildcards.")
+    ] = None,
+    patient_name: Annotated[
+        str | None, Query(alias="PatientName", max_length=256, description="* and ? wildcards; case-insensitive.")
+    ] = None,
+    study_instance_uid: Annotated[str | None, Query(alias="StudyInstanceUID", max_length=256)] = None,
+    series_instance_uid: Annotated[str | None, Query(alias="SeriesInstanceUID", max_length=256)] = None,
+    sop_instance_uid: Annotated[str | None, Query(alias="SOPInstanceUID", max_length=256)] = None,
+    modality: Annotated[str | None, Query(alias="Modality", max_length=64)] = None,
+    study_date: Annotated[
+        str | None, Query(alias="StudyDate", max_length=17, description="YYYYMMDD or YYYYMMDD-YYYYMMDD.")
+    ] = None,
+) -> JSONResponse:
+    """Filter by DICOM keyword; ``total`` counts every match, ``data`` holds one page."""
+    date_from, date_to = _date_range(study_date)
+    query = ListQuery(
+        patient_id=patient_id or None,
+        patient_name=patient_name or None,
+        study_instance_uid=study_instance_uid or None,
+        series_instance_uid=series_instance_uid or None,
+        sop_instance_uid=sop_instance_uid or None,
+        modality=modality or None,
+        study_date_from=date_from,
+        study_date_to=date_to,
+        limit=limit,
+        offset=offset,
+    )
+    page = await instances.list(principal, query)
+    return JSONResponse(
+        {"data": [_row(item) for item in page.items], "total": page.total, "limit": limit, "offset": offset}
+    )
 
 
 def _matches(etag: str, if_none_match: str | None) -> bool:

@@ -1,0 +1,1 @@
+"""Who is asking: principals and (later) users, keys and ownership policy."""

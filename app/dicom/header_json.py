@@ -1,0 +1,142 @@
+"""An instance's header in the DICOM JSON model (PS3.18 Annex F), built once at upload and kept in the index.
+
+What is stored, keyed ``"GGGGEEEE"`` (PS3.18 F.2.1), File Meta group (PS3.10 §7.1) included:
+
+- DS and IS values as JSON Strings exactly as written in the file (PS3.18 F.2.3, allowed since
+  CP-1861), so the original text of a decimal survives and ``?tag=`` can print it unchanged;
+- sequences as pydicom's JSON model, nested binary values over the inline limit as an empty
+  ``BulkDataURI`` (as :mod:`app.dicom.attributes` answers them);
+- binary values up to :data:`HEADER_INLINE_BYTES` as ``InlineBinary``;
+- Pixel Data (7FE0,0010), Float/Double Float Pixel Data, larger binary values, values pydicom left on
+  disk while parsing and values that cannot be encoded: ``{"vr": ..., "BulkDataURI": ""}``. Their
+  bytes stay only in the file, and a lookup of such an element reads the file.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import BaseTag, Tag
+
+from app.dicom.attributes import BINARY_VRS, Attribute, describe_element
+from app.errors import ElementNotFound
+
+#: Pixel Data, Float Pixel Data, Double Float Pixel Data (PS3.3 C.7.6.3): never copied into the index.
+PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+#: Binary values up to this size are kept inline in the stored header.
+HEADER_INLINE_BYTES = 1024
+NUMBER_STRING_VRS = frozenset({"DS", "IS"})
+
+Header = dict[str, Any]
+
+
+def _no_bulk_uri(_elem: DataElement) -> str:
+    return ""
+
+
+def _bulk(vr: str | None, tag: BaseTag) -> dict[str, Any]:
+    if not vr:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            vr = "UN"
+    return {"vr": vr.split(" ")[0], "BulkDataURI": ""}
+
+
+def _number_strings(elem: DataElement) -> dict[str, Any]:
+    """DS/IS as JSON Strings with the text as written (``str`` of pydicom's DSfloat/IS keeps it)."""
+    value = elem.value
+    if value is None or value == "":
+        return {"vr": elem.VR}
+    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+    return {"vr": elem.VR, "Value": [None if item is None or item == "" else str(item) for item in items]}
+
+
+def _element_json(source: Dataset, tag: BaseTag, inline_max: int) -> dict[str, Any]:
+    raw = source.get_item(tag, keep_deferred=True)
+    if isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, 0xFFFFFFFF):
+        return _bulk(raw.VR, tag)  # left on disk by the parser (defer_size): a bulk value
+    if tag in PIXEL_TAGS:
+        return _bulk(raw.VR, tag)
+    try:
+        elem = source[tag]
+        if elem.VR in NUMBER_STRING_VRS:
+            return _number_strings(elem)
+        if elem.VR in BINARY_VRS:
+            data = elem.value or b""
+            if len(data) > HEADER_INLINE_BYTES:
+                return _bulk(elem.VR, tag)
+            if not data:
+                return {"vr": elem.VR}
+            return {"vr": elem.VR, "InlineBinary": base64.b64encode(data).decode("ascii")}
+        model: dict[str, Any] = elem.to_json_dict(
+            bulk_data_element_handler=_no_bulk_uri, bulk_data_threshold=inline_max
+        )
+        return model
+    except Exception:  # a value pydicom cannot convert: the file still answers for it
+        return _bulk(raw.VR, tag)
+
+
+def header_json(dataset: Dataset, inline_max: int) -> Header:
+    """Every element of the file meta and the data set, in the DICOM JSON model described above."""
+    header: Header = {}
+    meta = getattr(dataset, "file_meta", None)
+    for source in (meta, dataset):
+        if source is None:
+            continue
+        for tag in sorted(source.keys()):
+            header[f"{tag:08X}"] = _element_json(source, Tag(tag), inline_max)
+    return header
+
+
+def _private_creator(header: Header, tag: BaseTag) -> str | None:
+    """The creator of a private element's block (PS3.5 §7.8.1): element (gggg,00xx) for (gggg,xxyy)."""
+    if not tag.is_private or tag.element < 0x1000:
+        return None
+    creator = header.get(f"{tag.group:04X}00{tag.element >> 8:02X}", {}).get("Value")
+    return str(creator[0]) if creator else None
+
+
+def describe_json(header: Header, tag: BaseTag, inline_max: int) -> Attribute | None:
+    """The element ``tag`` as :func:`app.dicom.attributes.describe` reports it, from the stored header.
+
+    ``None`` when only the file holds the value (a bulk value), so the caller reads the file.
+    """
+    entry = header.get(f"{tag:08X}")
+    if entry is None:
+        raise ElementNotFound(f"element {tag} is not present in this file")
+    if "BulkDataURI" in entry:
+        return None
+    vr: str = entry["vr"]
+    value = entry.get("Value")
+    if vr == "SQ":
+        # pydicom names a private sequence without its creator ("Private tag data"), as the file path does
+        elem = DataElement(tag, vr, [])
+        items = value or []
+        described = describe_element(elem, inline_max)
+        text = f"[{len(items)} item{'s' if len(items) != 1 else ''}]"
+        return Attribute(described.keyword, vr, text, items)
+    try:
+        if vr in NUMBER_STRING_VRS:
+            elem = DataElement(tag, vr, "\\".join("" if v is None else v for v in value) if value else None)
+        elif vr in BINARY_VRS:
+            data = base64.b64decode(entry["InlineBinary"]) if "InlineBinary" in entry else None
+            elem = DataElement(tag, vr, data)
+        elif value is None:
+            elem = DataElement(tag, vr, None)
+        else:
+            elem = DataElement.from_json(Dataset, f"{tag:08X}", vr, value, "Value")
+        elem.private_creator = _private_creator(header, tag)
+        return describe_element(elem, inline_max)
+    except Exception:  # a malformed value: answer it exactly as the file path does
+        return None
+
+
+def public_metadata(header: Header) -> Header:
+    """The stored header as ``?metadata`` serves it: bulk values (kept only in the file) left out."""
+    return {key: entry for key, entry in header.items() if "BulkDataURI" not in entry}

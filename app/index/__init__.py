@@ -1,0 +1,1 @@
+"""The metadata index: which patients, studies, series and instances are stored, without opening files."""

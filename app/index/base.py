@@ -1,0 +1,112 @@
+"""The :class:`InstanceIndex` protocol the services depend on, and the records it exchanges.
+
+The index is the source of truth for what is stored: a file without an index row does not
+exist for callers (it is the leftover of a crash, found again by ``lightbox reindex``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.auth.principals import Principal
+from app.dicom.header_json import Header
+from app.dicom.indexed import InstanceAttributes
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    """A file just published to the blob store, to be committed to the index."""
+
+    name: str
+    owner: str
+    size: int
+    sha256: str
+    uploaded_at_us: int
+    attributes: InstanceAttributes
+    header: Header
+
+
+class AddOutcome(enum.Enum):
+    STORED = "stored"
+    ALREADY_STORED = "already-stored"
+
+
+@dataclass(frozen=True)
+class AddResult:
+    outcome: AddOutcome
+    name: str  # the new name, or the name of the identical file stored earlier
+
+
+@dataclass(frozen=True)
+class InstanceSummary:
+    """One row of the file list."""
+
+    name: str
+    patient_id: str
+    patient_name: str
+    study_instance_uid: str
+    study_date: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    modality: str
+    size: int
+    uploaded_at_us: int
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Filters of ``GET /dicomFile``; ``*``/``?`` are wildcards in ``patient_id``/``patient_name``."""
+
+    patient_id: str | None = None
+    patient_name: str | None = None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    sop_instance_uid: str | None = None
+    modality: str | None = None
+    study_date_from: str | None = None
+    study_date_to: str | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class ListPage:
+    items: list[InstanceSummary] = field(default_factory=list)
+    total: int = 0
+
+
+class InstanceIndex(Protocol):
+    """Add / get / query / remove; every call names the principal it acts for."""
+
+    async def add(self, instance: NewInstance) -> AddResult:
+        """Commit ``instance``; identical bytes -> ALREADY_STORED; same SOP Instance UID -> InstanceConflict."""
+        ...
+
+    async def find_existing(self, principal: Principal, sha256: str, sop_instance_uid: str) -> AddResult | None:
+        """A cheap early answer before publishing: the identical file, or InstanceConflict; None if new."""
+        ...
+
+    async def header(self, principal: Principal, name: str) -> Header:
+        """The stored DICOM JSON header of ``name`` (FileNotFound if unknown or not visible)."""
+        ...
+
+    async def exists(self, principal: Principal, name: str) -> bool: ...
+
+    async def query(self, principal: Principal, query: ListQuery) -> ListPage: ...
+
+    async def remove(self, principal: Principal, name: str) -> None:
+        """Delete the row of ``name`` (and parents left empty); FileNotFound if unknown."""
+        ...
+
+    async def clear(self) -> None:
+        """Forget every row (``lightbox reindex`` rebuilds from the files)."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Alembic migrations of the index, applied at start-up by :mod:`app.index.migrate`."""

@@ -1,0 +1,73 @@
+"""The index tables (SQLAlchemy Core): patient -> study -> series -> instance, each row owned.
+
+Portable SQL only (SQLite and PostgreSQL): no JSON operators, no dialect-specific upserts;
+uniqueness is enforced by constraints so concurrent uploads cannot both insert.
+The Alembic migrations in ``app/index/migrations`` create exactly these tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+patients = Table(
+    "patients",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("patient_id", String(256), nullable=False),  # (0010,0020)
+    Column("patient_name", String(256), nullable=False),  # (0010,0010)
+    Column("patient_birth_date", String(32), nullable=False),  # (0010,0030)
+    UniqueConstraint("patient_id", "owner", name="uq_patients_owner_patient_id"),
+)
+
+studies = Table(
+    "studies",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("patient_pk", Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("study_instance_uid", String(256), nullable=False),  # (0020,000D)
+    Column("study_date", String(32), nullable=False, index=True),  # (0008,0020)
+    Column("study_description", String(256), nullable=False),  # (0008,1030)
+    Column("accession_number", String(256), nullable=False),  # (0008,0050)
+    Column("modalities_in_study", String(256), nullable=False),  # (0008,0061), kept from the series
+    UniqueConstraint("study_instance_uid", "owner", name="uq_studies_owner_study_uid"),
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("study_pk", Integer, ForeignKey("studies.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("series_instance_uid", String(256), nullable=False),  # (0020,000E)
+    Column("modality", String(64), nullable=False, index=True),  # (0008,0060)
+    Column("series_number", Integer),  # (0020,0011)
+    UniqueConstraint("series_instance_uid", "owner", name="uq_series_owner_series_uid"),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("series_pk", Integer, ForeignKey("series.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(300), nullable=False, unique=True),
+    Column("sop_class_uid", String(256), nullable=False),  # (0008,0016)
+    Column("sop_instance_uid", String(256), nullable=False),  # (0008,0018)
+    Column("instance_number", Integer),  # (0020,0013)
+    Column("rows", Integer),  # (0028,0010)
+    Column("columns", Integer),  # (0028,0011)
+    Column("number_of_frames", Integer),  # (0028,0008)
+    Column("transfer_syntax_uid", String(256), nullable=False),  # (0002,0010)
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("uploaded_at_us", BigInteger, nullable=False),  # microseconds since the Unix epoch, UTC
+    Column("header", Text, nullable=False),  # DICOM JSON (PS3.18 Annex F), see app.dicom.header_json
+    UniqueConstraint("sop_instance_uid", "owner", name="uq_instances_owner_sop_uid"),
+    UniqueConstraint("sha256", "owner", name="uq_instances_owner_sha256"),
+    Index("ix_instances_owner_uploaded", "owner", "uploaded_at_us", "id"),
+    Index("ix_instances_uploaded", "uploaded_at_us", "id"),
+)

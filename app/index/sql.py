@@ -1,0 +1,343 @@
+"""The index on SQLAlchemy 2 (asyncio): SQLite embedded by default, PostgreSQL by configuration.
+
+Writes are one transaction per instance (patient, study and series rows are found or created,
+then the instance row). Duplicates are decided by the unique constraints, never by a
+check-then-insert: when a concurrent upload wins the race, the loser's IntegrityError is
+classified afterwards (identical bytes, or the same SOP Instance UID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from app.auth.principals import Principal
+from app.dicom.header_json import Header
+from app.errors import FileNotFound, IndexUnavailable, InstanceConflict
+from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance
+from app.index.migrate import upgrade
+from app.index.schema import instances, patients, series, studies
+from app.index.urls import async_url
+
+T = TypeVar("T")
+SQLITE_BUSY_MS = 30_000
+WRITE_ATTEMPTS = 5
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL (readers never wait for the writer), fsync on every commit, FKs on, wait for other processes."""
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={SQLITE_BUSY_MS}"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _like_pattern(text: str) -> str:
+    """DICOM wildcards (PS3.4 C.2.2.2.4: ``*`` any run, ``?`` one character) as a LIKE pattern."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnElement[bool]:
+    if "*" in value or "?" in value:
+        target = func.lower(column) if case_insensitive else column
+        pattern = _like_pattern(value.lower() if case_insensitive else value)
+        like: ColumnElement[bool] = target.like(pattern, escape="\\")
+        return like
+    equal: ColumnElement[bool] = func.lower(column) == value.lower() if case_insensitive else column == value
+    return equal
+
+
+class SqlInstanceIndex:
+    """:class:`app.index.base.InstanceIndex` on any SQLAlchemy asyncio engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
+
+    @classmethod
+    async def open(cls, url: str) -> SqlInstanceIndex:
+        """Connect, migrate to the newest schema, and return the index."""
+        engine = create_async_engine(async_url(url))
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        index = cls(engine)
+        await index._guard(lambda: upgrade(engine))
+        if engine.dialect.name == "sqlite":
+            await index._guard(index._optimize_sqlite)
+        return index
+
+    async def _optimize_sqlite(self) -> None:
+        """Refresh the planner's statistics (SQLite's advice for long-lived connections); without them a
+        filtered list walks every instance instead of starting from the few matching patients."""
+        async with self.engine.begin() as conn:
+            await conn.exec_driver_sql("ANALYZE")
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def _guard(self, action: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await action()
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
+
+    # -- writes ---------------------------------------------------------------------------------
+    async def add(self, instance: NewInstance) -> AddResult:
+        async with self._write_lock:
+            for attempt in range(WRITE_ATTEMPTS):
+                try:
+                    await self._guard(lambda: self._insert(instance))
+                    return AddResult(AddOutcome.STORED, instance.name)
+                except IntegrityError:
+                    existing = await self._existing(
+                        instance.owner, instance.sha256, instance.attributes.sop_instance_uid
+                    )
+                    if existing is not None:
+                        return existing
+                    if attempt == WRITE_ATTEMPTS - 1:
+                        raise IndexUnavailable("the index refused the new instance") from None
+                except IndexUnavailable as exc:
+                    locked = isinstance(exc.__cause__, OperationalError) and "locked" in str(exc.__cause__)
+                    if not locked or attempt == WRITE_ATTEMPTS - 1:
+                        raise
+                await asyncio.sleep(0.05 * (attempt + 1))  # another process held the write lock, or won a race
+        raise IndexUnavailable("the index refused the new instance")
+
+    async def _find_or_create(
+        self, conn: AsyncConnection, table: Any, key: dict[str, Any], values: dict[str, Any]
+    ) -> tuple[int, bool]:
+        found = await conn.scalar(select(table.c.id).where(*(table.c[k] == v for k, v in key.items())))
+        if found is not None:
+            return int(found), False
+        result = await conn.execute(table.insert().values(**key, **values))
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None
+        return int(primary_key[0]), True
+
+    async def _insert(self, new: NewInstance) -> None:
+        a, owner = new.attributes, new.owner
+        async with self.engine.begin() as conn:
+            patient_pk, _ = await self._find_or_create(
+                conn,
+                patients,
+                {"owner": owner, "patient_id": a.patient_id},
+                {"patient_name": a.patient_name, "patient_birth_date": a.patient_birth_date},
+            )
+            study_pk, _ = await self._find_or_create(
+                conn,
+                studies,
+                {"owner": owner, "study_instance_uid": a.study_instance_uid},
+                {
+                    "patient_pk": patient_pk,
+                    "study_date": a.study_date,
+                    "study_description": a.study_description,
+                    "accession_number": a.accession_number,
+                    "modalities_in_study": "",
+                },
+            )
+            series_pk, created = await self._find_or_create(
+                conn,
+                series,
+                {"owner": owner, "series_instance_uid": a.series_instance_uid},
+                {"study_pk": study_pk, "modality": a.modality, "series_number": a.series_number},
+            )
+            if created:
+                await self._refresh_modalities(conn, study_pk)
+            await conn.execute(
+                instances.insert().values(
+                    owner=owner,
+                    series_pk=series_pk,
+                    name=new.name,
+                    sop_class_uid=a.sop_class_uid,
+                    sop_instance_uid=a.sop_instance_uid,
+                    instance_number=a.instance_number,
+                    rows=a.rows,
+                    columns=a.columns,
+                    number_of_frames=a.number_of_frames,
+                    transfer_syntax_uid=a.transfer_syntax_uid,
+                    size=new.size,
+                    sha256=new.sha256,
+                    uploaded_at_us=new.uploaded_at_us,
+                    header=json.dumps(new.header, separators=(",", ":")),
+                )
+            )
+
+    async def _refresh_modalities(self, conn: AsyncConnection, study_pk: int) -> None:
+        """Modalities in Study (0008,0061): the distinct Modality (0008,0060) of the study's series."""
+        found = await conn.scalars(select(series.c.modality).where(series.c.study_pk == study_pk).distinct())
+        joined = "\\".join(sorted(m for m in found if m))[:256]
+        await conn.execute(update(studies).where(studies.c.id == study_pk).values(modalities_in_study=joined))
+
+    async def remove(self, principal: Principal, name: str) -> None:
+        async with self._write_lock:
+            await self._guard(lambda: self._delete(principal, name))
+
+    async def _delete(self, principal: Principal, name: str) -> None:
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(instances.c.id, instances.c.owner, instances.c.series_pk).where(instances.c.name == name)
+                )
+            ).first()
+            if row is None or not principal.may_see(row.owner):
+                raise FileNotFound(f"no stored file is named {name[:80]!r}")
+            await conn.execute(delete(instances).where(instances.c.id == row.id))
+            await self._prune(conn, row.series_pk)
+
+    async def _prune(self, conn: AsyncConnection, series_pk: int) -> None:
+        """Remove the series, study and patient rows the deletion left empty."""
+        study_pk = int(await conn.scalar(select(series.c.study_pk).where(series.c.id == series_pk)) or 0)
+        if await conn.scalar(select(instances.c.id).where(instances.c.series_pk == series_pk).limit(1)) is not None:
+            return
+        await conn.execute(delete(series).where(series.c.id == series_pk))
+        if await conn.scalar(select(series.c.id).where(series.c.study_pk == study_pk).limit(1)) is not None:
+            await self._refresh_modalities(conn, study_pk)
+            return
+        patient_pk = await conn.scalar(select(studies.c.patient_pk).where(studies.c.id == study_pk))
+        await conn.execute(delete(studies).where(studies.c.id == study_pk))
+        if await conn.scalar(select(studies.c.id).where(studies.c.patient_pk == patient_pk).limit(1)) is None:
+            await conn.execute(delete(patients).where(patients.c.id == patient_pk))
+
+    async def clear(self) -> None:
+        async def wipe() -> None:
+            async with self.engine.begin() as conn:
+                for table in (instances, series, studies, patients):
+                    await conn.execute(delete(table))
+
+        async with self._write_lock:
+            await self._guard(wipe)
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def _existing(self, owner: str, sha256: str, sop_instance_uid: str) -> AddResult | None:
+        async def lookup() -> AddResult | None:
+            async with self.engine.connect() as conn:
+                same_bytes = await conn.scalar(
+                    select(instances.c.name).where(instances.c.owner == owner, instances.c.sha256 == sha256)
+                )
+                if same_bytes is not None:
+                    return AddResult(AddOutcome.ALREADY_STORED, same_bytes)
+                same_uid = await conn.scalar(
+                    select(instances.c.name).where(
+                        instances.c.owner == owner, instances.c.sop_instance_uid == sop_instance_uid
+                    )
+                )
+            if same_uid is not None:
+                raise InstanceConflict(
+                    f"a different file with SOP Instance UID {sop_instance_uid} is already stored as {same_uid}",
+                    same_uid,
+                )
+            return None
+
+        return await self._guard(lookup)
+
+    async def find_existing(self, principal: Principal, sha256: str, sop_instance_uid: str) -> AddResult | None:
+        return await self._existing(principal.name, sha256, sop_instance_uid)
+
+    async def header(self, principal: Principal, name: str) -> Header:
+        async def lookup() -> Header:
+            async with self.engine.connect() as conn:
+                row = (
+                    await conn.execute(select(instances.c.owner, instances.c.header).where(instances.c.name == name))
+                ).first()
+            if row is None or not principal.may_see(row.owner):
+                raise FileNotFound(f"no stored file is named {name[:80]!r}")
+            header: Header = json.loads(row.header)
+            return header
+
+        return await self._guard(lookup)
+
+    async def exists(self, principal: Principal, name: str) -> bool:
+        async def lookup() -> bool:
+            async with self.engine.connect() as conn:
+                owner = await conn.scalar(select(instances.c.owner).where(instances.c.name == name))
+            return owner is not None and principal.may_see(owner)
+
+        return await self._guard(lookup)
+
+    @staticmethod
+    def _conditions(principal: Principal, q: ListQuery) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if not principal.is_admin:
+            conditions.append(instances.c.owner == principal.name)
+        if q.sop_instance_uid:
+            conditions.append(instances.c.sop_instance_uid == q.sop_instance_uid)
+        if q.series_instance_uid:
+            conditions.append(series.c.series_instance_uid == q.series_instance_uid)
+        if q.modality:
+            conditions.append(series.c.modality == q.modality)
+        if q.study_instance_uid:
+            conditions.append(studies.c.study_instance_uid == q.study_instance_uid)
+        if q.study_date_from:
+            conditions.append(studies.c.study_date >= q.study_date_from)
+        if q.study_date_to:
+            conditions.append(and_(studies.c.study_date <= q.study_date_to, studies.c.study_date != ""))
+        if q.patient_id:
+            conditions.append(_matches(patients.c.patient_id, q.patient_id))
+        if q.patient_name:
+            conditions.append(_matches(patients.c.patient_name, q.patient_name, case_insensitive=True))
+        return conditions
+
+    @staticmethod
+    def _count(principal: Principal, q: ListQuery) -> Select[Any]:
+        """``count(*)`` joining only the tables the filters need (the unfiltered count reads one index)."""
+        source: Any = instances
+        needs_patient = bool(q.patient_id or q.patient_name)
+        needs_study = needs_patient or bool(q.study_instance_uid or q.study_date_from or q.study_date_to)
+        if needs_study or q.series_instance_uid or q.modality:
+            source = source.join(series, series.c.id == instances.c.series_pk)
+        if needs_study:
+            source = source.join(studies, studies.c.id == series.c.study_pk)
+        if needs_patient:
+            source = source.join(patients, patients.c.id == studies.c.patient_pk)
+        return select(func.count()).select_from(source).where(*SqlInstanceIndex._conditions(principal, q))
+
+    async def query(self, principal: Principal, query: ListQuery) -> ListPage:
+        page = (
+            select(
+                instances.c.name,
+                patients.c.patient_id,
+                patients.c.patient_name,
+                studies.c.study_instance_uid,
+                studies.c.study_date,
+                series.c.series_instance_uid,
+                instances.c.sop_instance_uid,
+                series.c.modality,
+                instances.c.size,
+                instances.c.uploaded_at_us,
+            )
+            .select_from(
+                instances.join(series, series.c.id == instances.c.series_pk)
+                .join(studies, studies.c.id == series.c.study_pk)
+                .join(patients, patients.c.id == studies.c.patient_pk)
+            )
+            .where(*self._conditions(principal, query))
+            .order_by(instances.c.uploaded_at_us.desc(), instances.c.id.desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        count = self._count(principal, query)
+
+        async def run() -> ListPage:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(page)).all()
+                total = await conn.scalar(count)
+            return ListPage([InstanceSummary(**row._mapping) for row in rows], int(total or 0))
+
+        return await self._guard(run)
+
+    async def ping(self) -> None:
+        async def one() -> None:
+            async with self.engine.connect() as conn:
+                await conn.scalar(select(1))
+
+        await self._guard(one)

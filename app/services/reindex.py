@@ -1,0 +1,78 @@
+"""Rebuild the index from the storage folder (disaster recovery: a lost or corrupted database).
+
+Each stored file is validated and indexed again exactly as at upload; its upload time comes
+back from the file's modification time, which the upload stamped on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from anyio import to_thread
+
+from app.auth.principals import LOCAL_ADMIN, Principal
+from app.dicom import ingest
+from app.dicom.header_json import header_json
+from app.dicom.indexed import index_attributes
+from app.errors import LightboxError
+from app.index.base import AddOutcome, NewInstance
+from app.services.instances import InstanceService
+
+HASH_CHUNK = 1 << 20
+
+
+@dataclass
+class ReindexReport:
+    indexed: int = 0
+    bytes: int = 0
+    duplicates: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+Progress = Callable[[int, int, ReindexReport], None]
+
+
+def _entry_blocking(service: InstanceService, name: str, owner: str) -> NewInstance:
+    path = service.store.existing_path(name)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    facts = ingest.inspect(path, service.settings.max_inflated_bytes)
+    stat = path.stat()
+    attributes = index_attributes(facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid)
+    return NewInstance(
+        name=name,
+        owner=owner,
+        size=stat.st_size,
+        sha256=digest.hexdigest(),
+        uploaded_at_us=stat.st_mtime_ns // 1000,
+        attributes=attributes,
+        header=header_json(facts.header, service.settings.inline_binary_max_bytes),
+    )
+
+
+async def reindex(
+    service: InstanceService, progress: Progress | None = None, owner: Principal = LOCAL_ADMIN
+) -> ReindexReport:
+    """Forget every index row, then index every stored file again; files are never changed or removed."""
+    names = await to_thread.run_sync(service.store.names)
+    await service.index.clear()
+    report = ReindexReport()
+    for number, name in enumerate(names, start=1):
+        try:
+            entry = await to_thread.run_sync(_entry_blocking, service, name, owner.name)
+            result = await service.index.add(entry)
+        except LightboxError as exc:
+            report.failures.append((name, exc.message))
+        else:
+            if result.outcome is AddOutcome.ALREADY_STORED:
+                report.duplicates.append(name)
+            else:
+                report.indexed += 1
+                report.bytes += entry.size
+        if progress is not None:
+            progress(number, len(names), report)
+    return report
