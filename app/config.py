@@ -6,6 +6,7 @@ embedders can pass their own :class:`Settings`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -45,3 +46,21 @@ class Settings(BaseSettings):
         256 * 1024 * 1024, gt=0, description="Largest size a deflated data set may inflate to on upload."
     )
     render_threads: int = Field(2, ge=1, description="Renders that may run at once (each uses one core).")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as JSON objects or readable text; auto = JSON unless stdout is a terminal."
+    )
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Worker processes `lightbox` starts (default: the number of CPU cores).",
+    )
+    shutdown_timeout: int = Field(
+        25,
+        gt=0,
+        le=3600,
+        description="Seconds in-flight requests get to finish after SIGTERM before they are cancelled.",
+    )
+    readiness_timeout: float = Field(
+        2.0, gt=0, le=60, description="Seconds each /readyz check may take before it counts as failed."
+    )

@@ -15,9 +15,13 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
+from app.api.middleware import ObservedFastAPI
 from app.api.routes import files, health
 from app.config import Settings
+from app.metrics import Metrics, mark_worker_stopped
+from app.readiness import StorageWritable
 from app.services.instances import InstanceService
 from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
@@ -37,16 +41,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
         app.state.instances = InstanceService(settings, store)
         app.state.renders = RenderService(settings, app.state.instances)
+        app.state.readiness_checks["storage"] = StorageWritable(store.staging)
+        app.state.caches["headers"] = app.state.instances.header_cache
         yield
+        mark_worker_stopped()
 
-    app = FastAPI(
+    app = ObservedFastAPI(
         title="Lightbox",
         version=__version__,
         summary="A DICOM file service: upload, header lookups and browser-ready renders.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.readiness_checks = {}  # name -> async check; see app.readiness
+    app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(files.router)
     app.include_router(health.router)
     return app

@@ -69,6 +69,7 @@ class InstanceService:
         self.settings = settings
         self.store = store
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
+        self.header_cache = self._headers  # read-only view for metrics (hits/misses)
 
     # -- upload -------------------------------------------------------------------------
     async def begin_upload(self, original_name: str | None) -> Upload:

@@ -12,6 +12,7 @@ from app.api.multipart import PartData, PartEnd, PartStart, check_declared_size,
 from app.api.schemas import AttributeBody, ErrorBody, UploadBody
 from app.dicom.render import Window
 from app.errors import InvalidRequest
+from app.metrics import record_upload_stored, timed_render
 from app.services.instances import StoredFile, Upload
 from app.services.renders import RenderRequest
 
@@ -91,6 +92,7 @@ async def upload(request: Request, instances: InstancesDep, settings: SettingsDe
     max_body = settings.max_upload_bytes + MULTIPART_OVERHEAD
     check_declared_size(request, max_body)
     stored = await _receive_first_file(request, instances, max_body)
+    record_upload_stored(request, stored.size)
     body = UploadBody(message=f"File saved as: {stored.name}", name=stored.name, size=stored.size)
     return JSONResponse(body.model_dump(), status_code=201)
 
@@ -147,7 +149,7 @@ async def dicom_file(
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
         if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
             return Response(status_code=304, headers=headers)
-        image = await renders.render(name, render)
+        image = await timed_render(request, renders.render(name, render))
         headers["Content-Disposition"] = f'inline; filename="{name}.png"'
         return Response(image.content, media_type=image.media_type, headers=headers)
     raise InvalidRequest("ask for something: add ?tag=(gggg,eeee) for a header element or ?png for the image")
