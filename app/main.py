@@ -18,6 +18,7 @@ from app import __version__
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import ObservedFastAPI
+from app.api.openapi import install_openapi
 from app.api.routes import files, health
 from app.config import Settings
 from app.metrics import Metrics, mark_worker_stopped
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)
     install_docs(app)
+    install_openapi(app)
     app.include_router(files.router)
     app.include_router(health.router)
     return app

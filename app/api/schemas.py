@@ -13,8 +13,10 @@ class ErrorBody(BaseModel):
 
 class UploadBody(BaseModel):
     message: str = Field(examples=["File saved as: 0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"])
-    name: str = Field(description="The stored name, for later calls.")
-    size: int = Field(description="Bytes stored.")
+    name: str = Field(
+        description="The stored name, for later calls.", examples=["0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"]
+    )
+    size: int = Field(description="Bytes stored.", examples=[3642242])
 
 
 class AttributeData(BaseModel):

@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import InstancesDep, RendersDep, SettingsDep
 from app.api.multipart import PartData, PartEnd, PartStart, check_declared_size, iter_events
-from app.api.schemas import AttributeBody, ErrorBody, UploadBody
+from app.api.openapi import error_responses
+from app.api.schemas import AttributeBody, UploadBody
 from app.dicom.render import Window
 from app.errors import InvalidRequest
 from app.metrics import record_upload_stored, timed_render
@@ -21,11 +22,8 @@ router = APIRouter()
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small form fields around the file
 MAX_IGNORED_FIELD_BYTES = 64 * 1024
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 404, 413, 415, 422, 503, 507)
-}
 PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/png": {}}, "description": "The rendered frame."},
+    200: {"content": {"image/png": {}}, "description": "The element (JSON) for ?tag=, the rendered frame for ?png."},
     304: {"description": "Not modified."},
 }
 
@@ -71,7 +69,7 @@ async def _receive_first_file(request: Request, instances: InstancesDep, max_bod
     status_code=201,
     summary="Upload one DICOM file",
     response_model=UploadBody,
-    responses=ERRORS,
+    responses=error_responses(400, 413, 503, 507),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -114,7 +112,7 @@ def _parse_window(text: str | None) -> Window | None:
     "/dicomFile/{name}",
     summary="Look up a header element (?tag=) or render the image (?png)",
     response_model=AttributeBody,
-    responses={**ERRORS, **PNG_RESPONSE},
+    responses={**error_responses(400, 404, 415, 422), **PNG_RESPONSE},
 )
 async def dicom_file(
     request: Request,
