@@ -109,6 +109,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,
         }
         for name in (*REQUEST_FIELDS, "client"):
             value = getattr(record, name, None)

@@ -2,12 +2,14 @@
 
 Every method blocks; callers run them in a worker thread. Uploads are staged in
 ``<root>/.staging`` (same file system, so the final rename is atomic) and stray staged
-files from a crash are removed at start-up.
+files from a crash are removed at start-up. Each staged file is ``flock``-ed while it is being
+received, so a worker process (re)starting beside others leaves their live uploads alone.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import uuid
 from collections.abc import Iterator
@@ -41,6 +43,7 @@ class StagedFile:
         self.size = 0
         with storage_errors():
             self._handle = path.open("xb")
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # "in use" for other workers' sweeps
 
     def write(self, data: bytes) -> None:
         with storage_errors():
@@ -52,12 +55,27 @@ class StagedFile:
         with storage_errors():
             self._handle.flush()
             os.fsync(self._handle.fileno())
+        # Kept open (and locked) until published or discarded: validation may take a while.
+
+    def close(self) -> None:
+        if not self._handle.closed:
             self._handle.close()
 
     def discard(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
+        self.close()
         self.path.unlink(missing_ok=True)
+
+
+def _in_use(path: Path) -> bool:
+    """True while another live worker process is still receiving into this staged file (it holds a lock)."""
+    try:
+        with path.open("rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class LocalBlobStore:
@@ -73,8 +91,9 @@ class LocalBlobStore:
         self.staging.mkdir(exist_ok=True)
         removed = 0
         for stray in self.staging.iterdir():
-            stray.unlink(missing_ok=True)
-            removed += 1
+            if not _in_use(stray):
+                stray.unlink(missing_ok=True)
+                removed += 1
         return removed
 
     def stage(self) -> StagedFile:
@@ -86,6 +105,7 @@ class LocalBlobStore:
         with storage_errors():
             os.link(staged.path, target)  # fails rather than overwrite
             staged.path.unlink()
+            staged.close()
             self._sync_dir()
 
     def _sync_dir(self) -> None:
