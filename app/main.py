@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
-from app.api.middleware import ObservedFastAPI
+from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
 from app.api.routes import files, health
 from app.config import Settings
@@ -28,6 +28,8 @@ from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
 
 log = logging.getLogger("lightbox")
+
+SHUTDOWN_CLEANUP_SECONDS = 5  # after LIGHTBOX_SHUTDOWN_TIMEOUT: cancelled requests undo their partial work
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.readiness_checks["storage"] = StorageWritable(store.staging)
         app.state.caches["headers"] = app.state.instances.header_cache
         yield
+        if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
+            log.warning("stopping with requests still running: their staged files are removed at next start")
         mark_worker_stopped()
 
     app = ObservedFastAPI(
@@ -57,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.in_flight = InFlight()
     app.state.readiness_checks = {}  # name -> async check; see app.readiness
     app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)

@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 
+import anyio
 from fastapi import FastAPI
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +34,24 @@ def request_id_from(scope: Scope) -> str:
                 return str(value.decode("ascii"))
             break
     return uuid.uuid4().hex
+
+
+class InFlight:
+    """Requests of this process still running, so that shutdown can wait for their clean-up.
+
+    When uvicorn's graceful shutdown times out it cancels the request tasks and then runs the
+    lifespan shutdown; a cancelled upload still has to delete its staged file (in a thread).
+    :meth:`drained` lets the lifespan wait for that instead of exiting under it.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def drained(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            while self.count:
+                await anyio.sleep(0.02)
+        return self.count == 0
 
 
 class RequestContextMiddleware:
@@ -58,10 +77,13 @@ class RequestContextMiddleware:
             await send(message)
 
         metrics: Metrics = self.state.metrics
+        in_flight: InFlight = self.state.in_flight
         metrics.in_flight.inc()
+        in_flight.count += 1
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            in_flight.count -= 1
             metrics.in_flight.dec()
             seconds = time.perf_counter() - context.started
             metrics.observe_request(context.method, context.route, context.status, seconds, context.error)
