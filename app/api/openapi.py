@@ -25,7 +25,7 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[str]]] = {
     404: ("No stored file has that name, or the file has no such element.", ["no stored file is named 'x.dcm'"]),
     413: (
         "The upload is larger than LIGHTBOX_MAX_UPLOAD_BYTES.",
-        ["the upload is 2147483648 bytes, more than the limit"],
+        ["the upload is 2147549184 bytes, more than the limit of 1073807360 bytes"],
     ),
     415: (
         "No installed decoder handles the pixel data's transfer syntax.",

@@ -34,4 +34,20 @@ class AttributeData(BaseModel):
 
 
 class AttributeBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": {
+                        "header-attribute-name": "Rows",
+                        "header-attribute-value": "[1537]",
+                        "tag-values": "(0028,0010)",
+                        "vr": "US",
+                        "value": [1537],
+                    }
+                }
+            ]
+        }
+    )
+
     data: AttributeData
