@@ -41,6 +41,7 @@ T = TypeVar("T")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 UPLOAD_ROUTES = frozenset({("POST", "/upload")})
+MAX_CACHED_LABEL_SETS = 1000  # label children kept per app (methods x routes x statuses is far smaller)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 IndexCounts = Callable[[], Awaitable[Mapping[str, int]]]
@@ -103,19 +104,26 @@ class Metrics:
             "lightbox_cache_misses", "Cache misses, by cache.", ["cache"], registry=self.registry
         )
         self._cache_seen: dict[str, tuple[int, int]] = {}
+        self._request_children: dict[tuple[str, str | None, int | None], tuple[Counter, Histogram]] = {}
 
     # -- requests (called by the middleware) ------------------------------------------------
     def observe_request(
         self, method: str, route: str | None, status: int | None, seconds: float, error: str | None = None
     ) -> None:
         """One finished request; a failed upload also counts as a rejection, by its error kind."""
-        labels = (
-            method if method in KNOWN_METHODS else "other",
-            route or "unmatched",
-            str(status) if status is not None else "none",
-        )
-        self.requests.labels(*labels).inc()
-        self.request_seconds.labels(*labels).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # first request of this kind: resolve (and bound) the labels once
+            labels = (
+                method if method in KNOWN_METHODS else "other",
+                route or "unmatched",
+                str(status) if status is not None else "none",
+            )
+            children = (self.requests.labels(*labels), self.request_seconds.labels(*labels))
+            if len(self._request_children) < MAX_CACHED_LABEL_SETS:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if (method, route) in UPLOAD_ROUTES and (status is None or status >= 400):
             self.reject_upload(error or ("no_response" if status is None else status_kind(status)))
 

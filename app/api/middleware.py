@@ -8,9 +8,9 @@ the body: it only wraps ``send`` to see the status and add the header.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 import anyio
 from fastapi import FastAPI
@@ -33,7 +33,7 @@ def request_id_from(scope: Scope) -> str:
             if VALID_REQUEST_ID.fullmatch(value):
                 return str(value.decode("ascii"))
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 128 random bits, as uuid4 but cheaper
 
 
 class InFlight:
