@@ -213,7 +213,12 @@ def record_upload_duplicate(request: Request) -> None:
 
 
 def record_upload_rejected(request: Request, reason: str) -> None:
-    """One file of a request was refused (a bulk upload reports each; single uploads are counted for you)."""
+    """One file of a request was refused.
+
+    A request to an upload route that fails as a whole (4xx/5xx, or no response) is counted once,
+    by the middleware, with its error kind; call this only for files refused inside a request that
+    otherwise succeeds (a bulk upload answering 202), once per refused file.
+    """
     metrics_of(request).reject_upload(reason)
 
 
