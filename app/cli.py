@@ -1,19 +1,36 @@
 """The ``lightbox`` command: start the service (``lightbox`` or ``lightbox serve``), ``import`` files into
-a running service, ``reindex`` the storage folder."""
+a running service, ``reindex`` the storage folder.
+
+It is the production entry point: it validates every setting before anything starts (exit code 2
+and one line naming the variable), configures JSON logs for uvicorn and the app, runs
+``LIGHTBOX_WORKERS`` worker processes, gives in-flight requests ``LIGHTBOX_SHUTDOWN_TIMEOUT``
+seconds after SIGTERM, and manages prometheus-client's multiprocess folder so ``/metrics`` sums
+every worker.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import logging.config
+import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
 
 from app.config import Settings
+from app.logging import log_config
+from app.metrics import MULTIPROC_ENV
 
+log = logging.getLogger("lightbox")
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -27,6 +44,33 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+@contextmanager
+def multiprocess_metrics(workers: int) -> Iterator[None]:
+    """With several workers, give them a fresh shared metrics folder (prometheus-client multiprocess mode).
+
+    An operator's own ``PROMETHEUS_MULTIPROC_DIR`` is kept but emptied of the previous run's files,
+    as prometheus-client requires; otherwise a temporary folder is made and removed afterwards.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if workers == 1 and not given:
+        yield
+        return
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    folder = Path(tempfile.mkdtemp(prefix="lightbox-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 async def _migrate(settings: Settings) -> None:
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
@@ -37,20 +81,28 @@ async def _migrate(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Run the service with uvicorn on the configured host and port (``LIGHTBOX_WORKERS`` processes)."""
-    if settings.workers > 1:
-        asyncio.run(_migrate(settings))  # once, before the workers start; theirs are then no-ops
+    """Run ``settings.workers`` uvicorn workers; each builds the app from the same ``LIGHTBOX_*`` environment."""
+    config = log_config(settings)
+    logging.config.dictConfig(config)
+    log.info(
+        "starting %d worker(s) on %s:%d (graceful shutdown %d s)",
+        settings.workers,
+        settings.host,
+        settings.port,
+        settings.shutdown_timeout,
+    )
+    asyncio.run(_migrate(settings))  # once, before the workers start; theirs are then no-ops
+    with multiprocess_metrics(settings.workers):
         uvicorn.run(
-            "app.main:app",
+            "app.main:create_app",
+            factory=True,
             host=settings.host,
             port=settings.port,
-            log_level=settings.log_level,
             workers=settings.workers,
+            log_config=config,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=settings.shutdown_timeout,
         )
-        return
-    from app.main import create_app
-
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
 def import_paths(paths: list[Path], url: str, workers: int) -> int:

@@ -6,6 +6,7 @@ embedders can pass their own :class:`Settings`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -78,4 +79,21 @@ class Settings(BaseSettings):
     answer_cache_seconds: float = Field(
         2.0, ge=0, description="How long a cached tag answer is trusted before the index is asked again."
     )
-    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes for `lightbox serve`.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as JSON objects or readable text; auto = JSON unless stdout is a terminal."
+    )
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Worker processes `lightbox` starts (default: the number of CPU cores).",
+    )
+    shutdown_timeout: int = Field(
+        25,
+        gt=0,
+        le=3600,
+        description="Seconds in-flight requests get to finish after SIGTERM before they are cancelled.",
+    )
+    readiness_timeout: float = Field(
+        2.0, gt=0, le=60, description="Seconds each /readyz check may take before it counts as failed."
+    )

@@ -15,16 +15,23 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from app import __version__
+from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
+from app.api.middleware import InFlight, ObservedFastAPI
+from app.api.openapi import install_openapi
 from app.api.routes import files, health, upload
 from app.config import Settings
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
+from app.metrics import Metrics, mark_worker_stopped
+from app.readiness import StorageWritable
 from app.services.instances import InstanceService
 from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
 
 log = logging.getLogger("lightbox")
+
+SHUTDOWN_CLEANUP_SECONDS = 5  # after LIGHTBOX_SHUTDOWN_TIMEOUT: cancelled requests undo their partial work
 
 
 def database_url(settings: Settings) -> str:
@@ -46,20 +53,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.index = index
         app.state.instances = InstanceService(settings, store, index)
         app.state.renders = RenderService(settings, app.state.instances)
+        app.state.readiness_checks["storage"] = StorageWritable(store.staging)
+        app.state.readiness_checks["index"] = index.ping
+        app.state.index_counts = index.counts
+        app.state.caches["headers"] = app.state.instances.header_cache
+        app.state.caches["renders"] = app.state.renders.cache
+        app.state.caches["answers"] = app.state.instances.answer_cache
         try:
             yield
+            if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
+                log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
             await index.close()
             await to_thread.run_sync(app.state.renders.close)
+            mark_worker_stopped()
 
-    app = FastAPI(
+    app = ObservedFastAPI(
         title="Lightbox",
         version=__version__,
         summary="A DICOM file service: upload, header lookups and browser-ready renders.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.in_flight = InFlight()
+    app.state.readiness_checks = {}  # name -> async check; see app.readiness
+    app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)
+    install_docs(app)
+    install_openapi(app)
     app.include_router(upload.router)
     app.include_router(files.router)
     app.include_router(health.router)

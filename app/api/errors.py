@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
+from app.logging import error_kind, note_error, status_kind
 
 log = logging.getLogger("lightbox.errors")
 
@@ -56,19 +57,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.LightboxError)
+        note_error(error_kind(exc))
         return error_response(status_for(exc), exc.message, details=exc.details())
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers) if exc.headers else None
+        note_error(status_kind(exc.status_code))
         return error_response(exc.status_code, str(exc.detail), headers)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        note_error("invalid_request")
         return error_response(400, _validation_message(exc))
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        note_error(error_kind(exc))
+        route = getattr(request.scope.get("route"), "path", "-")  # the template: raw paths may name patients
+        log.exception("unexpected error on %s %s", request.method, route)
         return error_response(500, "internal error: the request could not be completed")
 
     app.add_exception_handler(errors.LightboxError, on_domain_error)

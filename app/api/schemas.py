@@ -13,8 +13,10 @@ class ErrorBody(BaseModel):
 
 class UploadBody(BaseModel):
     message: str = Field(examples=["File saved as: 0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"])
-    name: str = Field(description="The stored name, for later calls.")
-    size: int = Field(description="Bytes stored.")
+    name: str = Field(
+        description="The stored name, for later calls.", examples=["0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"]
+    )
+    size: int = Field(description="Bytes stored.", examples=[3642242])
 
 
 class AttributeData(BaseModel):
@@ -32,6 +34,22 @@ class AttributeData(BaseModel):
 
 
 class AttributeBody(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": {
+                        "header-attribute-name": "Rows",
+                        "header-attribute-value": "[1537]",
+                        "tag-values": "(0028,0010)",
+                        "vr": "US",
+                        "value": [1537],
+                    }
+                }
+            ]
+        }
+    )
+
     data: AttributeData
 
 
@@ -61,8 +79,21 @@ class InstanceRow(BaseModel):
     size: int
 
 
+_ROW_EXAMPLE = {
+    "name": "0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm",
+    "patient-id": "PAT-0001",
+    "patient-name": "DOE^JANE",
+    "study-instance-uid": "1.2.826.0.1.3680043.8.498.1",
+    "study-date": "20240131",
+    "series-instance-uid": "1.2.826.0.1.3680043.8.498.2",
+    "sop-instance-uid": "1.2.826.0.1.3680043.8.498.3",
+    "modality": "DX",
+    "size": 3642242,
+}
+
+
 class ListBody(BaseModel):
-    data: list[InstanceRow]
-    total: int = Field(description="Files matching the filters (all pages).")
-    limit: int
-    offset: int
+    data: list[InstanceRow] = Field(description="One row per stored file, newest first.", examples=[[_ROW_EXAMPLE]])
+    total: int = Field(description="Files matching the filters (all pages).", examples=[1])
+    limit: int = Field(description="Page size used.", examples=[100])
+    offset: int = Field(description="Entries skipped.", examples=[0])

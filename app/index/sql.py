@@ -335,6 +335,18 @@ class SqlInstanceIndex:
 
         return await self._guard(run)
 
+    async def counts(self) -> dict[str, int]:
+        """How many patients, studies, series and instances the index holds (for /metrics)."""
+
+        async def run() -> dict[str, int]:
+            async with self.engine.connect() as conn:
+                return {
+                    table.name: int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+                    for table in (patients, studies, series, instances)
+                }
+
+        return await self._guard(run)
+
     async def ping(self) -> None:
         async def one() -> None:
             async with self.engine.connect() as conn:

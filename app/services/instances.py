@@ -101,7 +101,10 @@ class InstanceService:
         self.index = index
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
         # (principal, name, tag) -> (trusted until, answer); names are never reused and files never change
-        self._answers: LruCache[tuple[str, str, int], tuple[float, Attribute]] = LruCache(settings.answer_cache_entries)
+        self.answer_cache: LruCache[tuple[str, str, int], tuple[float, Attribute]] = LruCache(
+            settings.answer_cache_entries
+        )
+        self.header_cache = self._headers  # read-only view for metrics (hits/misses)
 
     # -- upload -------------------------------------------------------------------------
     async def begin_upload(self, original_name: str | None) -> Upload:
@@ -184,7 +187,7 @@ class InstanceService:
         """One element, answered from the index's stored header; only bulk values read the file."""
         tag = parse_tag(tag_text)
         key = (principal.name, name, int(tag))
-        cached = self._answers.get(key)
+        cached = self.answer_cache.get(key)
         if cached is not None and cached[0] >= time.monotonic():
             return cached[1]
         header = await self.index.header(principal, name)
@@ -197,7 +200,7 @@ class InstanceService:
             return answer
 
         answer = await to_thread.run_sync(lookup)
-        self._answers.put(key, (time.monotonic() + self.settings.answer_cache_seconds, answer))
+        self.answer_cache.put(key, (time.monotonic() + self.settings.answer_cache_seconds, answer))
         return answer
 
     async def metadata(self, principal: Principal, name: str) -> bytes:
@@ -221,7 +224,7 @@ class InstanceService:
     async def delete(self, principal: Principal, name: str) -> None:
         """Index row first, then the file: a crash in between leaves a file reindex can find, never a dangling row."""
         await self.index.remove(principal, name)
-        self._answers.discard_where(lambda key: key[1] == name)
+        self.answer_cache.discard_where(lambda key: key[1] == name)
         self._headers.discard_where(lambda key: key == name)
         with anyio.CancelScope(shield=True):
             await to_thread.run_sync(self.store.discard, name)

@@ -96,7 +96,7 @@ class RenderService:
             if settings.isolate_decoders
             else None
         )
-        self._cache: LruCache[str, RenderedImage] = LruCache(
+        self.cache: LruCache[str, RenderedImage] = LruCache(
             max_entries=1 << 20,
             max_cost=settings.render_cache_bytes,
             cost=lambda image: len(image.content) + CACHE_ENTRY_OVERHEAD,
@@ -118,7 +118,7 @@ class RenderService:
     async def render(self, name: str, request: RenderRequest) -> RenderedImage:
         """The cached render when there is one, else a fresh render in a worker thread."""
         key = self._key(name, request)
-        cached = self._cache.get(key)
+        cached = self.cache.get(key)
         if cached is not None:
             return cached
         path, header = await to_thread.run_sync(self.instances.header_blocking, name)
@@ -129,7 +129,7 @@ class RenderService:
             else:
                 content = await to_thread.run_sync(render_file, path, header, request, self._encoding)
         image = RenderedImage(content, MEDIA_TYPES[request.format], self.etag(name, request))
-        self._cache.put(key, image)
+        self.cache.put(key, image)
         return image
 
     def close(self) -> None:

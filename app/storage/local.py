@@ -2,12 +2,14 @@
 
 Every method blocks; callers run them in a worker thread. Uploads are staged in
 ``<root>/.staging`` (same file system, so the final rename is atomic) and stray staged
-files from a crash are removed at start-up.
+files from a crash are removed at start-up. Each staged file is ``flock``-ed while it is being
+received, so a worker process (re)starting beside others leaves their live uploads alone.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import uuid
@@ -44,6 +46,7 @@ class StagedFile:
         self._hash = hashlib.sha256()
         with storage_errors():
             self._handle = path.open("xb")
+        fcntl.flock(self._handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # "in use" for other workers' sweeps
 
     def write(self, data: bytes) -> None:
         with storage_errors():
@@ -71,12 +74,27 @@ class StagedFile:
             if mtime_ns is not None:
                 os.utime(self._handle.fileno(), ns=(mtime_ns, mtime_ns))
             os.fsync(self._handle.fileno())
+        # Kept open (and locked) until published or discarded: validation may take a while.
+
+    def close(self) -> None:
+        if not self._handle.closed:
             self._handle.close()
 
     def discard(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
+        self.close()
         self.path.unlink(missing_ok=True)
+
+
+def _in_use(path: Path) -> bool:
+    """True while another live worker process is still receiving into this staged file (it holds a lock)."""
+    try:
+        with path.open("rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class LocalBlobStore:
@@ -92,8 +110,9 @@ class LocalBlobStore:
         self.staging.mkdir(exist_ok=True)
         removed = 0
         for stray in self.staging.iterdir():
-            stray.unlink(missing_ok=True)
-            removed += 1
+            if not _in_use(stray):
+                stray.unlink(missing_ok=True)
+                removed += 1
         return removed
 
     def stage(self) -> StagedFile:
@@ -105,6 +124,7 @@ class LocalBlobStore:
         with storage_errors():
             os.link(staged.path, target)  # fails rather than overwrite
             staged.path.unlink()
+            staged.close()
             self._sync_dir()
 
     def _sync_dir(self) -> None:

@@ -97,7 +97,7 @@ async def test_multi_frame_frames(client: httpx.AsyncClient) -> None:
 
 async def test_repeats_come_from_the_render_cache(app: FastAPI, client: httpx.AsyncClient, mr: str) -> None:
     first = await client.get(f"/dicomFile/{mr}?png&size=100")
-    cache = app.state.renders._cache
+    cache = app.state.renders.cache
     hits = cache.hits
     second = await client.get(f"/dicomFile/{mr}?png&size=100")
     assert second.content == first.content and cache.hits == hits + 1

@@ -11,17 +11,18 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
 from app.api.deps import InstancesDep, PrincipalDep, RendersDep
-from app.api.schemas import AttributeBody, ErrorBody, InstanceRow, ListBody
+from app.api.openapi import error_responses
+from app.api.schemas import AttributeBody, InstanceRow, ListBody
 from app.dicom.render import Window
 from app.errors import InvalidRequest
 from app.index.base import DEFAULT_LIMIT, MAX_LIMIT, InstanceSummary, ListQuery
+from app.metrics import timed_render
 from app.services.renders import ImageFormat, RenderRequest
 
 router = APIRouter()
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (400, 404, 413, 415, 422, 503, 507)
-}
+ERRORS = error_responses(400, 404, 503)
+RENDER_ERRORS = error_responses(400, 404, 415, 422, 503)
 NameParam = Annotated[str, Path(description="A stored name as returned by POST /upload.", max_length=300)]
 DICOM_JSON = "application/dicom+json"
 _DATE = re.compile(r"^(?P<start>\d{8})?(?P<dash>-)?(?P<end>\d{8})?$")
@@ -48,7 +49,7 @@ def _parse_window(text: str | None) -> Window | None:
     "/dicomFile/{name}",
     summary="Look up a header element (?tag=) or render the image (?png)",
     response_model=AttributeBody,
-    responses={**ERRORS, **PNG_RESPONSE},
+    responses={**RENDER_ERRORS, **PNG_RESPONSE},
 )
 async def dicom_file(
     request: Request,
@@ -101,7 +102,7 @@ async def dicom_file(
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
         if _matches(etag, request.headers.get("if-none-match")):
             return Response(status_code=304, headers=headers)
-        image = await renders.render(name, render)
+        image = await timed_render(request, renders.render(name, render))
         headers["Content-Disposition"] = f'inline; filename="{name}.{image_format.value}"'
         return Response(image.content, media_type=image.media_type, headers=headers)
     raise InvalidRequest(
@@ -161,17 +162,23 @@ async def list_files(
     instances: InstancesDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (at most 1000).")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, le=2**31)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31, description="Entries to skip (newest first).")] = 0,
     patient_id: Annotated[
         str | None, Query(alias="PatientID", max_length=256, description="* and ? wildcards.")
     ] = None,
     patient_name: Annotated[
         str | None, Query(alias="PatientName", max_length=256, description="* and ? wildcards; case-insensitive.")
     ] = None,
-    study_instance_uid: Annotated[str | None, Query(alias="StudyInstanceUID", max_length=256)] = None,
-    series_instance_uid: Annotated[str | None, Query(alias="SeriesInstanceUID", max_length=256)] = None,
-    sop_instance_uid: Annotated[str | None, Query(alias="SOPInstanceUID", max_length=256)] = None,
-    modality: Annotated[str | None, Query(alias="Modality", max_length=64)] = None,
+    study_instance_uid: Annotated[
+        str | None, Query(alias="StudyInstanceUID", max_length=256, description="Exact Study Instance UID.")
+    ] = None,
+    series_instance_uid: Annotated[
+        str | None, Query(alias="SeriesInstanceUID", max_length=256, description="Exact Series Instance UID.")
+    ] = None,
+    sop_instance_uid: Annotated[
+        str | None, Query(alias="SOPInstanceUID", max_length=256, description="Exact SOP Instance UID.")
+    ] = None,
+    modality: Annotated[str | None, Query(alias="Modality", max_length=64, description="Modality, e.g. CT.")] = None,
     study_date: Annotated[
         str | None, Query(alias="StudyDate", max_length=17, description="YYYYMMDD or YYYYMMDD-YYYYMMDD.")
     ] = None,

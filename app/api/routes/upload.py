@@ -10,8 +10,11 @@ from fastapi.responses import JSONResponse
 from app.api.deps import InstancesDep, PrincipalDep, SettingsDep
 from app.api.errors import status_for
 from app.api.multipart import PartData, PartEnd, PartStart, check_declared_size, iter_events
-from app.api.schemas import BulkUploadBody, ErrorBody, UploadBody
+from app.api.openapi import error_responses
+from app.api.schemas import BulkUploadBody, UploadBody
 from app.errors import InvalidRequest, UploadTooLarge
+from app.logging import error_kind
+from app.metrics import record_upload_duplicate, record_upload_rejected, record_upload_stored
 from app.services.instances import Upload
 from app.services.uploads import FileOutcome, UploadReport, UploadSession
 
@@ -20,7 +23,42 @@ router = APIRouter()
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small form fields around the file
 MAX_IGNORED_FIELD_BYTES = 64 * 1024
 
-ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (400, 409, 413, 503, 507)}
+ERRORS = error_responses(400, 409, 413, 503, 507)
+_NAME = "0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"
+_BULK = {
+    "message": "Saved 1 of 2 files",
+    "files": [
+        {"file": "IM000001", "status": 201, "name": _NAME},
+        {"file": "notes.txt", "status": 400, "error": "the file is neither a DICOM Part 10 file nor a DICOM data set"},
+    ],
+}
+
+
+def _json_examples(**examples: object) -> dict[str, Any]:
+    return {"application/json": {"examples": {key: {"value": value} for key, value in examples.items()}}}
+
+
+SUCCESSES: dict[int | str, dict[str, Any]] = {
+    201: {
+        "description": "Stored: one file (the original contract) or, for several files, all of them.",
+        "content": _json_examples(
+            single={"message": f"File saved as: {_NAME}", "name": _NAME, "size": 3642242},
+            several={"message": "Saved 2 of 2 files", "files": [_BULK["files"][0]] * 2},
+        ),
+    },
+    200: {
+        "model": UploadBody,
+        "description": "Nothing new: the same bytes are already stored.",
+        "content": _json_examples(
+            duplicate={"message": f"File already saved as: {_NAME}", "name": _NAME, "size": 3642242}
+        ),
+    },
+    202: {
+        "model": BulkUploadBody,
+        "description": "Some files were stored, some were refused (each says why), as STOW-RS answers.",
+        "content": _json_examples(partly=_BULK),
+    },
+}
 
 
 async def _receive(request: Request, session: UploadSession, max_body: int) -> None:
@@ -62,6 +100,18 @@ async def _receive(request: Request, session: UploadSession, max_body: int) -> N
     if upload is not None:
         await upload.abort()
         raise InvalidRequest("the multipart/form-data body ended before the file was complete")
+
+
+def _count(request: Request, report: UploadReport) -> None:
+    """Metrics per file: stored (files, bytes), duplicates, and files refused inside a partly successful request."""
+    partly = any(o.stored for o in report.files) and any(o.error for o in report.files)
+    for outcome in report.files:
+        if outcome.stored is not None and outcome.stored.created:
+            record_upload_stored(request, outcome.stored.size)
+        elif outcome.stored is not None:
+            record_upload_duplicate(request)
+        elif outcome.error is not None and partly:
+            record_upload_rejected(request, error_kind(outcome.error))
 
 
 def _entry(outcome: FileOutcome) -> dict[str, Any]:
@@ -116,7 +166,7 @@ def _bulk_response(report: UploadReport) -> JSONResponse:
     status_code=201,
     summary="Upload DICOM files (one, several, or ZIP archives)",
     response_model=UploadBody | BulkUploadBody,
-    responses={**ERRORS, 200: {"model": UploadBody}, 202: {"model": BulkUploadBody}},
+    responses={**ERRORS, **SUCCESSES},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -145,6 +195,7 @@ async def upload(
     session = UploadSession(instances, principal)
     await _receive(request, session, max_body)
     report = session.report
+    _count(request, report)
     if not report.files:
         if report.archives:
             raise InvalidRequest("the ZIP archive holds no files")

@@ -1,0 +1,103 @@
+"""The outermost layer of every HTTP request: request id, log context and request metrics.
+
+It sits outside Starlette's ``ServerErrorMiddleware`` (see :class:`ObservedFastAPI`) so that even an
+unexpected 500 carries ``X-Request-ID`` and is counted. Pure ASGI, no per-request task or copy of
+the body: it only wraps ``send`` to see the status and add the header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+
+import anyio
+from fastapi import FastAPI
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logging import RequestContext, current_request
+from app.metrics import Metrics
+
+log = logging.getLogger("lightbox.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+
+
+def request_id_from(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is short and plain (no log injection), else a new one."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if VALID_REQUEST_ID.fullmatch(value):
+                return str(value.decode("ascii"))
+            break
+    return os.urandom(16).hex()  # 128 random bits, as uuid4 but cheaper
+
+
+class InFlight:
+    """Requests of this process still running, so that shutdown can wait for their clean-up.
+
+    When uvicorn's graceful shutdown times out it cancels the request tasks and then runs the
+    lifespan shutdown; a cancelled upload still has to delete its staged file (in a thread).
+    :meth:`drained` lets the lifespan wait for that instead of exiting under it.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def drained(self, timeout: float) -> bool:
+        with anyio.move_on_after(timeout):
+            while self.count:
+                await anyio.sleep(0.02)
+        return self.count == 0
+
+
+class RequestContextMiddleware:
+    """Give each request an id, make it visible to every log line, measure it, and return the id."""
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        context = RequestContext(request_id_from(scope), scope["method"], scope)
+        token = current_request.set(context)
+        id_header = (REQUEST_ID_HEADER, context.request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                context.status = message["status"]
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
+                message = {**message, "headers": [*headers, id_header]}
+            await send(message)
+
+        metrics: Metrics = self.state.metrics
+        in_flight: InFlight = self.state.in_flight
+        metrics.in_flight.inc()
+        in_flight.count += 1
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            in_flight.count -= 1
+            metrics.in_flight.dec()
+            seconds = time.perf_counter() - context.started
+            metrics.observe_request(context.method, context.route, context.status, seconds, context.error)
+            metrics.sync_caches(getattr(self.state, "caches", {}))
+            if context.status is None:
+                log.info(
+                    "request ended without a response (client gone or server stopping)",
+                    extra={"duration_ms": round(seconds * 1000, 3)},
+                )
+            current_request.reset(token)
+
+
+class ObservedFastAPI(FastAPI):
+    """FastAPI with :class:`RequestContextMiddleware` outside every other layer."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestContextMiddleware(super().build_middleware_stack(), self.state)

@@ -1,0 +1,239 @@
+"""Prometheus metrics: what the service does, kept out of the domain code.
+
+Requests are measured by :mod:`app.api.middleware`; routes and services report the rest through
+the one-line hooks below (``record_upload_stored(request, size)`` and so on). Each app owns its
+:class:`Metrics` on ``app.state.metrics``, so tests start from zero.
+
+Several worker processes (``lightbox`` with ``LIGHTBOX_WORKERS`` > 1) each count on their own;
+the launcher then sets ``PROMETHEUS_MULTIPROC_DIR`` and prometheus-client's multiprocess mode
+sums every worker's counters from that folder, whichever worker answers the scrape.
+
+Values that live elsewhere are read at scrape time or synced, never duplicated by hand:
+
+* caches: anything with ``hits`` and ``misses`` put in ``app.state.caches[name]`` is synced into
+  the ``lightbox_cache_*_total`` counters after every request (so every worker's share counts);
+* index size: ``app.state.index_counts`` (an async callable returning e.g.
+  ``{"instances": n, "studies": m}``), when the app has one, is asked at each scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import anyio
+from anyio import to_thread
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+
+from app.logging import error_kind, status_kind
+
+log = logging.getLogger("lightbox.metrics")
+
+T = TypeVar("T")
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+UPLOAD_ROUTES = frozenset({("POST", "/upload")})
+MAX_CACHED_LABEL_SETS = 1000  # label children kept per app (methods x routes x statuses is far smaller)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+IndexCounts = Callable[[], Awaitable[Mapping[str, int]]]
+
+
+class HitCounting(Protocol):
+    """A cache that counts its hits and misses (such as :class:`app.services.cache.LruCache`)."""
+
+    @property
+    def hits(self) -> int: ...
+
+    @property
+    def misses(self) -> int: ...
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class Metrics:
+    """Every metric of one app, registered in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        http_labels = ["method", "route", "status"]
+        self.requests = Counter(
+            "lightbox_http_requests", "HTTP requests answered.", http_labels, registry=self.registry
+        )
+        self.request_seconds = Histogram(
+            "lightbox_http_request_duration_seconds",
+            "Time from request start to the end of the response.",
+            http_labels,
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "lightbox_http_requests_in_flight",
+            "Requests being served now.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.uploads = Counter("lightbox_uploads", "Files stored.", registry=self.registry)
+        self.upload_bytes = Counter("lightbox_upload_bytes", "Bytes of the files stored.", registry=self.registry)
+        self.upload_duplicates = Counter(
+            "lightbox_upload_duplicates", "Uploads of a file already stored.", registry=self.registry
+        )
+        self.upload_rejections = Counter(
+            "lightbox_upload_rejections", "Uploads refused, by reason.", ["reason"], registry=self.registry
+        )
+        self.renders = Counter("lightbox_renders", "Renders, by outcome.", ["outcome"], registry=self.registry)
+        self.render_seconds = Histogram(
+            "lightbox_render_duration_seconds",
+            "Time to decode, window and encode one image, by outcome.",
+            ["outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.cache_hits = Counter("lightbox_cache_hits", "Cache hits, by cache.", ["cache"], registry=self.registry)
+        self.cache_misses = Counter(
+            "lightbox_cache_misses", "Cache misses, by cache.", ["cache"], registry=self.registry
+        )
+        self._cache_seen: dict[str, tuple[int, int]] = {}
+        self._request_children: dict[tuple[str, str | None, int | None], tuple[Counter, Histogram]] = {}
+
+    # -- requests (called by the middleware) ------------------------------------------------
+    def observe_request(
+        self, method: str, route: str | None, status: int | None, seconds: float, error: str | None = None
+    ) -> None:
+        """One finished request; a failed upload also counts as a rejection, by its error kind."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:  # first request of this kind: resolve (and bound) the labels once
+            labels = (
+                method if method in KNOWN_METHODS else "other",
+                route or "unmatched",
+                str(status) if status is not None else "none",
+            )
+            children = (self.requests.labels(*labels), self.request_seconds.labels(*labels))
+            if len(self._request_children) < MAX_CACHED_LABEL_SETS:
+                self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if (method, route) in UPLOAD_ROUTES and (status is None or status >= 400):
+            self.reject_upload(error or ("no_response" if status is None else status_kind(status)))
+
+    def reject_upload(self, reason: str) -> None:
+        self.upload_rejections.labels(reason).inc()
+
+    # -- caches -----------------------------------------------------------------------------
+    def sync_caches(self, caches: Mapping[str, HitCounting]) -> None:
+        """Add what each cache counted since the last sync (cheap: two integer reads per cache)."""
+        for name, cache in caches.items():
+            hits, misses = cache.hits, cache.misses
+            seen_hits, seen_misses = self._cache_seen.get(name, (0, 0))
+            if hits > seen_hits:
+                self.cache_hits.labels(name).inc(hits - seen_hits)
+            if misses > seen_misses:
+                self.cache_misses.labels(name).inc(misses - seen_misses)
+            self._cache_seen[name] = (hits, misses)
+
+    # -- exposition -------------------------------------------------------------------------
+    def exposition(self, extra: Collector | None = None) -> bytes:
+        """The text format; in multiprocess mode, the sum over every worker's files. Blocking (reads files)."""
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            text = generate_latest(registry)
+        else:
+            text = generate_latest(self.registry)
+        if extra is not None:
+            registry = CollectorRegistry()
+            registry.register(extra)
+            text += generate_latest(registry)
+        return text
+
+
+def mark_worker_stopped() -> None:
+    """Drop this worker's live gauges (in-flight) from the multiprocess sum when it stops."""
+    if multiprocess_dir():
+        mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+class IndexSizeCollector(Collector):
+    """``lightbox_index_entries{level=...}`` from counts the index gave at this scrape."""
+
+    def __init__(self, counts: Mapping[str, int]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily(
+            "lightbox_index_entries", "Entries in the metadata index, by level.", labels=["level"]
+        )
+        for level, count in sorted(self.counts.items()):
+            family.add_metric([level], count)
+        yield family
+
+
+async def scrape(state: Any, timeout: float) -> bytes:
+    """Everything ``GET /metrics`` shows for the app whose ``app.state`` is ``state``."""
+    metrics: Metrics = state.metrics
+    metrics.sync_caches(getattr(state, "caches", {}))
+    extra: Collector | None = None
+    index_counts: IndexCounts | None = getattr(state, "index_counts", None)
+    if index_counts is not None:
+        try:
+            with anyio.fail_after(timeout):
+                extra = IndexSizeCollector(await index_counts())
+        except Exception:
+            log.warning("the index did not report its size for /metrics", exc_info=True)
+    return await to_thread.run_sync(metrics.exposition, extra)
+
+
+# -- one-line hooks for routes and services ---------------------------------------------------
+def metrics_of(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def record_upload_stored(request: Request, size: int) -> None:
+    """A file was stored: count it and its bytes."""
+    metrics = metrics_of(request)
+    metrics.uploads.inc()
+    metrics.upload_bytes.inc(size)
+
+
+def record_upload_duplicate(request: Request) -> None:
+    """An upload matched a stored file and nothing new was stored."""
+    metrics_of(request).upload_duplicates.inc()
+
+
+def record_upload_rejected(request: Request, reason: str) -> None:
+    """One file of a request was refused.
+
+    A request to an upload route that fails as a whole (4xx/5xx, or no response) is counted once,
+    by the middleware, with its error kind; call this only for files refused inside a request that
+    otherwise succeeds (a bulk upload answering 202), once per refused file.
+    """
+    metrics_of(request).reject_upload(reason)
+
+
+async def timed_render(request: Request, work: Awaitable[T]) -> T:
+    """``image = await timed_render(request, renders.render(...))``: count and time one render."""
+    metrics = metrics_of(request)
+    started = time.perf_counter()
+    outcome = "cancelled"
+    try:
+        result = await work
+        outcome = "ok"
+        return result
+    except Exception as exc:
+        outcome = error_kind(exc)
+        raise
+    finally:
+        metrics.renders.labels(outcome).inc()
+        metrics.render_seconds.labels(outcome).observe(time.perf_counter() - started)
