@@ -26,6 +26,7 @@ from app.index.urls import default_database_url
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable
 from app.services.instances import InstanceService
+from app.services.reindex import reconcile
 from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         index = await SqlInstanceIndex.open(database_url(settings))
         app.state.index = index
         app.state.instances = InstanceService(settings, store, index)
+        await reconcile(app.state.instances)
         app.state.renders = RenderService(settings, app.state.instances)
         app.state.readiness_checks["storage"] = StorageWritable(store.staging)
         app.state.readiness_checks["index"] = index.ping

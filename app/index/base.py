@@ -107,6 +107,10 @@ class InstanceIndex(Protocol):
         """Forget every row (``lightbox reindex`` rebuilds from the files)."""
         ...
 
+    async def names(self) -> set[str]:
+        """Every stored name in the index."""
+        ...
+
     async def counts(self) -> dict[str, int]:
         """Rows per level (patients, studies, series, instances)."""
         ...

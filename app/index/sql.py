@@ -335,6 +335,15 @@ class SqlInstanceIndex:
 
         return await self._guard(run)
 
+    async def names(self) -> set[str]:
+        """Every stored name the index holds (start-up reconciliation with the storage folder)."""
+
+        async def run() -> set[str]:
+            async with self.engine.connect() as conn:
+                return {str(name) for name in (await conn.scalars(select(instances.c.name))).all()}
+
+        return await self._guard(run)
+
     async def counts(self) -> dict[str, int]:
         """How many patients, studies, series and instances the index holds (for /metrics)."""
 

@@ -1,4 +1,5 @@
-"""Rebuild the index from the storage folder (disaster recovery: a lost or corrupted database).
+"""Rebuild the index from the storage folder, wholly (``lightbox reindex``, disaster recovery) or
+where the two disagree (:func:`reconcile`, at every start-up).
 
 Each stored file is validated and indexed again exactly as at upload; its upload time comes
 back from the file's modification time, which the upload stamped on it.
@@ -6,7 +7,9 @@ back from the file's modification time, which the upload stamped on it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +24,8 @@ from app.index.base import AddOutcome, NewInstance
 from app.services.instances import InstanceService
 
 HASH_CHUNK = 1 << 20
+RECONCILE_LOCK = ".reconcile.lock"
+log = logging.getLogger("lightbox.reindex")
 
 
 @dataclass
@@ -75,4 +80,55 @@ async def reindex(
                 report.bytes += entry.size
         if progress is not None:
             progress(number, len(names), report)
+    return report
+
+
+@dataclass
+class ReconcileReport:
+    """What start-up found: files a crash left unindexed, rows whose file is gone."""
+
+    indexed: list[str] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def reconcile(service: InstanceService, owner: Principal = LOCAL_ADMIN) -> ReconcileReport:
+    """Make index and folder agree after a crash, without touching any file.
+
+    Writes go temp -> fsync -> link -> index commit, so a crash can leave one kind of disagreement
+    per interrupted upload: a durable, validated file whose row was never committed. It is indexed
+    now (nothing acknowledged is lost; nothing unacknowledged is half-written). A row whose file
+    disappeared (deleted by hand) is forgotten. Workers starting together take turns (a file lock).
+    """
+    report = ReconcileReport()
+    lock_path = service.store.root / RECONCILE_LOCK
+    handle = await to_thread.run_sync(lock_path.open, "a")
+    try:
+        await to_thread.run_sync(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        on_disk = set(await to_thread.run_sync(service.store.names))
+        in_index = await service.index.names()
+        for name in sorted(on_disk - in_index):
+            try:
+                entry = await to_thread.run_sync(_entry_blocking, service, name, owner.name)
+                await service.index.add(entry)
+            except LightboxError as exc:
+                report.failures.append((name, exc.message))
+            else:
+                report.indexed.append(name)
+        for name in sorted(in_index - on_disk):
+            try:
+                await service.index.remove(owner, name)
+            except LightboxError as exc:
+                report.failures.append((name, exc.message))
+            else:
+                report.forgotten.append(name)
+    finally:
+        await to_thread.run_sync(handle.close)  # closing releases the lock
+    if report.indexed or report.forgotten or report.failures:
+        log.warning(
+            "index and storage reconciled: %d file(s) indexed, %d row(s) without a file forgotten, %d failure(s)",
+            len(report.indexed),
+            len(report.forgotten),
+            len(report.failures),
+        )
     return report

@@ -33,6 +33,13 @@ def published(storage: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in storage.iterdir() if p.suffix == ".dcm"}
 
 
+def indexed(url: str) -> set[str]:
+    """The names the index lists (through the API)."""
+    response = httpx.get(url + "/dicomFile", params={"limit": 1000}, timeout=30)
+    assert response.status_code == 200, response.text
+    return {row["name"] for row in response.json()["data"]}
+
+
 def staged(storage: Path) -> list[Path]:
     return list((storage / ".staging").iterdir())
 
@@ -67,8 +74,37 @@ def test_kill_9_at_fsync_keeps_acknowledged_uploads(tmp_path: Path) -> None:
     with run_server(tmp_path, storage) as server:  # restart: the stray staged file is removed
         assert staged(storage) == []
         assert published(storage) == {acknowledged: hashlib.sha256(CT).hexdigest()}
+        assert indexed(server.url) == set(published(storage))
         response = httpx.get(f"{server.url}/dicomFile/{acknowledged}", params={"tag": "SOPInstanceUID"})
         assert response.status_code == 200
+
+
+def test_kill_9_between_publish_and_index_commit_is_recovered(tmp_path: Path) -> None:
+    """Killed at the folder fsync: the file is durable and published, its index row never committed."""
+    storage = tmp_path / "storage"
+    wrapper = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:signal=KILL:when=2"]
+    with run_server(tmp_path, storage, wrapper=wrapper) as server:
+        with pytest.raises(httpx.TransportError):
+            upload(server.url, CT, "orphan.dcm")
+        server.process.wait(timeout=10)
+    (name,) = published(storage)  # linked under its name, never acknowledged, never indexed
+    assert published(storage)[name] == hashlib.sha256(CT).hexdigest()
+    with run_server(tmp_path, storage) as server:
+        assert indexed(server.url) == {name}  # start-up reconciliation indexed it: folder and index agree
+        response = httpx.get(f"{server.url}/dicomFile/{name}", params={"tag": "SOPInstanceUID"})
+        assert response.status_code == 200
+        assert upload(server.url, CT, "again.dcm").json()["message"] == f"File already saved as: {name}"
+
+
+def test_a_file_removed_behind_the_service_is_forgotten_at_start(tmp_path: Path) -> None:
+    storage = tmp_path / "storage"
+    with run_server(tmp_path, storage) as server:
+        kept = upload(server.url, CT).json()["name"]
+        lost = upload(server.url, MR).json()["name"]
+    (storage / lost).unlink()
+    with run_server(tmp_path, storage) as server:
+        assert indexed(server.url) == {kept}
+        assert httpx.get(f"{server.url}/dicomFile/{lost}", params={"tag": "Rows"}).status_code == 404
 
 
 def test_kill_9_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
@@ -99,9 +135,10 @@ def test_kill_9_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
         tracer.wait(timeout=10)
         assert len(staged(storage)) == 1 and staged(storage)[0].stat().st_size < len(body)  # killed mid-write
     assert published(storage) == {}
-    with run_server(tmp_path, storage):
+    with run_server(tmp_path, storage) as server:
         assert staged(storage) == []
         assert published(storage) == {}
+        assert indexed(server.url) == set()
 
 
 def test_disk_full_answers_507_and_reads_keep_working(tmp_path: Path, tmpfs: Path) -> None:
