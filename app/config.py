@@ -97,3 +97,6 @@ class Settings(BaseSettings):
     readiness_timeout: float = Field(
         2.0, gt=0, le=60, description="Seconds each /readyz check may take before it counts as failed."
     )
+    body_read_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="An upload whose client sends nothing for this long is stopped (408)."
+    )

@@ -10,6 +10,7 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     ├── InvalidDicom            the upload is not (readable) DICOM
     ├── InstanceConflict        another file with the same SOP Instance UID is stored
     ├── UploadTooLarge          the upload exceeds the configured limit
+    ├── UploadTimedOut          the client stopped sending the body
     ├── TooManyFiles            a bulk upload or archive holds more files than allowed
     ├── NotRenderable           the file has no image we can show faithfully
     │   └── UnsupportedEncoding its transfer syntax / photometric cannot be decoded here
@@ -66,6 +67,10 @@ class InstanceConflict(LightboxError):
 
 class UploadTooLarge(LightboxError):
     """The upload is larger than ``LIGHTBOX_MAX_UPLOAD_BYTES``."""
+
+
+class UploadTimedOut(LightboxError):
+    """No body bytes arrived for ``LIGHTBOX_BODY_READ_TIMEOUT_SECONDS`` (a stalled or slow-loris client)."""
 
 
 class TooManyFiles(LightboxError):

@@ -50,13 +50,30 @@ class Tally:
         return out
 
 
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn workers, decode-sandbox processes)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            children = (task / "children").read_text().split() if (task / "children").exists() else []
+            queue.extend(int(child) for child in children)
+    return found
+
+
 def rss_mib(pid: int | None) -> float | None:
+    """Resident memory of the server's whole process tree, in MiB."""
     if pid is None:
         return None
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
+    total = 0
+    for member in _process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except FileNotFoundError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return round(total / 1024, 1)
 
 
 def fresh_copy(seed: bytes) -> bytes:

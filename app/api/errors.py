@@ -21,6 +21,7 @@ STATUS_BY_ERROR: dict[type[errors.LightboxError], int] = {
     errors.ElementNotFound: 404,
     errors.InstanceConflict: 409,
     errors.UploadTooLarge: 413,
+    errors.UploadTimedOut: 408,
     errors.TooManyFiles: 413,
     errors.UnsupportedEncoding: 415,
     errors.NotRenderable: 422,

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from app.errors import InvalidRequest, UploadTooLarge
+from app.errors import InvalidRequest, UploadTimedOut, UploadTooLarge
 
 MAX_PARTS = 1000
 
@@ -107,8 +108,24 @@ class _Collector:
         self.events.append(PartEnd())
 
 
-async def iter_events(request: Request, max_body: int) -> AsyncIterator[Event]:
-    """Yield the parts of the body as events; raise domain errors for malformed or oversized bodies."""
+async def _chunks(request: Request, read_timeout: float) -> AsyncIterator[bytes]:
+    """The body's chunks; a client that sends nothing for ``read_timeout`` seconds is cut off."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            with anyio.fail_after(read_timeout):
+                chunk = await stream.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadTimedOut(
+                f"no data arrived for {read_timeout:g} s: the upload was stopped and nothing was kept"
+            ) from None
+        yield chunk
+
+
+async def iter_events(request: Request, max_body: int, read_timeout: float) -> AsyncIterator[Event]:
+    """Yield the parts of the body as events; raise domain errors for malformed, stalled or oversized bodies."""
     collector = _Collector()
     parser = MultipartParser(
         boundary_of(request),
@@ -125,7 +142,7 @@ async def iter_events(request: Request, max_body: int) -> AsyncIterator[Event]:
     )
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _chunks(request, read_timeout):
             received += len(chunk)
             if received > max_body:
                 raise UploadTooLarge(f"the upload is larger than the limit of {max_body} bytes")

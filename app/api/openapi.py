@@ -35,6 +35,10 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[str]]] = {
         "The file holds no image that can be shown faithfully.",
         ["this file has no image: it holds no Pixel Data element"],
     ),
+    408: (
+        "The client stopped sending the body; nothing was kept.",
+        ["no data arrived for 30 s: the upload was stopped and nothing was kept"],
+    ),
     409: (
         "Another file with the same SOP Instance UID is already stored.",
         ["a different file with SOP Instance UID 1.2.3 is already stored as 0b7c...-ct.dcm"],

@@ -21,7 +21,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     workdir = tmp_path_factory.mktemp("hostile")
     # A valid DICOM file planted next to (outside) the storage folder, as a traversal target.
     (workdir / "planted.dcm").write_bytes(CT)
-    with run_server(workdir, storage=workdir / "storage") as running:
+    env = {"LIGHTBOX_BODY_READ_TIMEOUT_SECONDS": "1"}
+    with run_server(workdir, storage=workdir / "storage", env=env) as running:
         yield running
 
 
@@ -159,3 +160,22 @@ def test_client_hanging_up_mid_upload_leaves_nothing(server: RunningServer) -> N
     assert list((server.storage / ".staging").iterdir()) == []
     assert stored(server) == before
     assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_a_stalled_client_is_cut_off_with_408(server: RunningServer) -> None:
+    """A slow-loris upload (headers and half a body, then silence) is answered within the read timeout."""
+    before = stored(server)
+    body = multipart(b"slow.dcm", CT)
+    head = (
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + body[: len(body) // 2])
+        response = sock.recv(65536)  # the server answers without waiting for the rest
+    assert time.perf_counter() - started < 5
+    assert status_of(response) == 408
+    assert b"nothing was kept" in response
+    assert stored(server) == before
+    assert list((server.storage / ".staging").iterdir()) == []

@@ -23,7 +23,7 @@ router = APIRouter()
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small form fields around the file
 MAX_IGNORED_FIELD_BYTES = 64 * 1024
 
-ERRORS = error_responses(400, 409, 413, 503, 507)
+ERRORS = error_responses(400, 408, 409, 413, 503, 507)
 _NAME = "0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"
 _BULK = {
     "message": "Saved 1 of 2 files",
@@ -67,7 +67,7 @@ async def _receive(request: Request, session: UploadSession, max_body: int) -> N
     other_field = False
     ignored = 0
     try:
-        async for event in iter_events(request, max_body):
+        async for event in iter_events(request, max_body, session.instances.settings.body_read_timeout_seconds):
             if isinstance(event, PartStart):
                 other_field = event.field_name != "file"
                 if event.field_name != "file":
