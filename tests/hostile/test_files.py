@@ -151,3 +151,30 @@ async def test_corrupt_codec_streams_never_500(client: httpx.AsyncClient, name: 
     upload = await client.post("/upload", files={"file": (name, data)})
     response = await client.get(f"/dicomFile/{upload.json()['name']}?png")
     assert response.status_code in (200, 422)
+
+
+@pytest.mark.slow
+async def test_zip_bomb_is_refused_without_inflating(client: httpx.AsyncClient, settings: Settings) -> None:
+    """A member of 512 MiB of zeros, deflated to about half a megabyte: refused from the archive's own
+    numbers (ratio far above LIGHTBOX_ZIP_MAX_RATIO) before anything is inflated to disk."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("bomb.dcm", "w", force_zip64=True) as member:
+            zeros = bytes(1 << 20)
+            for _ in range(512):
+                member.write(zeros)
+        archive.writestr("real.dcm", sample("CT_small.dcm").read_bytes())
+    bomb = buffer.getvalue()
+    assert len(bomb) < 2 << 20
+    started = time.perf_counter()
+    response = await client.post("/upload", files={"file": ("bomb.zip", bomb, "application/zip")})
+    assert time.perf_counter() - started < 10
+    # the whole archive is refused: one hostile member makes the rest of it untrustworthy too
+    assert response.status_code == 400, response.text
+    (entry,) = response.json()["files"]
+    assert entry["file"] == "bomb.zip" and "bomb.dcm" in entry["error"] and "zip bomb" in entry["error"]
+    assert stored(settings) == []
+    assert not any((settings.storage_dir / ".staging").iterdir())
