@@ -220,17 +220,21 @@ class SqlInstanceIndex:
     # -- reads ----------------------------------------------------------------------------------
     async def _existing(self, owner: str, sha256: str, sop_instance_uid: str) -> AddResult | None:
         async def lookup() -> AddResult | None:
+            # One statement, so both questions are answered from the same snapshot: two separate reads
+            # could straddle a concurrent commit of the same bytes and report it as a conflict.
             async with self.engine.connect() as conn:
-                same_bytes = await conn.scalar(
-                    select(instances.c.name).where(instances.c.owner == owner, instances.c.sha256 == sha256)
-                )
-                if same_bytes is not None:
-                    return AddResult(AddOutcome.ALREADY_STORED, same_bytes)
-                same_uid = await conn.scalar(
-                    select(instances.c.name).where(
-                        instances.c.owner == owner, instances.c.sop_instance_uid == sop_instance_uid
+                rows = (
+                    await conn.execute(
+                        select(instances.c.name, instances.c.sha256).where(
+                            instances.c.owner == owner,
+                            (instances.c.sha256 == sha256) | (instances.c.sop_instance_uid == sop_instance_uid),
+                        )
                     )
-                )
+                ).all()
+            for name, row_sha in rows:
+                if row_sha == sha256:
+                    return AddResult(AddOutcome.ALREADY_STORED, str(name))
+            same_uid = str(rows[0][0]) if rows else None
             if same_uid is not None:
                 raise InstanceConflict(
                     f"a different file with SOP Instance UID {sop_instance_uid} is already stored as {same_uid}",

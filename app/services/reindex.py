@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,6 @@ from app.index.base import AddOutcome, NewInstance
 from app.services.instances import InstanceService
 
 HASH_CHUNK = 1 << 20
-RECONCILE_LOCK = ".reconcile.lock"
 log = logging.getLogger("lightbox.reindex")
 
 
@@ -101,10 +101,9 @@ async def reconcile(service: InstanceService, owner: Principal = LOCAL_ADMIN) ->
     disappeared (deleted by hand) is forgotten. Workers starting together take turns (a file lock).
     """
     report = ReconcileReport()
-    lock_path = service.store.root / RECONCILE_LOCK
-    handle = await to_thread.run_sync(lock_path.open, "a")
+    folder = await to_thread.run_sync(os.open, service.store.root, os.O_RDONLY)  # the lock is on the folder
     try:
-        await to_thread.run_sync(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        await to_thread.run_sync(fcntl.flock, folder, fcntl.LOCK_EX)
         on_disk = set(await to_thread.run_sync(service.store.names))
         in_index = await service.index.names()
         for name in sorted(on_disk - in_index):
@@ -123,7 +122,7 @@ async def reconcile(service: InstanceService, owner: Principal = LOCAL_ADMIN) ->
             else:
                 report.forgotten.append(name)
     finally:
-        await to_thread.run_sync(handle.close)  # closing releases the lock
+        await to_thread.run_sync(os.close, folder)  # closing releases the lock
     if report.indexed or report.forgotten or report.failures:
         log.warning(
             "index and storage reconciled: %d file(s) indexed, %d row(s) without a file forgotten, %d failure(s)",

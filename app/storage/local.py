@@ -85,8 +85,28 @@ class StagedFile:
         self.path.unlink(missing_ok=True)
 
 
+def _owner_alive(path: Path) -> bool:
+    """Staged names start with the receiving process's PID: a live owner may not have locked it yet."""
+    pid_text = path.name.split("-", 1)[0]
+    if not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(pid_text) != os.getpid()
+
+
 def _in_use(path: Path) -> bool:
-    """True while another live worker process is still receiving into this staged file (it holds a lock)."""
+    """True while another live worker process is still receiving into this staged file.
+
+    The lock says so once taken; the PID in the name covers the moment between creating the file
+    and locking it, when another worker's start-up sweep could otherwise remove it.
+    """
+    if _owner_alive(path):
+        return True
     try:
         with path.open("rb") as handle:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -116,7 +136,7 @@ class LocalBlobStore:
         return removed
 
     def stage(self) -> StagedFile:
-        return StagedFile(self.staging / f"{uuid.uuid4().hex}.part")
+        return StagedFile(self.staging / f"{os.getpid()}-{uuid.uuid4().hex}.part")
 
     def publish(self, staged: StagedFile, name: str) -> None:
         """Atomically give the fsync'ed staged file its stored name, then make the rename durable."""

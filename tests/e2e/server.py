@@ -1,8 +1,10 @@
-"""Start a real Lightbox process (``python -m app``) on 127.0.0.1, optionally under a wrapper such as strace."""
+"""Start the real ``lightbox`` command on 127.0.0.1 and wait until it is ready, optionally under a wrapper
+such as strace. The environment is the test's, less any ``LIGHTBOX_*``/``PROMETHEUS_*`` the shell had."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+LIGHTBOX = str(Path(sys.executable).with_name("lightbox"))  # the installed console script
 
 
 def free_port() -> int:
@@ -28,23 +32,33 @@ class RunningServer:
     port: int
     storage: Path
     process: subprocess.Popen[bytes]
-    log: Path
+    log_path: Path
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace")
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(encoding="utf-8").splitlines()
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, as an orchestrator stops it; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], seconds: float = 20) -> None:
+def wait_until_ready(server: RunningServer, probe: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"lightbox exited with {server.process.returncode}:\n{server.output()}")
         try:
-            httpx.get(url + "/healthz", timeout=1)
-            return
+            if httpx.get(server.url + probe, timeout=1).status_code == 200:
+                return
         except httpx.TransportError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start in time")
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("lightbox did not become ready in time:\n" + server.output())
 
 
 @contextmanager
@@ -54,13 +68,20 @@ def run_server(
     env: dict[str, str] | None = None,
     wrapper: Sequence[str] = (),
     wait: bool = True,
+    command: Sequence[str] = (LIGHTBOX,),
+    probe: str = "/readyz",
 ) -> Iterator[RunningServer]:
-    """A server process whose storage is ``storage`` (default ``workdir/storage``); stopped on exit."""
+    """A server process whose storage is ``storage`` (default ``workdir/storage``); stopped on exit.
+
+    ``probe`` is what "up" means: ``/readyz`` by default; fault tests that break the storage on
+    purpose (and count its fsyncs) wait for ``/healthz``.
+    """
     port = free_port()
     storage = storage or workdir / "storage"
     log_path = workdir / f"server-{port}.log"
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTBOX_", "PROMETHEUS_"))}
     full_env = {
-        **os.environ,
+        **inherited,
         "LIGHTBOX_STORAGE_DIR": str(storage),
         "LIGHTBOX_PORT": str(port),
         "LIGHTBOX_HOST": "127.0.0.1",
@@ -68,20 +89,20 @@ def run_server(
         **(env or {}),
     }
     with log_path.open("wb") as log:
-        process = subprocess.Popen([*wrapper, sys.executable, "-m", "app"], env=full_env, stdout=log, stderr=log)
-        server = RunningServer(f"http://127.0.0.1:{port}", port, storage, process, log_path)
-        try:
-            if wait:
-                wait_until_up(server.url, process)
-            yield server
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        process = subprocess.Popen([*wrapper, *command], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server = RunningServer(f"http://127.0.0.1:{port}", port, storage, process, log_path)
+    try:
+        if wait:
+            wait_until_ready(server, probe)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def raw_request(port: int, data: bytes, timeout: float = 10.0, read: bool = True) -> bytes:

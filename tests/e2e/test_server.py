@@ -17,12 +17,13 @@ from tests.e2e.server import run_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with run_server(tmp_path_factory.mktemp("server")) as running:
+    """Started as ``python -m app`` (the other real-server tests use the ``lightbox`` command)."""
+    with run_server(tmp_path_factory.mktemp("server"), command=(sys.executable, "-m", "app")) as running:
         yield running.url
 
 
 def test_curl_examples(server: str, tmp_path: Path) -> None:
-    """The three calls of the README, with curl itself when available."""
+    """The three calls of the README."""
     path = sample("MR_small.dcm")
     with httpx.Client(base_url=server, timeout=30) as http:
         response = http.post("/upload", files={"file": ("IM000001", path.read_bytes())})

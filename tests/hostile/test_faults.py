@@ -63,7 +63,7 @@ def test_kill_9_at_fsync_keeps_acknowledged_uploads(tmp_path: Path) -> None:
     storage = tmp_path / "storage"
     # fsync 1 and 2 belong to the first upload (file, then folder); the third kills the server
     wrapper = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:signal=KILL:when=3"]
-    with run_server(tmp_path, storage, wrapper=wrapper) as server:
+    with run_server(tmp_path, storage, wrapper=wrapper, probe="/healthz") as server:
         first = upload(server.url, CT, "first.dcm")
         assert first.status_code == 201
         with pytest.raises(httpx.TransportError):
@@ -83,7 +83,7 @@ def test_kill_9_between_publish_and_index_commit_is_recovered(tmp_path: Path) ->
     """Killed at the folder fsync: the file is durable and published, its index row never committed."""
     storage = tmp_path / "storage"
     wrapper = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:signal=KILL:when=2"]
-    with run_server(tmp_path, storage, wrapper=wrapper) as server:
+    with run_server(tmp_path, storage, wrapper=wrapper, probe="/healthz") as server:
         with pytest.raises(httpx.TransportError):
             upload(server.url, CT, "orphan.dcm")
         server.process.wait(timeout=10)
@@ -177,7 +177,7 @@ def test_read_only_storage_answers_503_and_reads_keep_working(tmp_path: Path, tm
 def test_fsync_failure_acknowledges_nothing(tmp_path: Path) -> None:
     storage = tmp_path / "storage"
     wrapper = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:error=EIO"]
-    with run_server(tmp_path, storage, wrapper=wrapper) as server:
+    with run_server(tmp_path, storage, wrapper=wrapper, probe="/healthz") as server:
         response = upload(server.url, CT)
         assert response.status_code == 503, response.text
         assert "EIO" in response.json()["error"]
