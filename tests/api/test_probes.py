@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
+from tests.mounts import remount, tmpfs_mount
 
 pytestmark = pytest.mark.anyio
 
@@ -80,17 +80,8 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A real tmpfs mount that the test can remount read-only (root ignores file modes, not a ro mount)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a file system needs root")
-    mount_point = tmp_path / "mnt"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)], check=True)
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=True)
-
-
-def remount(mount_point: Path, mode: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{mode}", str(mount_point)], check=True)
+    with tmpfs_mount(tmp_path / "mnt", "8m") as mount:
+        yield mount
 
 
 async def test_readyz_fails_while_the_storage_is_read_only(tmpfs: Path, tmp_path: Path) -> None:

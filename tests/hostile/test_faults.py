@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import sample
 from tests.e2e.server import run_server
+from tests.mounts import remount, tmpfs_mount
 
 pytestmark = [
     pytest.mark.slow,
@@ -50,13 +51,8 @@ def upload(url: str, data: bytes, name: str = "f.dcm") -> httpx.Response:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tmpfs"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs_mount(tmp_path / "tmpfs", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_kill_9_at_fsync_keeps_acknowledged_uploads(tmp_path: Path) -> None:
@@ -163,14 +159,14 @@ def test_read_only_storage_answers_503_and_reads_keep_working(tmp_path: Path, tm
     with run_server(tmp_path, storage, env={"LIGHTBOX_DATABASE_URL": database}) as server:
         first = upload(server.url, CT)
         assert first.status_code == 201
-        subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
+        remount(tmpfs, "ro")
         response = upload(server.url, MR)
         assert response.status_code == 503, response.text
         assert "not writable" in response.json()["error"]
         lookup = httpx.get(f"{server.url}/dicomFile/{first.json()['name']}", params={"tag": "Rows"})
         assert lookup.status_code == 200
         assert httpx.get(f"{server.url}/dicomFile/{first.json()['name']}?png").status_code == 200
-    subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)
+    remount(tmpfs, "rw")
     assert list(published(storage)) == [first.json()["name"]]
 
 
