@@ -90,6 +90,7 @@ async def generate(settings: Settings, count: int) -> float:
                 "sha256": f"{i:064x}",
                 "uploaded_at_us": base_us + i * 1000,
                 "header": HEADER,
+                "modality": rows_series[(i - 1) // PER_SERIES]["modality"],  # as the index copies it
             }
         )
     async with index.engine.begin() as conn:

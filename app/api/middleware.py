@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.fast_tags import TagFastPath
 from app.logging import RequestContext, current_request
 from app.metrics import Metrics
 
@@ -97,7 +98,8 @@ class RequestContextMiddleware:
 
 
 class ObservedFastAPI(FastAPI):
-    """FastAPI with :class:`RequestContextMiddleware` outside every other layer."""
+    """FastAPI with :class:`RequestContextMiddleware` outside every other layer, and the lean tag path
+    (:class:`app.api.fast_tags.TagFastPath`) right inside it."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestContextMiddleware(super().build_middleware_stack(), self.state)
+        return RequestContextMiddleware(TagFastPath(self, super().build_middleware_stack()), self.state)

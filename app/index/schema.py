@@ -66,8 +66,11 @@ instances = Table(
     Column("sha256", String(64), nullable=False),
     Column("uploaded_at_us", BigInteger, nullable=False),  # microseconds since the Unix epoch, UTC
     Column("header", Text, nullable=False),  # DICOM JSON (PS3.18 Annex F), see app.dicom.header_json
+    Column("modality", String(64), nullable=False, server_default=""),  # the series' (0008,0060), for lists
     UniqueConstraint("sop_instance_uid", "owner", name="uq_instances_owner_sop_uid"),
     UniqueConstraint("sha256", "owner", name="uq_instances_owner_sha256"),
     Index("ix_instances_owner_uploaded", "owner", "uploaded_at_us", "id"),
     Index("ix_instances_uploaded", "uploaded_at_us", "id"),
+    Index("ix_instances_modality_uploaded", "modality", "uploaded_at_us", "id"),
+    Index("ix_instances_owner_modality_uploaded", "owner", "modality", "uploaded_at_us", "id"),
 )

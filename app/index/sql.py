@@ -169,6 +169,8 @@ class SqlInstanceIndex:
                     sha256=new.sha256,
                     uploaded_at_us=new.uploaded_at_us,
                     header=json.dumps(new.header, separators=(",", ":")),
+                    # the series row's value (the one filters mean), even if this file says otherwise
+                    modality=select(series.c.modality).where(series.c.id == series_pk).scalar_subquery(),
                 )
             )
 
@@ -277,8 +279,8 @@ class SqlInstanceIndex:
             conditions.append(instances.c.sop_instance_uid == q.sop_instance_uid)
         if q.series_instance_uid:
             conditions.append(series.c.series_instance_uid == q.series_instance_uid)
-        if q.modality:
-            conditions.append(series.c.modality == q.modality)
+        if q.modality:  # the series' Modality, kept on the instance row (migration 0002)
+            conditions.append(instances.c.modality == q.modality)
         if q.study_instance_uid:
             conditions.append(studies.c.study_instance_uid == q.study_instance_uid)
         if q.study_date_from:
@@ -292,18 +294,38 @@ class SqlInstanceIndex:
         return conditions
 
     @staticmethod
-    def _count(principal: Principal, q: ListQuery) -> Select[Any]:
-        """``count(*)`` joining only the tables the filters need (the unfiltered count reads one index)."""
+    def _filtered(q: ListQuery) -> Any:
+        """``instances`` joined to only the tables the filters need."""
         source: Any = instances
         needs_patient = bool(q.patient_id or q.patient_name)
         needs_study = needs_patient or bool(q.study_instance_uid or q.study_date_from or q.study_date_to)
-        if needs_study or q.series_instance_uid or q.modality:
+        if needs_study or q.series_instance_uid:
             source = source.join(series, series.c.id == instances.c.series_pk)
         if needs_study:
             source = source.join(studies, studies.c.id == series.c.study_pk)
         if needs_patient:
             source = source.join(patients, patients.c.id == studies.c.patient_pk)
+        return source
+
+    @staticmethod
+    def _count(principal: Principal, q: ListQuery) -> Select[Any]:
+        """``count(*)`` joining only the tables the filters need (the unfiltered count reads one index)."""
+        source = SqlInstanceIndex._filtered(q)
         return select(func.count()).select_from(source).where(*SqlInstanceIndex._conditions(principal, q))
+
+    @staticmethod
+    def _page_ids(principal: Principal, q: ListQuery) -> Select[Any]:
+        """The ids of one page, newest first. Skipping ``offset`` rows walks only an index of
+        ``instances`` (and the filters' tables), never the joins that fill a row: a deep page
+        (offset 50,000) costs a walk of ids, and only the ``limit`` rows shown are joined."""
+        return (
+            select(instances.c.id)
+            .select_from(SqlInstanceIndex._filtered(q))
+            .where(*SqlInstanceIndex._conditions(principal, q))
+            .order_by(instances.c.uploaded_at_us.desc(), instances.c.id.desc())
+            .limit(q.limit)
+            .offset(q.offset)
+        )
 
     async def query(self, principal: Principal, query: ListQuery) -> ListPage:
         page = (
@@ -324,10 +346,8 @@ class SqlInstanceIndex:
                 .join(studies, studies.c.id == series.c.study_pk)
                 .join(patients, patients.c.id == studies.c.patient_pk)
             )
-            .where(*self._conditions(principal, query))
+            .where(instances.c.id.in_(self._page_ids(principal, query)))
             .order_by(instances.c.uploaded_at_us.desc(), instances.c.id.desc())
-            .limit(query.limit)
-            .offset(query.offset)
         )
         count = self._count(principal, query)
 

@@ -34,6 +34,10 @@ class LruCache(Generic[K, V]):
             self.hits += 1
             return value
 
+    def peek(self, key: K) -> V | None:
+        """The value without counting a hit or a miss and without refreshing its age (a probe)."""
+        return self._items.get(key)
+
     def put(self, key: K, value: V) -> None:
         cost = self._cost(value)
         if self._max_entries <= 0 or (self._max_cost is not None and cost > self._max_cost):

@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 from anyio import to_thread
 from pydicom.dataset import Dataset
+from pydicom.tag import BaseTag
 
 from app.auth.principals import Principal
 from app.config import Settings
@@ -23,12 +24,13 @@ from app.dicom.attributes import Attribute, describe
 from app.dicom.header_json import Header, describe_json, header_json, public_metadata
 from app.dicom.indexed import InstanceAttributes, index_attributes
 from app.dicom.tags import parse_tag
-from app.errors import FileNotFound, InvalidDicom, UploadTooLarge
+from app.errors import FileNotFound, InvalidDicom, InvalidRequest, UploadTooLarge
 from app.index.base import AddOutcome, InstanceIndex, ListPage, ListQuery, NewInstance
 from app.services.cache import LruCache
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
 
+AnswerKey = tuple[str, str, int]  # (principal, stored name, tag)
 WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thread
 
 
@@ -101,9 +103,9 @@ class InstanceService:
         self.index = index
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
         # (principal, name, tag) -> (trusted until, answer); names are never reused and files never change
-        self.answer_cache: LruCache[tuple[str, str, int], tuple[float, Attribute]] = LruCache(
-            settings.answer_cache_entries
-        )
+        self.answer_cache: LruCache[AnswerKey, tuple[float, Attribute]] = LruCache(settings.answer_cache_entries)
+        # answers being fetched from the index now: when one expires under load, one request refreshes it
+        self._refreshing: dict[AnswerKey, anyio.Event] = {}
         self.header_cache = self._headers  # read-only view for metrics (hits/misses)
 
     # -- upload -------------------------------------------------------------------------
@@ -183,6 +185,23 @@ class InstanceService:
             self._headers.put(name, header)
         return path, header
 
+    def cached_attribute(self, principal: Principal, name: str, tag_text: str) -> Attribute | None:
+        """The answer :meth:`attribute` would give, if it is cached and still trusted; else None.
+
+        For the lean tag path (:mod:`app.api.fast_tags`): no I/O, no thread, nothing counted as a
+        miss (the full path that follows a None counts it). Malformed tags are the full path's job.
+        """
+        try:
+            tag = parse_tag(tag_text)
+        except InvalidRequest:
+            return None
+        key = (principal.name, name, int(tag))
+        cached = self.answer_cache.peek(key)
+        if cached is None or cached[0] < time.monotonic():
+            return None
+        self.answer_cache.get(key)  # counts the hit and refreshes the entry's age
+        return cached[1]
+
     async def attribute(self, principal: Principal, name: str, tag_text: str) -> Attribute:
         """One element, answered from the index's stored header; only bulk values read the file."""
         tag = parse_tag(tag_text)
@@ -190,6 +209,21 @@ class InstanceService:
         cached = self.answer_cache.get(key)
         if cached is not None and cached[0] >= time.monotonic():
             return cached[1]
+        refreshing = self._refreshing.get(key)
+        if refreshing is not None:  # another request is asking the index for this answer: share it
+            await refreshing.wait()
+            cached = self.answer_cache.peek(key)
+            if cached is not None and cached[0] >= time.monotonic():
+                return cached[1]
+            return await self._look_up(principal, name, tag, key)  # it failed: fail (or succeed) on our own
+        done = self._refreshing[key] = anyio.Event()
+        try:
+            return await self._look_up(principal, name, tag, key)
+        finally:
+            del self._refreshing[key]
+            done.set()
+
+    async def _look_up(self, principal: Principal, name: str, tag: BaseTag, key: AnswerKey) -> Attribute:
         header = await self.index.header(principal, name)
 
         def lookup() -> Attribute:

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from app.api.deps import InstancesDep, PrincipalDep, RendersDep
 from app.api.openapi import error_responses
 from app.api.schemas import AttributeBody, InstanceRow, ListBody
+from app.dicom.attributes import Attribute
 from app.dicom.render import Window
 from app.errors import InvalidRequest
 from app.index.base import DEFAULT_LIMIT, MAX_LIMIT, InstanceSummary, ListQuery
@@ -30,6 +31,18 @@ PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The rendered frame."},
     304: {"description": "Not modified."},
 }
+
+
+def attribute_response(attribute: Attribute, tag: str) -> JSONResponse:
+    """The ``?tag=`` answer; shared with the lean path (:mod:`app.api.fast_tags`) so both send the same bytes."""
+    data = {
+        "header-attribute-name": attribute.keyword,
+        "header-attribute-value": attribute.text,
+        "tag-values": tag,
+        "vr": attribute.vr,
+        "value": attribute.value,
+    }
+    return JSONResponse({"data": data})
 
 
 def _parse_window(text: str | None) -> Window | None:
@@ -78,15 +91,7 @@ async def dicom_file(
 ) -> Response:
     """``?tag=`` one element; ``?metadata`` the header; ``?download`` the file; ``?png``/``?jpeg`` a frame."""
     if tag is not None:
-        attribute = await instances.attribute(principal, name, tag)
-        data = {
-            "header-attribute-name": attribute.keyword,
-            "header-attribute-value": attribute.text,
-            "tag-values": tag,
-            "vr": attribute.vr,
-            "value": attribute.value,
-        }
-        return JSONResponse({"data": data})
+        return attribute_response(await instances.attribute(principal, name, tag), tag)
     if metadata is not None:
         return Response(await instances.metadata(principal, name), media_type=DICOM_JSON)
     if download is not None:

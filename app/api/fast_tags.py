@@ -1,0 +1,85 @@
+"""A lean path for the hottest request: ``GET /dicomFile/{name}?tag=...`` whose answer is cached.
+
+A tag lookup answered from the per-worker answer cache needs no I/O, yet FastAPI's routing,
+dependency resolution and query validation cost ~10x the lookup itself. This layer sits just
+inside :class:`app.api.middleware.RequestContextMiddleware` (so request id, metrics and the access
+log line are unchanged) and answers only when *all* of these hold; anything else goes to FastAPI:
+
+* ``GET`` on exactly ``/dicomFile/<one path segment>`` with no root path,
+* the query string is exactly one ``tag`` parameter (parsed as Starlette parses it),
+* the principal is the default one (no dependency override installed),
+* :meth:`InstanceService.cached_attribute` has a trusted answer (same principal, name and tag).
+
+The body is built by :func:`app.api.routes.files.attribute_response`, the function the full route
+uses, so the bytes and headers are identical. A cache miss, a malformed tag, an unknown file and
+every error take the full path, which also fills the cache.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.deps import get_principal
+from app.api.routes import files
+from app.api.routes.files import attribute_response
+
+PREFIX = "/dicomFile/"
+ROUTE_PATH = "/dicomFile/{name}"
+MAX_NAME = 300  # as the route's NameParam
+MAX_TAG = 200  # as the route's ``tag`` query parameter
+
+
+class TagFastPath:
+    """Answer cached tag lookups directly; pass every other request to ``app`` unchanged."""
+
+    def __init__(self, fastapi: FastAPI, app: ASGIApp) -> None:
+        self.fastapi = fastapi
+        self.app = app
+        self._route: BaseRoute | None = None
+
+    def _file_route(self) -> BaseRoute | None:
+        """The ``GET /dicomFile/{name}`` route, put on the scope so logs and metrics name the template."""
+        if self._route is None:
+            for route in files.router.routes:  # the app's own list nests included routers
+                if getattr(route, "path", None) == ROUTE_PATH and "GET" in (getattr(route, "methods", None) or ()):
+                    self._route = route
+                    break
+        return self._route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            response = await self._cached_answer(scope)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _cached_answer(self, scope: Scope) -> ASGIApp | None:
+        path: str = scope["path"]
+        if not path.startswith(PREFIX) or scope.get("root_path"):
+            return None
+        name = path[len(PREFIX) :]
+        if not name or len(name) > MAX_NAME or "/" in name:
+            return None
+        query: bytes = scope["query_string"]
+        if not query.startswith(b"tag="):
+            return None
+        params = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+        if len(params) != 1 or params[0][0] != "tag" or len(params[0][1]) > MAX_TAG:
+            return None
+        if get_principal in self.fastapi.dependency_overrides:
+            return None
+        instances = getattr(self.fastapi.state, "instances", None)
+        route = self._file_route()
+        if instances is None or route is None:
+            return None
+        tag = params[0][1]
+        attribute = instances.cached_attribute(await get_principal(), name, tag)
+        if attribute is None:
+            return None
+        scope["route"] = route
+        return attribute_response(attribute, tag)
