@@ -15,15 +15,19 @@ What is stored, keyed ``"GGGGEEEE"`` (PS3.18 F.2.1), File Meta group (PS3.10 §7
 from __future__ import annotations
 
 import base64
+from collections.abc import MutableSequence
 from typing import Any
 
+from pydicom.charset import default_encoding
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
+from pydicom.valuerep import AMBIGUOUS_VR
 
 from app.dicom.attributes import BINARY_VRS, Attribute, describe_element
+from app.dicom.simple_json import simple_element_json
 from app.errors import ElementNotFound
 
 #: Pixel Data, Float Pixel Data, Double Float Pixel Data (PS3.3 C.7.6.3): never copied into the index.
@@ -32,7 +36,10 @@ PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 HEADER_INLINE_BYTES = 1024
 NUMBER_STRING_VRS = frozenset({"DS", "IS"})
 
+CHARSET_TAG = 0x00080005  # Specific Character Set (PS3.3 C.12.1.1.2), itself in the default repertoire
+
 Header = dict[str, Any]
+Charset = str | MutableSequence[str]
 
 
 def _no_bulk_uri(_elem: DataElement) -> str:
@@ -57,14 +64,25 @@ def _number_strings(elem: DataElement) -> dict[str, Any]:
     return {"vr": elem.VR, "Value": [None if item is None or item == "" else str(item) for item in items]}
 
 
-def _element_json(source: Dataset, tag: BaseTag, inline_max: int) -> dict[str, Any]:
+def _converted(source: Dataset, tag: BaseTag, raw: DataElement | RawDataElement, charset: Charset) -> DataElement:
+    """``source[tag]`` without its per-element costs: the character set is looked up once per data set
+    and the value is not stored back. Sequences and ambiguous VRs (PS3.5 Annex A.1, resolved from Pixel
+    Representation and others) take ``source[tag]`` itself."""
+    if isinstance(raw, RawDataElement):
+        elem = convert_raw_data_element(raw, encoding=default_encoding if tag == CHARSET_TAG else charset, ds=source)
+        if elem.VR != "SQ" and elem.VR not in AMBIGUOUS_VR:
+            return elem
+    return source[tag]
+
+
+def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Charset) -> dict[str, Any]:
     raw = source.get_item(tag, keep_deferred=True)
     if isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, 0xFFFFFFFF):
         return _bulk(raw.VR, tag)  # left on disk by the parser (defer_size): a bulk value
     if tag in PIXEL_TAGS:
         return _bulk(raw.VR, tag)
     try:
-        elem = source[tag]
+        elem = _converted(source, tag, raw, charset)
         if elem.VR in NUMBER_STRING_VRS:
             return _number_strings(elem)
         if elem.VR in BINARY_VRS:
@@ -74,6 +92,9 @@ def _element_json(source: Dataset, tag: BaseTag, inline_max: int) -> dict[str, A
             if not data:
                 return {"vr": elem.VR}
             return {"vr": elem.VR, "InlineBinary": base64.b64encode(data).decode("ascii")}
+        simple = simple_element_json(elem)
+        if simple is not None:
+            return simple
         model: dict[str, Any] = elem.to_json_dict(
             bulk_data_element_handler=_no_bulk_uri, bulk_data_threshold=inline_max
         )
@@ -89,8 +110,9 @@ def header_json(dataset: Dataset, inline_max: int) -> Header:
     for source in (meta, dataset):
         if source is None:
             continue
+        charset = source.original_character_set or source._character_set  # as Dataset.__getitem__ chooses
         for tag in sorted(source.keys()):
-            header[f"{tag:08X}"] = _element_json(source, Tag(tag), inline_max)
+            header[f"{tag:08X}"] = _element_json(source, Tag(tag), inline_max, charset)
     return header
 
 

@@ -114,9 +114,9 @@ class SqlInstanceIndex:
         raise IndexUnavailable("the index refused the new instance")
 
     async def _find_or_create(
-        self, conn: AsyncConnection, table: Any, key: dict[str, Any], values: dict[str, Any]
+        self, conn: AsyncConnection, table: Any, key: dict[str, Any], values: dict[str, Any], found: int | None
     ) -> tuple[int, bool]:
-        found = await conn.scalar(select(table.c.id).where(*(table.c[k] == v for k, v in key.items())))
+        """``found`` is the row :meth:`_known_ids` saw in this transaction; else the row is created."""
         if found is not None:
             return int(found), False
         result = await conn.execute(table.insert().values(**key, **values))
@@ -124,14 +124,34 @@ class SqlInstanceIndex:
         assert primary_key is not None
         return int(primary_key[0]), True
 
+    async def _known_ids(self, conn: AsyncConnection, new: NewInstance) -> tuple[int | None, int | None, int | None]:
+        """The patient, study and series rows the instance belongs to, if they exist: one round trip."""
+        a, owner = new.attributes, new.owner
+
+        def row_id(table: Any, **key: str) -> Any:
+            return select(table.c.id).where(*(table.c[k] == v for k, v in key.items())).scalar_subquery()
+
+        row = (
+            await conn.execute(
+                select(
+                    row_id(patients, owner=owner, patient_id=a.patient_id),
+                    row_id(studies, owner=owner, study_instance_uid=a.study_instance_uid),
+                    row_id(series, owner=owner, series_instance_uid=a.series_instance_uid),
+                )
+            )
+        ).one()
+        return row[0], row[1], row[2]
+
     async def _insert(self, new: NewInstance) -> None:
         a, owner = new.attributes, new.owner
         async with self.engine.begin() as conn:
+            known_patient, known_study, known_series = await self._known_ids(conn, new)
             patient_pk, _ = await self._find_or_create(
                 conn,
                 patients,
                 {"owner": owner, "patient_id": a.patient_id},
                 {"patient_name": a.patient_name, "patient_birth_date": a.patient_birth_date},
+                known_patient,
             )
             study_pk, _ = await self._find_or_create(
                 conn,
@@ -144,12 +164,14 @@ class SqlInstanceIndex:
                     "accession_number": a.accession_number,
                     "modalities_in_study": "",
                 },
+                known_study,
             )
             series_pk, created = await self._find_or_create(
                 conn,
                 series,
                 {"owner": owner, "series_instance_uid": a.series_instance_uid},
                 {"study_pk": study_pk, "modality": a.modality, "series_number": a.series_number},
+                known_series,
             )
             if created:
                 await self._refresh_modalities(conn, study_pk)

@@ -26,6 +26,7 @@ from app.dicom.indexed import InstanceAttributes, index_attributes
 from app.dicom.tags import parse_tag
 from app.errors import FileNotFound, InvalidDicom, InvalidRequest, UploadTooLarge
 from app.index.base import AddOutcome, InstanceIndex, ListPage, ListQuery, NewInstance
+from app.services.archives import is_zip
 from app.services.cache import LruCache
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
@@ -80,10 +81,22 @@ class Upload:
         if chunk:
             await to_thread.run_sync(self.staged.write, chunk)
 
-    async def finish(self, principal: Principal) -> StoredFile:
-        """Make the bytes durable, check they are DICOM, publish and index them."""
-        await self.flush()
-        return await self._service.store_staged(principal, self.staged, self.original_name)
+    async def prepare(self) -> Prepared | None:
+        """Everything after the last byte that needs no index, in ONE worker-thread call (each hop costs).
+
+        Writes the buffered rest, then returns None for a ZIP archive (the caller unpacks it) or the
+        file made durable and validated, ready for :meth:`InstanceService.commit`.
+        """
+        chunk, self._buffer = bytes(self._buffer), bytearray()
+        return await to_thread.run_sync(self._prepare_blocking, chunk)
+
+    def _prepare_blocking(self, chunk: bytes) -> Prepared | None:
+        if chunk:
+            self.staged.write(chunk)
+        self.staged.flush_buffer()
+        if is_zip(self.staged.path):
+            return None
+        return self._service.prepare_blocking(self.staged, self.original_name, _now_us())
 
     async def abort(self) -> None:
         with anyio.CancelScope(shield=True):

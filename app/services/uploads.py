@@ -12,7 +12,7 @@ from anyio import to_thread
 
 from app.auth.principals import Principal
 from app.errors import LightboxError, TooManyFiles
-from app.services.archives import Archive, ZipLimits, is_zip
+from app.services.archives import Archive, ZipLimits
 from app.services.instances import InstanceService, StoredFile, Upload
 
 
@@ -75,22 +75,20 @@ class UploadSession:
         self.report.parts += 1
         name = upload.original_name or ""
         try:
-            await upload.flush()
-            await to_thread.run_sync(upload.staged.flush_buffer)
-            archive = await to_thread.run_sync(is_zip, upload.staged.path)
-        except LightboxError as exc:  # the disk filled up or failed while the last bytes were written
+            prepared = await upload.prepare()
+        except LightboxError as exc:  # not DICOM, or the disk filled up or failed while the last bytes were written
             await upload.abort()
             self.report.files.append(FileOutcome(name, error=exc))
             return
         except BaseException:
             await upload.abort()
             raise
-        if archive:
+        if prepared is None:
             self.report.archives += 1
             await self._store_archive(upload, name)
             return
         try:
-            stored = await upload.finish(self.principal)
+            stored = await self.instances.commit(self.principal, prepared)
         except LightboxError as exc:
             self.report.files.append(FileOutcome(name, error=exc))
             return
