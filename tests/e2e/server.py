@@ -3,6 +3,7 @@ such as strace. The environment is the test's, less any ``LIGHTBOX_*``/``PROMETH
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -89,20 +90,37 @@ def run_server(
         **(env or {}),
     }
     with log_path.open("wb") as log:
-        process = subprocess.Popen([*wrapper, *command], env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        # its own process group: workers, decode sandboxes and wrappers (strace) are all stopped with it
+        process = subprocess.Popen(
+            [*wrapper, *command], env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = RunningServer(f"http://127.0.0.1:{port}", port, storage, process, log_path)
     try:
         if wait:
             wait_until_ready(server, probe)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole process group (a wrapper may outlive or orphan the server), SIGKILL what stays."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return  # every member is gone
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def raw_request(port: int, data: bytes, timeout: float = 10.0, read: bool = True) -> bytes:
