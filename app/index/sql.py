@@ -13,6 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from anyio import to_thread
 from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -54,6 +55,10 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
     return equal
 
 
+def _dump_header(header: Header) -> str:
+    return json.dumps(header, separators=(",", ":"))
+
+
 class SqlInstanceIndex:
     """:class:`app.index.base.InstanceIndex` on any SQLAlchemy asyncio engine."""
 
@@ -93,10 +98,12 @@ class SqlInstanceIndex:
 
     # -- writes ---------------------------------------------------------------------------------
     async def add(self, instance: NewInstance) -> AddResult:
+        # a header can be megabytes (per-frame functional groups): serialise it off the event loop, once
+        header_text = await to_thread.run_sync(_dump_header, instance.header)
         async with self._write_lock:
             for attempt in range(WRITE_ATTEMPTS):
                 try:
-                    await self._guard(lambda: self._insert(instance))
+                    await self._guard(lambda: self._insert(instance, header_text))
                     return AddResult(AddOutcome.STORED, instance.name)
                 except IntegrityError:
                     existing = await self._existing(
@@ -142,7 +149,7 @@ class SqlInstanceIndex:
         ).one()
         return row[0], row[1], row[2]
 
-    async def _insert(self, new: NewInstance) -> None:
+    async def _insert(self, new: NewInstance, header_text: str) -> None:
         a, owner = new.attributes, new.owner
         async with self.engine.begin() as conn:
             known_patient, known_study, known_series = await self._known_ids(conn, new)
@@ -190,7 +197,7 @@ class SqlInstanceIndex:
                     size=new.size,
                     sha256=new.sha256,
                     uploaded_at_us=new.uploaded_at_us,
-                    header=json.dumps(new.header, separators=(",", ":")),
+                    header=header_text,
                     # the series row's value (the one filters mean), even if this file says otherwise
                     modality=select(series.c.modality).where(series.c.id == series_pk).scalar_subquery(),
                 )
@@ -272,17 +279,18 @@ class SqlInstanceIndex:
         return await self._existing(principal.name, sha256, sop_instance_uid)
 
     async def header(self, principal: Principal, name: str) -> Header:
-        async def lookup() -> Header:
+        async def lookup() -> str:
             async with self.engine.connect() as conn:
                 row = (
                     await conn.execute(select(instances.c.owner, instances.c.header).where(instances.c.name == name))
                 ).first()
             if row is None or not principal.may_see(row.owner):
                 raise FileNotFound(f"no stored file is named {name[:80]!r}")
-            header: Header = json.loads(row.header)
-            return header
+            return str(row.header)
 
-        return await self._guard(lookup)
+        text = await self._guard(lookup)
+        header: Header = await to_thread.run_sync(json.loads, text)  # parsed off the event loop
+        return header
 
     async def exists(self, principal: Principal, name: str) -> bool:
         async def lookup() -> bool:

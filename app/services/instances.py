@@ -126,17 +126,24 @@ class InstanceService:
         staged = await to_thread.run_sync(self.store.stage)
         return Upload(self, original_name, staged)
 
+    def describe_blocking(self, path: Path) -> tuple[InstanceAttributes, Header]:
+        """Validate a file as DICOM and describe it for the index: attributes and the header as DICOM JSON.
+
+        The same at upload and when ``lightbox reindex`` or start-up reconciliation reads a stored file.
+        """
+        facts = ingest.inspect(path, self.settings.max_inflated_bytes)
+        attributes = index_attributes(
+            facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid
+        )
+        return attributes, header_json(facts.header, self.settings.inline_binary_max_bytes)
+
     def prepare_blocking(self, staged: StagedFile, original_name: str | None, uploaded_at_us: int) -> Prepared:
         """fsync, validate, and build the index entry; the staged file is discarded on any failure."""
         try:
             staged.flush_to_disk(uploaded_at_us * 1000)
             if staged.size == 0:
                 raise InvalidDicom("the file is empty")
-            facts = ingest.inspect(staged.path, self.settings.max_inflated_bytes)
-            attributes = index_attributes(
-                facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid
-            )
-            header = header_json(facts.header, self.settings.inline_binary_max_bytes)
+            attributes, header = self.describe_blocking(staged.path)
             return Prepared(staged, original_name, attributes, header, uploaded_at_us)
         except BaseException:
             staged.discard()

@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from anyio import to_thread
 
 from app.auth.principals import LOCAL_ADMIN, Principal
-from app.dicom import ingest
-from app.dicom.header_json import header_json
-from app.dicom.indexed import index_attributes
 from app.errors import LightboxError
 from app.index.base import AddOutcome, NewInstance
 from app.services.instances import InstanceService
@@ -45,9 +42,8 @@ def _entry_blocking(service: InstanceService, name: str, owner: str) -> NewInsta
     with path.open("rb") as handle:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
-    facts = ingest.inspect(path, service.settings.max_inflated_bytes)
+    attributes, header = service.describe_blocking(path)
     stat = path.stat()
-    attributes = index_attributes(facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid)
     return NewInstance(
         name=name,
         owner=owner,
@@ -55,7 +51,7 @@ def _entry_blocking(service: InstanceService, name: str, owner: str) -> NewInsta
         sha256=digest.hexdigest(),
         uploaded_at_us=stat.st_mtime_ns // 1000,
         attributes=attributes,
-        header=header_json(facts.header, service.settings.inline_binary_max_bytes),
+        header=header,
     )
 
 
