@@ -147,8 +147,9 @@ def invalid_settings_line(exc: ValidationError | SettingsError) -> str:
     problems = exc.errors(include_input=False, include_url=False)
     first = problems[0]
     where = f"LIGHTBOX_{str(first['loc'][0]).upper()}" if first.get("loc") else "settings"
+    message = first["msg"].removeprefix("Value error, ")  # a validator's own words, as it wrote them
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"lightbox: invalid {where}: {first['msg']}{more}".replace("\n", " ")
+    return f"lightbox: invalid {where}: {message}{more}".replace("\n", " ")
 
 
 def settings_from_environment() -> Settings:

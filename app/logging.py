@@ -118,6 +118,8 @@ SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(rf"(?i)({_HEADER_NAME}(?:['\"]\s*,|['\"]?\s*[:=])\s*(?-i:b)?['\"]?)[^'\"\r\n\\]*"),
         rf"\1{REDACTED}",
     ),
+    # a password in a URL's user information (RFC 3986 3.2.1), e.g. a database URL in an error
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/\s@]*:)[^@\s/]+@"), rf"\1{REDACTED}@"),
     # credentials on their own: RFC 6750 bearer tokens, RFC 7617 basic credentials, our API keys
     (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/-]+=*"), rf"\1 {REDACTED}"),
     (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{8,}=*"), rf"\1 {REDACTED}"),
@@ -125,8 +127,14 @@ SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+# one cheap search first: most lines (every access line) hold none of the words the patterns need
+_MAYBE_SECRET = re.compile(r"(?i)token|key|passw|secret|signature|authori|cookie|bearer|basic|lbx_|://")
+
+
 def redact(text: str) -> str:
     """``text`` with every credential-looking value replaced by ``[redacted]``."""
+    if not _MAYBE_SECRET.search(text):
+        return text
     for pattern, replacement in SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

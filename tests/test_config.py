@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
-from pydantic import ValidationError
+from pydantic import ValidationError, model_validator
 
 from app.config import Settings, canonical_choice, invalid_settings_line, settings_from_environment
 
@@ -94,3 +94,21 @@ def test_settings_from_environment_exits_2_with_one_line(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == "lightbox: invalid LIGHTBOX_LOG_FORMAT: Input should be 'auto', 'json' or 'text'\n"
+
+
+class Guarded(Settings):
+    """A cross-setting rule, as a model validator states it (the message is the validator's own)."""
+
+    @model_validator(mode="after")
+    def _loopback_only(self) -> Guarded:
+        if self.host != "127.0.0.1":
+            raise ValueError("LIGHTBOX_HOST beyond loopback needs authentication")
+        return self
+
+
+def test_a_rule_across_settings_reads_as_its_validator_wrote_it() -> None:
+    with pytest.raises(ValidationError) as raised:
+        Guarded(host="0.0.0.0")
+    assert invalid_settings_line(raised.value) == (
+        "lightbox: invalid settings: LIGHTBOX_HOST beyond loopback needs authentication"
+    )

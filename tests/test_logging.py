@@ -104,6 +104,7 @@ def test_error_kinds_are_bounded_labels() -> None:
         f'login body {{"username": "ann", "password": "{SECRET}"}}',
         f"create(api_key='{SECRET}')",
         f"the key lbx_7f3a_{SECRET} was used",
+        f"could not connect to postgresql+asyncpg://lightbox:{SECRET}@db:5432/lightbox",
     ],
 )
 def test_credentials_are_redacted_wherever_they_appear(text: str) -> None:
@@ -118,6 +119,8 @@ def test_credentials_are_redacted_wherever_they_appear(text: str) -> None:
         "starting 2 worker(s) on 127.0.0.1:8080 (graceful shutdown 25 s)",
         "refused: missing authorization, or a bearer token that expired",
         "tag=PatientName frame=2 window=40,400 cache_key_count=3",
+        "Uvicorn running on http://127.0.0.1:8080 (Press CTRL+C to quit)",
+        "sqlite+aiosqlite:////srv/lightbox/uploads/index.sqlite3",
     ],
 )
 def test_ordinary_lines_are_left_alone(text: str) -> None:
