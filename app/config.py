@@ -47,6 +47,32 @@ def _choices(annotation: Any) -> list[str]:
     return []
 
 
+def invalid_settings_line(exc: ValidationError | SettingsError) -> str:
+    """One line naming the variable and the problem, never the value (it may be a secret)."""
+    if isinstance(exc, SettingsError):
+        return f"lightbox: invalid settings: {exc}".replace("\n", " ")
+    problems = exc.errors(include_input=False, include_url=False)
+    first = problems[0]
+    where = f"LIGHTBOX_{str(first['loc'][0]).upper()}" if first.get("loc") else "settings"
+    message = first["msg"].removeprefix("Value error, ")  # a validator's own words, as it wrote them
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"lightbox: invalid {where}: {message}{more}".replace("\n", " ")
+
+
+def settings_from_environment() -> Settings:
+    """The ``LIGHTBOX_*`` settings, or exit code 2 with one line on stderr.
+
+    Every way of starting the service (``lightbox``, ``python -m app``, ``uvicorn app.main:app``)
+    comes through here, so an invalid setting reads the same everywhere and no pydantic traceback
+    reaches an operator.
+    """
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        print(invalid_settings_line(exc), file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 class Settings(BaseSettings):
     """Every knob of the service in one validated object."""
 
@@ -138,29 +164,3 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="An upload whose client sends nothing for this long is stopped (408)."
     )
-
-
-def invalid_settings_line(exc: ValidationError | SettingsError) -> str:
-    """One line naming the variable and the problem, never the value (it may be a secret)."""
-    if isinstance(exc, SettingsError):
-        return f"lightbox: invalid settings: {exc}".replace("\n", " ")
-    problems = exc.errors(include_input=False, include_url=False)
-    first = problems[0]
-    where = f"LIGHTBOX_{str(first['loc'][0]).upper()}" if first.get("loc") else "settings"
-    message = first["msg"].removeprefix("Value error, ")  # a validator's own words, as it wrote them
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return f"lightbox: invalid {where}: {message}{more}".replace("\n", " ")
-
-
-def settings_from_environment() -> Settings:
-    """The ``LIGHTBOX_*`` settings, or exit code 2 with one line on stderr.
-
-    Every way of starting the service (``lightbox``, ``python -m app``, ``uvicorn app.main:app``)
-    comes through here, so an invalid setting reads the same everywhere and no pydantic traceback
-    reaches an operator.
-    """
-    try:
-        return Settings()
-    except (ValidationError, SettingsError) as exc:
-        print(invalid_settings_line(exc), file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
