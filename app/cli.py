@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import logging.config
 import os
 import shutil
 import sys
@@ -24,24 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
-from pydantic import ValidationError
 
-from app.config import Settings
-from app.logging import log_config
+from app.config import Settings, settings_from_environment
+from app.logging import configure_logging, log_config
 from app.metrics import MULTIPROC_ENV
 
 log = logging.getLogger("lightbox")
 DEFAULT_URL = "http://127.0.0.1:8080"
-
-
-def _settings_or_exit() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problem = exc.errors()[0]
-        variable = "LIGHTBOX_" + str(problem["loc"][0]).upper() if problem.get("loc") else "LIGHTBOX_*"
-        print(f"lightbox: invalid {variable}: {problem['msg']}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 @contextmanager
@@ -82,8 +70,7 @@ async def _migrate(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     """Run ``settings.workers`` uvicorn workers; each builds the app from the same ``LIGHTBOX_*`` environment."""
-    config = log_config(settings)
-    logging.config.dictConfig(config)
+    configure_logging(settings)
     log.info(
         "starting %d worker(s) on %s:%d (graceful shutdown %d s)",
         settings.workers,
@@ -99,7 +86,7 @@ def serve(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
-            log_config=config,
+            log_config=log_config(settings),
             log_level=settings.log_level,
             timeout_graceful_shutdown=settings.shutdown_timeout,
         )
@@ -165,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_paths(args.paths, args.url, max(1, args.workers))
-    settings = _settings_or_exit()
+    settings = settings_from_environment()
     if args.command == "reindex":
         return asyncio.run(_reindex(settings))
     serve(settings)

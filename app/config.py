@@ -7,19 +7,83 @@ embedders can pass their own :class:`Settings`.
 from __future__ import annotations
 
 import os
+import sys
+import types
+from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 GiB = 1024**3
+
+
+def canonical_choice(value: Any, annotation: Any) -> Any:
+    """The allowed spelling of an enumerated setting given in any case (``INFO`` -> ``info``).
+
+    Operators write ``LOG_LEVEL=INFO`` as often as ``info``; the choices of a ``Literal`` (or a
+    ``str`` Enum, optionally ``| None``) are matched ignoring case and surrounding blanks. Anything
+    else is returned unchanged, for the field's own validation to accept or refuse.
+    """
+    if not isinstance(value, str):
+        return value
+    wanted = value.strip().casefold()
+    for choice in _choices(annotation):
+        if choice.casefold() == wanted:
+            return choice
+    return value
+
+
+def _choices(annotation: Any) -> list[str]:
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return [a for a in get_args(annotation) if isinstance(a, str)]
+    if origin in (Union, types.UnionType):
+        return [choice for member in get_args(annotation) for choice in _choices(member)]
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return [m.value for m in annotation if isinstance(m.value, str)]
+    return []
+
+
+def invalid_settings_line(exc: ValidationError | SettingsError) -> str:
+    """One line naming the variable and the problem, never the value (it may be a secret)."""
+    if isinstance(exc, SettingsError):
+        return f"lightbox: invalid settings: {exc}".replace("\n", " ")
+    problems = exc.errors(include_input=False, include_url=False)
+    first = problems[0]
+    where = f"LIGHTBOX_{str(first['loc'][0]).upper()}" if first.get("loc") else "settings"
+    message = first["msg"].removeprefix("Value error, ")  # a validator's own words, as it wrote them
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return f"lightbox: invalid {where}: {message}{more}".replace("\n", " ")
+
+
+def settings_from_environment() -> Settings:
+    """The ``LIGHTBOX_*`` settings, or exit code 2 with one line on stderr.
+
+    Every way of starting the service (``lightbox``, ``python -m app``, ``uvicorn app.main:app``)
+    comes through here, so an invalid setting reads the same everywhere and no pydantic traceback
+    reaches an operator.
+    """
+    try:
+        return Settings()
+    except (ValidationError, SettingsError) as exc:
+        print(invalid_settings_line(exc), file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 class Settings(BaseSettings):
     """Every knob of the service in one validated object."""
 
     model_config = SettingsConfigDict(env_prefix="LIGHTBOX_", extra="ignore")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _enumerations_ignore_case(cls, value: Any, info: ValidationInfo) -> Any:
+        """Every enumerated setting, present and future, accepts its choices in any case."""
+        field = cls.model_fields.get(info.field_name or "")
+        return canonical_choice(value, field.annotation) if field else value
 
     storage_dir: Path = Field(Path("uploads"), description="Folder holding the stored DICOM files.")
     host: str = Field("127.0.0.1", description="Interface the server listens on.")

@@ -7,12 +7,22 @@ of the request being served, which :mod:`app.api.middleware` keeps in a context 
 uvicorn's own loggers go through the same handler. Its access line is rewritten to carry the
 route *template* (``/dicomFile/{name}``) instead of the raw path: stored names embed the client's
 file name, which may carry a patient's name, and no patient data is logged at INFO or above.
+
+Credentials never reach a log line: access lines carry no query string, and as defence in depth
+:class:`RedactSecrets` masks ``token=`` style parameters, ``Authorization``/``Cookie`` header
+values, bearer tokens and API keys in every message and traceback, whichever library logged them.
+
+:func:`configure_logging` is called by the app built from the environment
+(:func:`app.main.create_app`), so the format holds however the service is started, a bare
+``uvicorn app.main:app`` included.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import logging.config
+import re
 import sys
 import time
 from collections.abc import MutableMapping
@@ -95,6 +105,71 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+REDACTED = "[redacted]"
+_SECRET_NAME = r"[\w.-]*(?:token|key|password|passwd|secret|signature)"
+_HEADER_NAME = r"(?:proxy-)?(?:authorization|cookie|set-cookie|x-api-key)"
+SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # ``?token=...``, ``&api_key=...``, ``password='...'`` in query strings, reprs and key=value text
+    (re.compile(rf"(?i)((?<![\w-]){_SECRET_NAME}=\s*(?-i:b)?['\"]?)[^&\s'\"#;,)\]}}]*"), rf"\1{REDACTED}"),
+    # ``"access_token": "..."`` in JSON and dict reprs
+    (re.compile(rf"(?i)(['\"]{_SECRET_NAME}['\"]\s*:\s*(?-i:b)?['\"]?)[^'\"\s,}}]*"), rf"\1{REDACTED}"),
+    # header values: ``Authorization: ...``, ``(b'authorization', b'...')``, ``{'cookie': '...'}``
+    (
+        re.compile(rf"(?i)({_HEADER_NAME}(?:['\"]\s*,|['\"]?\s*[:=])\s*(?-i:b)?['\"]?)[^'\"\r\n\\]*"),
+        rf"\1{REDACTED}",
+    ),
+    # a password in a URL's user information (RFC 3986 3.2.1), e.g. a database URL in an error
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/\s@]*:)[^@\s/]+@"), rf"\1{REDACTED}@"),
+    # credentials on their own: RFC 6750 bearer tokens, RFC 7617 basic credentials, our API keys
+    (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/-]+=*"), rf"\1 {REDACTED}"),
+    (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{8,}=*"), rf"\1 {REDACTED}"),
+    (re.compile(r"\blbx_[A-Za-z0-9]+_[A-Za-z0-9_-]+"), f"lbx_{REDACTED}"),
+)
+
+
+# one cheap search first: most lines (every access line) hold none of the words the patterns need
+_MAYBE_SECRET = re.compile(r"(?i)token|key|passw|secret|signature|authori|cookie|bearer|basic|lbx_|://")
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential-looking value replaced by ``[redacted]``."""
+    if not _MAYBE_SECRET.search(text):
+        return text
+    for pattern, replacement in SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Mask credentials in the message, the traceback and the stack of every record.
+
+    The message is rendered with its arguments first (a token may be an argument), and the
+    traceback is rendered into ``exc_text``, which formatters use instead of rendering it again.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as it would have
+            return True
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    if record.exc_text:
+        return record.exc_text
+    return formatter.formatException(record.exc_info) if record.exc_info else None
+
+
 def _iso_time(created: float) -> str:
     seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
     return f"{seconds}.{int(created % 1 * 1000):03d}Z"
@@ -115,8 +190,11 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+        exception = _exception_text(self, record)
+        if exception:
+            entry["exception"] = exception
+        if record.stack_info:
+            entry["stack"] = record.stack_info
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -136,8 +214,11 @@ class TextFormatter(logging.Formatter):
         ]
         if extras:
             line += " " + " ".join(extras)
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+        exception = _exception_text(self, record)
+        if exception:
+            line += "\n" + exception
+        if record.stack_info:
+            line += "\n" + record.stack_info
         return line
 
 
@@ -155,14 +236,14 @@ def log_config(settings: Settings) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request": {"()": RequestContextFilter}},
+        "filters": {"request": {"()": RequestContextFilter}, "redact": {"()": RedactSecrets}},
         "formatters": {"json": {"()": JsonFormatter}, "text": {"()": TextFormatter}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": resolve_format(settings),
-                "filters": ["request"],
+                "filters": ["request", "redact"],  # in this order: access lines are rewritten first
             }
         },
         "loggers": {
@@ -175,3 +256,12 @@ def log_config(settings: Settings) -> dict[str, Any]:
         },
         "root": {"handlers": ["stdout"], "level": level},
     }
+
+
+def configure_logging(settings: Settings) -> None:
+    """Route the app's, uvicorn's and every library's records through one handler in ``settings``' format.
+
+    Replaces what a launcher set up before (uvicorn's own text handlers included); calling it again
+    with the same settings changes nothing.
+    """
+    logging.config.dictConfig(log_config(settings))

@@ -2,6 +2,12 @@
 
 ``uvicorn app.main:app`` works too: ``app`` is built on first access (PEP 562), from the
 environment, so importing this module has no side effects.
+
+An app built from the environment (``create_app()``: ``uvicorn app.main:app``, ``uvicorn --factory
+app.main:create_app``, every ``lightbox`` worker) is the one this process serves, so it also checks
+the settings (one line and exit code 2 when one is invalid) and configures logging
+(``LIGHTBOX_LOG_FORMAT``, ``LIGHTBOX_LOG_LEVEL``, request ids, redaction) for itself and uvicorn.
+An app given its ``Settings`` leaves logging to its embedder.
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
 from app.api.routes import files, health, upload
-from app.config import Settings
+from app.config import Settings, settings_from_environment
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
+from app.logging import configure_logging
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable
 from app.services.instances import InstanceService
@@ -41,8 +48,10 @@ def database_url(settings: Settings) -> str:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service; ``settings`` defaults to the ``LIGHTBOX_*`` environment."""
-    settings = settings or Settings()
+    """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured."""
+    if settings is None:
+        settings = settings_from_environment()
+        configure_logging(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def __getattr__(name: str) -> Any:
+    """``app.main.app``: built once, on first access (uvicorn looks it up more than once)."""
     if name == "app":
-        return create_app()
+        built = globals()["app"] = create_app()
+        return built
     raise AttributeError(name)

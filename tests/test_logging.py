@@ -5,20 +5,27 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
+
+import pytest
 
 from app.config import Settings
 from app.errors import InvalidDicom, UploadTooLarge
 from app.logging import (
     JsonFormatter,
+    RedactSecrets,
     RequestContext,
     RequestContextFilter,
     TextFormatter,
     current_request,
     error_kind,
     log_config,
+    redact,
     resolve_format,
     status_kind,
 )
+
+SECRET = "S3cretT0ken.value-42"
 
 
 class Terminal(io.StringIO):
@@ -80,3 +87,76 @@ def test_error_kinds_are_bounded_labels() -> None:
     assert error_kind(InvalidDicom("x")) == "invalid_dicom"
     assert error_kind(UploadTooLarge("x")) == "upload_too_large"
     assert status_kind(404) == "not_found" and status_kind(599) == "status_599"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"GET /dicomFile/x.dcm?tag=Rows&token={SECRET} HTTP/1.1",
+        f"http://127.0.0.1:8080/shares?token={SECRET}",
+        f"illegal request line: bytearray(b'GET /?access_token={SECRET} HTTP/1.1 x')",
+        f"Authorization: Bearer {SECRET}",
+        f"authorization: basic {SECRET}",
+        f"headers: [(b'host', b'x'), (b'authorization', b'Bearer {SECRET}')]",
+        f"{{'Authorization': 'Basic {SECRET}'}}",
+        f"cookie: lightbox_session={SECRET}; theme=dark",
+        f"sent Bearer {SECRET} to the index",
+        f'login body {{"username": "ann", "password": "{SECRET}"}}',
+        f"create(api_key='{SECRET}')",
+        f"the key lbx_7f3a_{SECRET} was used",
+        f"could not connect to postgresql+asyncpg://lightbox:{SECRET}@db:5432/lightbox",
+    ],
+)
+def test_credentials_are_redacted_wherever_they_appear(text: str) -> None:
+    redacted = redact(text)
+    assert SECRET not in redacted and "[redacted]" in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "GET /dicomFile/{name} 200",
+        "starting 2 worker(s) on 127.0.0.1:8080 (graceful shutdown 25 s)",
+        "refused: missing authorization, or a bearer token that expired",
+        "tag=PatientName frame=2 window=40,400 cache_key_count=3",
+        "Uvicorn running on http://127.0.0.1:8080 (Press CTRL+C to quit)",
+        "sqlite+aiosqlite:////srv/lightbox/uploads/index.sqlite3",
+    ],
+)
+def test_ordinary_lines_are_left_alone(text: str) -> None:
+    assert redact(text) == text
+
+
+def formatted(record: logging.LogRecord, formatter: logging.Formatter) -> str:
+    """``record`` as our handler writes it: request filter, redaction, then the formatter."""
+    assert RequestContextFilter().filter(record) and RedactSecrets().filter(record)
+    return formatter.format(record)
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), TextFormatter()])
+def test_arguments_tracebacks_and_stacks_are_redacted(formatter: logging.Formatter) -> None:
+    try:
+        raise ValueError(f"bad request http://h/dicomFile/a.dcm?png&token={SECRET}")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "uvicorn.error", logging.ERROR, __file__, 1, "failed on %s", (f"/x?token={SECRET}",), exc_info
+    )
+    record.stack_info = f"Stack (most recent call last):\n  handle(headers={{'authorization': 'Bearer {SECRET}'}})"
+    line = formatted(record, formatter)
+    assert SECRET not in line
+    assert "ValueError: bad request" in line and "token=[redacted]" in line and "Stack" in line
+
+
+def test_an_access_line_without_request_context_still_has_no_query() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/dicomFile/a.dcm?token={SECRET}", "1.1", 404), None,
+    )  # fmt: skip
+    line = formatted(record, JsonFormatter())
+    assert json.loads(line)["message"] == "GET - 404" and SECRET not in line
+
+
+def test_the_handler_redacts_before_formatting() -> None:
+    handler = log_config(Settings(log_format="json"))["handlers"]["stdout"]
+    assert handler["filters"] == ["request", "redact"]

@@ -3,6 +3,12 @@
 It sits outside Starlette's ``ServerErrorMiddleware`` (see :class:`ObservedFastAPI`) so that even an
 unexpected 500 carries ``X-Request-ID`` and is counted. Pure ASGI, no per-request task or copy of
 the body: it only wraps ``send`` to see the status and add the header.
+
+Starlette re-raises an unexpected error after its handler has answered 500, "so that servers can log
+it". Ours (:mod:`app.api.errors`) already logged it, with the request's context and credentials
+redacted; when that 500 was sent in full, the error stops here, so uvicorn neither logs a second,
+context-free traceback nor drops the client's keep-alive connection (the client's next request on it
+would fail with a reset).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.fast_tags import TagFastPath
-from app.logging import RequestContext, current_request
+from app.logging import RequestContext, current_request, error_kind
 from app.metrics import Metrics
 
 log = logging.getLogger("lightbox.access")
@@ -69,13 +75,17 @@ class RequestContextMiddleware:
         context = RequestContext(request_id_from(scope), scope["method"], scope)
         token = current_request.set(context)
         id_header = (REQUEST_ID_HEADER, context.request_id.encode("ascii"))
+        answered = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal answered
             if message["type"] == "http.response.start":
                 context.status = message["status"]
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != REQUEST_ID_HEADER]
                 message = {**message, "headers": [*headers, id_header]}
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
 
         metrics: Metrics = self.state.metrics
         in_flight: InFlight = self.state.in_flight
@@ -83,6 +93,9 @@ class RequestContextMiddleware:
         in_flight.count += 1
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if not (answered and context.status == 500 and context.error == error_kind(exc)):
+                raise  # not answered, or not by our handler: uvicorn logs it and ends the response
         finally:
             in_flight.count -= 1
             metrics.in_flight.dec()

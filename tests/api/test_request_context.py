@@ -140,3 +140,25 @@ async def test_index_size_is_asked_at_each_scrape(app: FastAPI, client: httpx.As
     text = (await client.get("/metrics")).text
     assert 'lightbox_index_entries{level="instances"} 12.0' in text
     assert 'lightbox_index_entries{level="studies"} 3.0' in text
+
+
+async def test_an_answered_crash_is_logged_once_and_not_raised_to_the_server(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The 500 went out and our handler logged the traceback; the server is not handed the error again
+    (it would log a second traceback and close the keep-alive connection)."""
+
+    async def broken() -> None:
+        raise RuntimeError("bug")
+
+    app.add_api_route("/broken", broken)
+    capture = Capture()
+    root = logging.getLogger()
+    root.addHandler(capture)
+    try:
+        response = await client.get("/broken")  # this transport raises what the app raises
+    finally:
+        root.removeHandler(capture)
+    assert response.status_code == 500
+    assert sum("RuntimeError: bug" in line for line in capture.lines) == 1
+    assert (await client.get("/healthz")).status_code == 200

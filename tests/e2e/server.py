@@ -1,5 +1,6 @@
 """Start the real ``lightbox`` command on 127.0.0.1 and wait until it is ready, optionally under a wrapper
-such as strace. The environment is the test's, less any ``LIGHTBOX_*``/``PROMETHEUS_*`` the shell had."""
+such as strace, or as a bare ``uvicorn`` (its host and port are set through ``UVICORN_*``). The environment
+is the test's, less any ``LIGHTBOX_*``/``PROMETHEUS_*``/``UVICORN_*`` the shell had."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx
 
 LIGHTBOX = str(Path(sys.executable).with_name("lightbox"))  # the installed console script
+UVICORN = str(Path(sys.executable).with_name("uvicorn"))
 
 
 def free_port() -> int:
@@ -80,13 +82,15 @@ def run_server(
     port = free_port()
     storage = storage or workdir / "storage"
     log_path = workdir / f"server-{port}.log"
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTBOX_", "PROMETHEUS_"))}
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTBOX_", "PROMETHEUS_", "UVICORN_"))}
     full_env = {
         **inherited,
         "LIGHTBOX_STORAGE_DIR": str(storage),
         "LIGHTBOX_PORT": str(port),
         "LIGHTBOX_HOST": "127.0.0.1",
         "LIGHTBOX_WORKERS": "1",
+        "UVICORN_HOST": "127.0.0.1",  # the same address for a bare ``uvicorn`` command
+        "UVICORN_PORT": str(port),
         **(env or {}),
     }
     with log_path.open("wb") as log:
