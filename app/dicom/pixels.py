@@ -117,16 +117,18 @@ def _check_native_length(image: ImagePixel, available: int, frames: int) -> None
 
 def _decode_native(
     decoder: Decoder, source: BinaryIO, available: int, image: ImagePixel, index: int, opts: dict[str, Any]
-) -> np.ndarray:
+) -> np.ndarray | None:
     """One native frame, reading exactly the bytes the header describes for it (PS3.5 8.1.1)."""
     _check_native_length(image, available, image.frames)
+    if not opts.pop("decode"):
+        return None
     array, _ = decoder.as_array(source, index=index, validate=True, **opts)
     return array
 
 
 def _decode_encapsulated(
     decoder: Decoder, source: BinaryIO, syntax: UID, image: ImagePixel, index: int, opts: dict[str, Any], budget: int
-) -> np.ndarray:
+) -> np.ndarray | None:
     """One compressed frame: its fragments gathered (PS3.5 A.4), its stream header checked, then decoded."""
     try:
         frame = get_frame(
@@ -138,6 +140,8 @@ def _decode_encapsulated(
             f"the encapsulated pixel data is malformed ({syntax.name}): frame {index + 1} could not be found"
         ) from None
     check_frame(syntax, frame, image, budget)
+    if not opts.pop("decode"):
+        return None
     single = encapsulate([frame])
     opts["number_of_frames"] = 1
     array, _ = decoder.as_array(single, index=0, validate=True, **opts)
@@ -149,13 +153,28 @@ def decode_frame(path: Path, ds: Dataset, index: int, max_pixels: int) -> np.nda
 
     Returns (rows, columns) or (rows, columns, 3) with YBR converted to RGB, as pydicom does.
     """
+    decoded = _frame(path, ds, index, max_pixels, decode=True)
+    assert decoded is not None
+    return decoded
+
+
+def check_before_decoding(path: Path, ds: Dataset, index: int, max_pixels: int) -> None:
+    """Every refusal :func:`decode_frame` makes before a decoder runs (header, lengths, stream header).
+
+    Pure Python over the header and one frame's bytes: safe outside the decode sandbox, so a bomb
+    or an unknown transfer syntax is answered without starting a worker process.
+    """
+    _frame(path, ds, index, max_pixels, decode=False)
+
+
+def _frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:
     tag = pixel_data_tag(ds)
     syntax = transfer_syntax(ds)
     decoder = _decoder(syntax)
     image = geometry(ds, max_pixels)
     if not 0 <= index < image.frames:
         raise InvalidRequest(f"frame {index + 1} is out of range: this file has {image.frames} frame(s)")
-    opts: dict[str, Any] = {**image.decode_options(), "pixel_keyword": PIXEL_KEYWORDS[tag]}
+    opts: dict[str, Any] = {**image.decode_options(), "pixel_keyword": PIXEL_KEYWORDS[tag], "decode": decode}
     try:
         if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
             opts["extended_offsets"] = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)

@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from app.config import Settings
 from app.dicom.encode import encode_jpeg, encode_png, fit_within
 from app.dicom.ingest import read_header
-from app.dicom.pixels import decode_frame, transfer_syntax
+from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax
 from app.dicom.render import Window, to_display
 from app.errors import LightboxError, NotRenderable
 from app.services.cache import LruCache
@@ -162,6 +162,8 @@ class RenderService:
 
     async def _render(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
         if self._sandbox is not None and transfer_syntax(header).is_compressed:
+            # bombs, unknown syntaxes and bad headers are answered here, without a worker process
+            await to_thread.run_sync(check_before_decoding, path, header, request.frame - 1, self._encoding.max_pixels)
             # codec decoders are native code that can abort on a hostile stream: decode in a worker process
             return await self._sandbox.run(render_file, path, None, request, self._encoding)
         return await to_thread.run_sync(render_file, path, header, request, self._encoding)

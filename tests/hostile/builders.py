@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 LONG_VRS = {b"OB", b"OW", b"SQ", b"UN", b"UT", b"UC", b"UR", b"OD", b"OF", b"OL", b"OV", b"SV", b"UV"}
 UNDEFINED = 0xFFFFFFFF
@@ -139,3 +139,55 @@ def with_new_uid(data: bytes) -> bytes:
     out = BytesIO()
     ds.save_as(out)
     return out.getvalue()
+
+
+def encapsulated(
+    stream: bytes, transfer_syntax: str, rows: int, columns: int, samples: int = 1, bits: int = 8
+) -> bytes:
+    """A Part 10 file holding one compressed frame ``stream`` under a header declaring ``rows`` x ``columns``."""
+    from pydicom.encaps import encapsulate
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.SOPInstanceUID = generate_uid()
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = samples
+    ds.PhotometricInterpretation = "MONOCHROME2" if samples == 1 else "RGB"
+    if samples == 3:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    ds.PixelRepresentation = 0
+    ds.PixelData = encapsulate([stream])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = UID(transfer_syntax)
+    out = BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _jpeg_segments(stream: bytes) -> list[tuple[int, int]]:
+    """(marker, offset) of each marker segment before the first scan of a JPEG / JPEG-LS stream."""
+    found, pos = [], 2
+    while pos + 4 <= len(stream) and stream[pos] == 0xFF:
+        marker = stream[pos + 1]
+        found.append((marker, pos))
+        if marker == 0xDA:
+            break
+        pos += 2 + struct.unpack_from(">H", stream, pos + 2)[0]
+    return found
+
+
+def declare_size(stream: bytes, rows: int, columns: int) -> bytes:
+    """The stream with its own header (JPEG SOFn, JPEG-LS SOF55, J2K SIZ) declaring ``columns`` x ``rows``."""
+    data = bytearray(stream)
+    siz = data.find(b"\xff\x4f\xff\x51")
+    if siz >= 0:  # SIZ: Xsiz, Ysiz at +8/+12; one tile of the whole image (XTsiz, YTsiz at +24/+28)
+        struct.pack_into(">II", data, siz + 8, columns, rows)
+        struct.pack_into(">IIII", data, siz + 16, 0, 0, columns, rows)
+        return bytes(data)
+    for marker, pos in _jpeg_segments(stream):
+        if marker in set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC} or marker == 0xF7:
+            struct.pack_into(">HH", data, pos + 5, rows, columns)
+            return bytes(data)
+    raise ValueError("no frame header found")
