@@ -69,7 +69,10 @@ def geometry(ds: Dataset, max_pixels: int) -> ImagePixel:
 def _decoder(syntax: UID) -> Decoder:
     """pydicom's decoder for ``syntax``; 415 naming the UID when it is unknown or has no installed plugin."""
     if not syntax.is_transfer_syntax:
-        raise UnsupportedEncoding(f"the transfer syntax {str(syntax)[:64]!r} is not one this service can decode")
+        kind = "private" if syntax.is_private else "unknown"
+        raise UnsupportedEncoding(
+            f"the transfer syntax {str(syntax)[:64]!r} is {kind}: no decoder of this service handles it"
+        )
     try:
         decoder = get_decoder(syntax)
     except NotImplementedError:

@@ -161,7 +161,8 @@ class RenderService:
         return image
 
     async def _render(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
-        if self._sandbox is not None and transfer_syntax(header).is_compressed:
+        syntax = transfer_syntax(header)
+        if self._sandbox is not None and syntax.is_transfer_syntax and syntax.is_compressed:
             # bombs, unknown syntaxes and bad headers are answered here, without a worker process
             await to_thread.run_sync(check_before_decoding, path, header, request.frame - 1, self._encoding.max_pixels)
             # codec decoders are native code that can abort on a hostile stream: decode in a worker process

@@ -191,3 +191,25 @@ def declare_size(stream: bytes, rows: int, columns: int) -> bytes:
             struct.pack_into(">HH", data, pos + 5, rows, columns)
             return bytes(data)
     raise ValueError("no frame header found")
+
+
+def raw_image(
+    replace: dict[tuple[int, int], tuple[bytes, bytes]] | None = None,
+    transfer_syntax: str = ExplicitVRLittleEndian,
+    pixel_bytes: bytes | None = None,
+) -> bytes:
+    """A 4 x 4 8-bit MONOCHROME2 image written element by element, any element replaced by (VR, raw value)."""
+    elements: dict[tuple[int, int], tuple[bytes, bytes]] = {
+        (0x0028, 0x0002): (b"US", struct.pack("<H", 1)),
+        (0x0028, 0x0004): (b"CS", b"MONOCHROME2 "),
+        (0x0028, 0x0010): (b"US", struct.pack("<H", 4)),
+        (0x0028, 0x0011): (b"US", struct.pack("<H", 4)),
+        (0x0028, 0x0100): (b"US", struct.pack("<H", 8)),
+        (0x0028, 0x0101): (b"US", struct.pack("<H", 8)),
+        (0x0028, 0x0102): (b"US", struct.pack("<H", 7)),
+        (0x0028, 0x0103): (b"US", struct.pack("<H", 0)),
+        (0x7FE0, 0x0010): (b"OB", bytes(range(0, 160, 10)) if pixel_bytes is None else pixel_bytes),
+    }
+    elements.update(replace or {})
+    body = b"".join(element(group, elem, vr, value) for (group, elem), (vr, value) in sorted(elements.items()))
+    return part10(identity() + body, transfer_syntax)
