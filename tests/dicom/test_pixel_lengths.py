@@ -51,7 +51,7 @@ def write(
             setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
             setattr(ds, f"{colour}PaletteColorLookupTableData", table.astype(">u2" if big_endian else "<u2").tobytes())
     ds.PixelData = stored
-    ds["PixelData"].VR = "OW" if bits > 8 or len(stored) % 2 == 0 and palette else "OB"
+    ds["PixelData"].VR = "OW" if bits > 8 or (len(stored) % 2 == 0 and palette) else "OB"
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian if big_endian else ExplicitVRLittleEndian
     ds.save_as(path, enforce_file_format=True)
