@@ -11,7 +11,7 @@ frame declaring 65535 x 65535 is a decompression bomb. The headers read (PS3.5 A
   area is Xsiz - XOsiz by Ysiz - YOsiz, with Csiz components and a tile grid.
 
 :func:`check_frame` refuses a frame whose stream declares more than the DICOM header or the pixel
-budget, before any decoder sees it.
+budget, or a JPEG frame of more scans than any encoder writes, before any decoder sees it.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ START_OF_SCAN = 0xDA
 STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})  # TEM, RSTm, SOI: markers without a length
 MAX_SEGMENTS = 4096  # segments walked before a stream without a frame header is left to the decoder
 MAX_COMPONENTS = 4
+#: Scans (SOS segments) a JPEG frame may hold: a decoder walks the whole image once per scan, so a
+#: small progressive stream of thousands of scans is a time bomb. libjpeg-turbo suggests 500
+#: (TJPARAM_SCANLIMIT); a progressive encoder's usual script has about 10.
+MAX_JPEG_SCANS = 500
 MAX_J2K_TILES = 65535  # T.800 A.5.1: at most 65535 tiles
 JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"
 J2K_SOC_SIZ = b"\xff\x4f\xff\x51"
@@ -128,7 +132,14 @@ def stream_header(syntax: str, frame: bytes) -> StreamHeader | None:
 
 
 def check_frame(syntax: str, frame: bytes, image: ImagePixel, max_pixels: int) -> None:
-    """Refuse a frame whose stream declares a larger image than the DICOM header, or than the budget."""
+    """Refuse a frame whose stream declares a larger image than the DICOM header or the budget, or too many scans."""
+    if syntax in JPEG_SYNTAXES or syntax in JPEG_LS_SYNTAXES:
+        scans = frame.count(b"\xff\xda")  # entropy-coded data stuffs FF as FF 00, so this counts markers
+        if scans > MAX_JPEG_SCANS:
+            raise NotRenderable(
+                f"the JPEG stream holds {scans} scans (at most {MAX_JPEG_SCANS}): "
+                "decoding would take a pass over the whole image for each"
+            )
     header = stream_header(syntax, frame)
     if header is None:
         return

@@ -213,3 +213,57 @@ def raw_image(
     elements.update(replace or {})
     body = b"".join(element(group, elem, vr, value) for (group, elem), (vr, value) in sorted(elements.items()))
     return part10(identity() + body, transfer_syntax)
+
+
+class _Bits:
+    """An MSB-first bit writer for JPEG entropy-coded segments (T.81 F.1.2.3: 1-bit padding, FF byte stuffing)."""
+
+    def __init__(self) -> None:
+        self.value, self.count, self.out = 0, 0, bytearray()
+
+    def put(self, bits: int, length: int) -> None:
+        self.value = (self.value << length) | bits
+        self.count += length
+        while self.count >= 8:
+            self.count -= 8
+            byte = (self.value >> self.count) & 0xFF
+            self.out += b"\xff\x00" if byte == 0xFF else bytes([byte])
+        self.value &= (1 << self.count) - 1
+
+    def flush(self) -> bytes:
+        if self.count:
+            self.put((1 << (8 - self.count)) - 1, 8 - self.count)
+        return bytes(self.out)
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
+
+
+def progressive_scan_bomb(rows: int, columns: int, bands: int = 63) -> bytes:
+    """A valid progressive JPEG (SOF2, T.81 G.1) of a flat grey image in 1 + 14 x ``bands`` scans.
+
+    Each AC coefficient 1..``bands`` gets its own spectral band and every successive-approximation
+    step (Al 13 .. 0), all coded as end-of-band runs: a scan costs a few bytes but the decoder
+    walks every block of the image once per scan (4096 x 4096, 63 bands: 64 kB, ~10 s to decode).
+    """
+    blocks = -(-rows // 8) * -(-columns // 8)
+    assert blocks % 8 == 0, "the image must hold a multiple of 8 blocks"
+    dqt = _segment(0xDB, b"\x00" + b"\x01" * 64)
+    sof2 = _segment(0xC2, struct.pack(">BHHB", 8, rows, columns, 1) + b"\x01\x11\x00")
+    dc_table = _segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")  # category 0 -> code "0"
+    ac_table = _segment(0xC4, b"\x10" + bytes([0, 2] + [0] * 14) + b"\xe0\x30")  # EOB14 "00", EOB3 "01"
+    scans = [_segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + bytes(-(-blocks // 8))]  # DC: one "0" bit a block
+    runs = _Bits()
+    remaining = blocks
+    while remaining:
+        run, size, code = (32767, 14, 0b00) if remaining >= 32767 else (8, 3, 0b01)  # EOB14 or EOB3
+        runs.put(code, 2)
+        runs.put(run - (1 << size), size)
+        remaining -= run
+    ac_data = runs.flush()
+    for k in range(1, bands + 1):
+        for ah, al in [(0, 13)] + [(a + 1, a) for a in range(12, -1, -1)]:
+            header = bytes([1, 1, 0x00, k, k, (ah << 4) | al])
+            scans.append(_segment(0xDA, header) + ac_data)
+    return b"\xff\xd8" + dqt + sof2 + dc_table + ac_table + b"".join(scans) + b"\xff\xd9"
