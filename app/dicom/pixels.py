@@ -66,8 +66,13 @@ def geometry(ds: Dataset, max_pixels: int) -> ImagePixel:
     return read_image_pixel(ds, max_pixels)
 
 
-def _decoder(syntax: UID) -> Decoder:
-    """pydicom's decoder for ``syntax``; 415 naming the UID when it is unknown or has no installed plugin."""
+def _decoder(syntax: UID) -> tuple[Decoder, str]:
+    """pydicom's decoder for ``syntax`` and the plugin to use ("" for any); 415 naming the UID when none."""
+    if syntax in codecs.RETIRED_JPEG_SYNTAXES:
+        retired = codecs.retired_jpeg_decoder()
+        if retired is None:
+            raise UnsupportedEncoding(f"no installed decoder handles the transfer syntax {syntax.name} ({syntax})")
+        return retired
     if not syntax.is_transfer_syntax:
         kind = "private" if syntax.is_private else "unknown"
         raise UnsupportedEncoding(
@@ -81,7 +86,7 @@ def _decoder(syntax: UID) -> Decoder:
         ) from None
     if not decoder.is_available:
         raise UnsupportedEncoding(f"no installed decoder handles the transfer syntax {syntax.name} ({syntax})")
-    return decoder
+    return decoder, ""
 
 
 def _value_source(stack: ExitStack, path: Path, ds: Dataset, tag: int, syntax: UID) -> tuple[BinaryIO, int, str]:
@@ -173,11 +178,12 @@ def check_before_decoding(path: Path, ds: Dataset, index: int, max_pixels: int) 
 def _frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:
     tag = pixel_data_tag(ds)
     syntax = transfer_syntax(ds)
-    decoder = _decoder(syntax)
+    decoder, plugin = _decoder(syntax)
     image = geometry(ds, max_pixels)
     if not 0 <= index < image.frames:
         raise InvalidRequest(f"frame {index + 1} is out of range: this file has {image.frames} frame(s)")
     opts: dict[str, Any] = {**image.decode_options(), "pixel_keyword": PIXEL_KEYWORDS[tag], "decode": decode}
+    opts["decoding_plugin"] = plugin
     try:
         if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
             opts["extended_offsets"] = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
