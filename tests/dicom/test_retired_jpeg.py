@@ -19,7 +19,7 @@ from PIL import Image
 from pydicom import dcmread
 
 from app.dicom.pixels import decode_frame
-from tests.hostile.builders import encapsulated
+from tests.hostile.builders import encapsulated, progressive_scan_bomb
 
 JPEGTRAN = shutil.which("jpegtran")
 needs_jpegtran = pytest.mark.skipif(JPEGTRAN is None, reason="libjpeg-turbo-progs is installed by scripts/test")
@@ -90,6 +90,19 @@ def test_pillow_progressive_stream_decodes_like_its_baseline(tmp_path: Path) -> 
     path = store(tmp_path, streams[1], "1.2.840.10008.1.2.4.55", False)
     decoded = decode_frame(path, dcmread(path, defer_size=1024), 0, 1 << 24)
     np.testing.assert_array_equal(decoded, imagecodecs.jpeg8_decode(streams[0]))
+
+
+def test_12_bit_full_progression(tmp_path: Path) -> None:
+    """A 12-bit progressive stream (SOF2, P = 12) of a flat image: every sample decodes to 2048."""
+    path = tmp_path / "p12.dcm"
+    stream = progressive_scan_bomb(64, 64, bands=2, precision=12)
+    path.write_bytes(encapsulated(stream, "1.2.840.10008.1.2.4.55", 64, 64, bits=16))
+    ds = dcmread(path)
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.save_as(path)
+    decoded = decode_frame(path, dcmread(path, defer_size=1024), 0, 1 << 24)
+    assert decoded.shape == (64, 64) and decoded.dtype == np.uint16
+    assert np.all(decoded == 2048)
 
 
 @pytest.mark.anyio

@@ -240,7 +240,7 @@ def _segment(marker: int, body: bytes) -> bytes:
     return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
 
 
-def progressive_scan_bomb(rows: int, columns: int, bands: int = 63) -> bytes:
+def progressive_scan_bomb(rows: int, columns: int, bands: int = 63, precision: int = 8) -> bytes:
     """A valid progressive JPEG (SOF2, T.81 G.1) of a flat grey image in 1 + 14 x ``bands`` scans.
 
     Each AC coefficient 1..``bands`` gets its own spectral band and every successive-approximation
@@ -250,7 +250,7 @@ def progressive_scan_bomb(rows: int, columns: int, bands: int = 63) -> bytes:
     blocks = -(-rows // 8) * -(-columns // 8)
     assert blocks % 8 == 0, "the image must hold a multiple of 8 blocks"
     dqt = _segment(0xDB, b"\x00" + b"\x01" * 64)
-    sof2 = _segment(0xC2, struct.pack(">BHHB", 8, rows, columns, 1) + b"\x01\x11\x00")
+    sof2 = _segment(0xC2, struct.pack(">BHHB", precision, rows, columns, 1) + b"\x01\x11\x00")
     dc_table = _segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")  # category 0 -> code "0"
     ac_table = _segment(0xC4, b"\x10" + bytes([0, 2] + [0] * 14) + b"\xe0\x30")  # EOB14 "00", EOB3 "01"
     scans = [_segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + bytes(-(-blocks // 8))]  # DC: one "0" bit a block
