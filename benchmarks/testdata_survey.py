@@ -46,13 +46,14 @@ def candidates(only: str | None) -> list[Path]:
     return found
 
 
-async def direct(sandbox: DecodeSandbox, path: Path, settings: Settings) -> tuple[int, str]:
+async def direct(sandbox: DecodeSandbox, path: Path, settings: Settings, out: Path) -> tuple[int, str]:
     """Render through the pipeline without the index: 200, or the domain error's status and message."""
     from app.api.errors import status_for
 
     encoding = Encoding(settings.max_pixels, settings.png_compress_level, settings.jpeg_quality)
     try:
-        await sandbox.run(render_file, path, None, RenderRequest(), encoding)
+        png = await sandbox.run(render_file, path, None, RenderRequest(), encoding)
+        (out / f"{path.name}.direct.png").write_bytes(png)
     except LightboxError as error:
         return status_for(error), error.message
     except Exception as error:  # the point of the survey is to find these
@@ -80,7 +81,7 @@ async def survey(files: list[Path], out: Path) -> None:
                         print(f"{path.name}\tupload {upload.status_code}\tpng {status}\t{reason}", flush=True)
                         await client.delete(f"/dicomFile/{name}")  # other files share its SOP Instance UID
                     else:
-                        status, reason = await direct(sandbox, path, settings)
+                        status, reason = await direct(sandbox, path, settings, out)
                         refused = upload.json().get("error", "")
                         print(
                             f"{path.name}\tupload {upload.status_code} ({refused})\tdirect {status}\t{reason}",
