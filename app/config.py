@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         description="Decode compressed pixel data in worker processes, so a decoder crash cannot stop the service.",
     )
     decode_timeout_seconds: float = Field(
-        30.0, gt=0, description="A render of compressed pixel data running longer than this is stopped (422)."
+        10.0, gt=0, description="A render of compressed pixel data running longer than this is stopped (422)."
     )
     database_url: str | None = Field(
         None,

@@ -13,6 +13,7 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     ├── UploadTimedOut          the client stopped sending the body
     ├── TooManyFiles            a bulk upload or archive holds more files than allowed
     ├── NotRenderable           the file has no image we can show faithfully
+    │   ├── MalformedElement    an image-describing element (Rows, Window Center, ...) is unusable
     │   └── UnsupportedEncoding its transfer syntax / photometric cannot be decoded here
     ├── StorageFull             the storage device has no room left
     ├── StorageUnavailable      the storage cannot be written (read-only, missing)
@@ -79,6 +80,13 @@ class TooManyFiles(LightboxError):
 
 class NotRenderable(LightboxError):
     """The file holds no image that can be rendered faithfully."""
+
+
+class MalformedElement(NotRenderable):
+    """An image-describing element's value cannot be used (PS3.5 6.2: wrong VR, length or text); the message names it.
+
+    Its message is its only state, so it crosses the decode sandbox's process boundary intact.
+    """
 
 
 class UnsupportedEncoding(NotRenderable):

@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 from pydicom import uid
-from pydicom.pixels.decoders.base import DecodeRunner, get_decoder
+from pydicom.pixels.decoders.base import Decoder, DecodeRunner, get_decoder
 
 PLUGIN_LABEL = "lightbox-imagecodecs"
+#: Retired JPEG processes (PS3.5 A.4.1, PS3.6 Table A-1): Extended 3 & 5 (arithmetic), Spectral Selection
+#: 6 & 8 / 7 & 9, Full Progression 10 & 12 / 11 & 13. pydicom has no decoder for them; libjpeg-turbo
+#: decodes every non-hierarchical DCT process, Huffman or arithmetic coded, 8 or 12 bit.
+RETIRED_JPEG_SYNTAXES = frozenset(uid.UID(f"1.2.840.10008.1.2.4.{n}") for n in range(52, 57))
 JPEG_SYNTAXES = (uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLossless, uid.JPEGLosslessSV1)
 DECODER_DEPENDENCIES = {syntax: ("imagecodecs>=2024.1.1",) for syntax in JPEG_SYNTAXES}
 
@@ -50,6 +54,17 @@ def decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
         runner.set_option("planar_configuration", 0)
     container = np.dtype(f"<u{max(runner.bits_allocated // 8, 1)}")
     return bytes(np.ascontiguousarray(decoded, dtype=container).tobytes())
+
+
+def retired_jpeg_decoder() -> tuple[Decoder, str] | None:
+    """The decoder and plugin for a retired JPEG process, or None when libjpeg-turbo is missing.
+
+    pydicom's JPEG Extended (Process 2 & 4) decoder is used with this plugin alone: its options
+    (8 or 12 bit DCT, lossy, colour as encoded) are those of every retired non-hierarchical process.
+    """
+    if not _AVAILABLE:
+        return None
+    return get_decoder(uid.JPEGExtended12Bit), PLUGIN_LABEL
 
 
 def install() -> None:

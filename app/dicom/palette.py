@@ -11,6 +11,7 @@ from pydicom.dataset import Dataset
 
 from app.errors import NotRenderable
 
+DESCRIPTOR_TAGS = {"Red": "(0028,1101)", "Green": "(0028,1102)", "Blue": "(0028,1103)"}  # C.7.6.3.1.5
 MAX_INDIRECTION = 8  # nested indirect segments allowed before a palette is called malformed
 
 
@@ -99,12 +100,16 @@ def apply_palette(indices: np.ndarray, ds: Dataset) -> np.ndarray:
     """(rows, columns, 3) uint8 RGB: each index through the Red/Green/Blue tables, scaled from their bit depth."""
     little = _is_little_endian(ds)
     channels = []
-    try:
-        for colour in ("Red", "Green", "Blue"):
+    for colour in ("Red", "Green", "Blue"):
+        try:
             table, first, bits = _table(ds, colour, little)
-            top = max(float((1 << bits) - 1), float(table.max()))
-            scaled = np.rint(table * (255.0 / top)).astype(np.uint8)
-            channels.append(scaled[np.clip(indices.astype(np.int64) - first, 0, len(table) - 1)])
-    except (KeyError, TypeError, ValueError, IndexError):
-        raise NotRenderable("the palette colour lookup tables are malformed") from None
+        except NotRenderable:
+            raise
+        except Exception:  # pydicom raises on wrong-length descriptors, numpy on odd data
+            raise NotRenderable(
+                f"the {colour} Palette Color Lookup Table Descriptor {DESCRIPTOR_TAGS[colour]} or its data is malformed"
+            ) from None
+        top = max(float((1 << bits) - 1), float(table.max()))
+        scaled = np.rint(table * (255.0 / top)).astype(np.uint8)
+        channels.append(scaled[np.clip(indices.astype(np.int64) - first, 0, len(table) - 1)])
     return np.stack(channels, axis=-1)

@@ -1,67 +1,56 @@
 """Decode one frame of stored pixel values, refusing what cannot be decoded faithfully.
 
-Guards run on the header before any decoding (PS3.3 C.7.6.3 Image Pixel Module):
-a pixel budget so that a file declaring 65535 x 65535 x 2^31 cannot exhaust memory,
-and, for native (uncompressed) transfer syntaxes, a check that the Pixel Data value
-is as long as the header says.
+Guards run before any decoding: the Image Pixel module is read strictly with a pixel budget
+(:mod:`app.dicom.image_pixel`), native (uncompressed) Pixel Data must hold what the header
+declares, and a compressed frame's own stream header may not declare more than the DICOM
+header or the budget (:mod:`app.dicom.streams`).
+
+Frames are read from where the parsed header says the Pixel Data value starts, so only the
+requested frame is read and the element encoding the reader found is trusted (a data set
+written implicit VR under an explicit VR transfer syntax still renders). Native data is read
+as the header describes it, as DCMTK does: trailing padding, an odd-length pad byte or 8-bit
+values stored in 16-bit words contribute only the bytes the header accounts for.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.pixels.decoders.base import get_decoder
-from pydicom.pixels.utils import pixel_array
+from pydicom.encaps import encapsulate, get_frame
+from pydicom.pixels.decoders.base import Decoder, get_decoder
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from app.dicom import codecs
-from app.errors import InvalidRequest, NotRenderable, UnsupportedEncoding
+from app.dicom.image_pixel import ImagePixel, read_image_pixel
+from app.dicom.streams import check_frame
+from app.errors import InvalidRequest, LightboxError, NotRenderable, UnsupportedEncoding
 
 codecs.install()  # pydicom's decoder registry is process-wide; registering is idempotent
 
 log = logging.getLogger("lightbox.pixels")
 
 PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
-
-
-@dataclass(frozen=True)
-class FrameGeometry:
-    """What the header declares about the image (PS3.3 C.7.6.3.1)."""
-
-    rows: int
-    columns: int
-    frames: int
-    samples: int
-    bits_allocated: int
-
-    @property
-    def pixel_count(self) -> int:
-        return self.rows * self.columns * self.frames * self.samples
-
-
-def _int_attr(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
-    """An integer attribute, tolerating invalid IS text such as ``'1A'`` (returns ``default``)."""
-    try:
-        value = ds.get(keyword)
-        if value is None or value == "":
-            return default
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        return default
+PIXEL_KEYWORDS = {0x7FE00010: "PixelData", 0x7FE00008: "FloatPixelData", 0x7FE00009: "DoubleFloatPixelData"}
+UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 def transfer_syntax(ds: Dataset) -> UID:
     """The dataset's transfer syntax; a bare data set is read as Implicit VR Little Endian."""
     meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
-    return UID(str(uid)) if uid else ImplicitVRLittleEndian
+    try:
+        value = meta.get("TransferSyntaxUID") if meta is not None else None
+    except Exception:  # a malformed meta element: treated as absent (pydicom guessed the encoding)
+        value = None
+    text = str(value).strip("\x00 ") if value else ""
+    return UID(text) if text else ImplicitVRLittleEndian
 
 
 def pixel_data_tag(ds: Dataset) -> int:
@@ -72,62 +61,99 @@ def pixel_data_tag(ds: Dataset) -> int:
     raise NotRenderable("this file has no image: it holds no Pixel Data element")
 
 
-def _pixel_data_length(ds: Dataset, tag: int, file_size: int | None) -> int | None:
-    """Bytes of the Pixel Data value actually present, without loading a deferred value.
+def geometry(ds: Dataset, max_pixels: int) -> ImagePixel:
+    """Read and sanity-check the declared image before anything is decoded."""
+    return read_image_pixel(ds, max_pixels)
 
-    A file cut short still declares the full length; what the file holds after the value's
-    offset is what a decoder could read (``file_size`` is None for deflated data sets, whose
-    offsets count inflated bytes).
+
+def _decoder(syntax: UID) -> tuple[Decoder, str]:
+    """pydicom's decoder for ``syntax`` and the plugin to use ("" for any); 415 naming the UID when none."""
+    if syntax in codecs.RETIRED_JPEG_SYNTAXES:
+        retired = codecs.retired_jpeg_decoder()
+        if retired is None:
+            raise UnsupportedEncoding(f"no installed decoder handles the transfer syntax {syntax.name} ({syntax})")
+        return retired
+    if not syntax.is_transfer_syntax:
+        kind = "private" if syntax.is_private else "unknown"
+        raise UnsupportedEncoding(
+            f"the transfer syntax {str(syntax)[:64]!r} is {kind}: no decoder of this service handles it"
+        )
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise UnsupportedEncoding(
+            f"no installed decoder handles the transfer syntax {syntax.name} ({str(syntax)[:64]})"
+        ) from None
+    if not decoder.is_available:
+        raise UnsupportedEncoding(f"no installed decoder handles the transfer syntax {syntax.name} ({syntax})")
+    return decoder, ""
+
+
+def _value_source(stack: ExitStack, path: Path, ds: Dataset, tag: int, syntax: UID) -> tuple[BinaryIO, int, str]:
+    """A file positioned at the first byte of the pixel value, the bytes available from there, and its VR.
+
+    Deferred values are read in place (the offset the reader recorded); values already in memory,
+    and deflated data sets (whose offsets count inflated bytes), are served from memory.
     """
     raw = ds.get_item(tag, keep_deferred=True)
-    if isinstance(raw, RawDataElement):
-        if raw.length == 0xFFFFFFFF:
-            return None
-        if file_size is None:
-            return raw.length
-        return max(min(raw.length, file_size - raw.value_tell), 0)
+    if isinstance(raw, RawDataElement) and raw.value is None and syntax != DeflatedExplicitVRLittleEndian:
+        handle = stack.enter_context(path.open("rb"))
+        size = path.stat().st_size
+        available = max(size - raw.value_tell, 0)
+        if raw.length != UNDEFINED_LENGTH:
+            available = min(raw.length, available)
+        handle.seek(raw.value_tell)
+        return handle, available, str(raw.VR or "")
+    if syntax == DeflatedExplicitVRLittleEndian and isinstance(raw, RawDataElement) and raw.value is None:
+        ds = dcmread(path, force=True)
     value = ds[tag].value
-    return len(value) if isinstance(value, (bytes, bytearray)) else None
+    if not isinstance(value, (bytes, bytearray)):
+        raise NotRenderable("the Pixel Data element does not hold bytes")
+    return io.BytesIO(value), len(value), str(ds[tag].VR or "")
 
 
-def geometry(ds: Dataset, max_pixels: int) -> FrameGeometry:
-    """Read and sanity-check the declared image size before anything is decoded."""
-    rows = _int_attr(ds, "Rows")
-    columns = _int_attr(ds, "Columns")
-    bits = _int_attr(ds, "BitsAllocated")
-    if not rows or not columns or not bits:
-        raise NotRenderable("the image header is incomplete: Rows, Columns and Bits Allocated must be set")
-    if bits not in (1, 8, 16, 32, 64):
-        raise NotRenderable(f"Bits Allocated {bits} is not valid DICOM (1, 8, 16, 32 or 64)")
-    samples = _int_attr(ds, "SamplesPerPixel", 1) or 1
-    if samples not in (1, 3):
-        raise NotRenderable(f"Samples per Pixel {samples} is not supported (1 or 3)")
-    frames = max(_int_attr(ds, "NumberOfFrames", 1) or 1, 1)
-    shape = FrameGeometry(rows, columns, frames, samples, bits)
-    if shape.pixel_count > max_pixels:
-        raise NotRenderable(f"the image declares {shape.pixel_count} samples, more than the limit of {max_pixels}")
-    return shape
-
-
-def _expected_native_bytes(ds: Dataset, shape: FrameGeometry) -> int:
-    """Bytes that native Pixel Data must hold (PS3.5 8.1.1; YBR_FULL_422 stores 2 samples a pixel)."""
-    samples = shape.samples
-    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
-        samples = 2
-    bits = shape.rows * shape.columns * samples * shape.frames * shape.bits_allocated
-    return (bits + 7) // 8
-
-
-def _check_native_length(path: Path, ds: Dataset, tag: int, shape: FrameGeometry) -> None:
+def _check_native_length(image: ImagePixel, available: int, frames: int) -> None:
     """Refuse native Pixel Data shorter than the header declares: it would be a wrong picture."""
-    deflated = transfer_syntax(ds) == DeflatedExplicitVRLittleEndian
-    length = _pixel_data_length(ds, tag, None if deflated else path.stat().st_size)
-    expected = _expected_native_bytes(ds, shape)
-    if length is None or length >= expected:
-        return
-    raise NotRenderable(
-        f"Pixel Data is shorter than the header declares ({length} of {expected} bytes): the file is truncated"
-    )
+    expected = (image.rows * image.columns * image.samples * image.bits_allocated * frames + 7) // 8
+    if image.samples == 3 and image.photometric == "YBR_FULL_422":
+        expected = image.frame_bytes() * frames
+    if available < expected:
+        raise NotRenderable(
+            f"Pixel Data is shorter than the header declares ({available} of {expected} bytes): the file is truncated"
+        )
+
+
+def _decode_native(
+    decoder: Decoder, source: BinaryIO, available: int, image: ImagePixel, index: int, opts: dict[str, Any]
+) -> np.ndarray | None:
+    """One native frame, reading exactly the bytes the header describes for it (PS3.5 8.1.1)."""
+    _check_native_length(image, available, image.frames)
+    if not opts.pop("decode"):
+        return None
+    array, _ = decoder.as_array(source, index=index, validate=True, **opts)
+    return array
+
+
+def _decode_encapsulated(
+    decoder: Decoder, source: BinaryIO, syntax: UID, image: ImagePixel, index: int, opts: dict[str, Any], budget: int
+) -> np.ndarray | None:
+    """One compressed frame: its fragments gathered (PS3.5 A.4), its stream header checked, then decoded."""
+    try:
+        frame = get_frame(
+            source, index, extended_offsets=opts.pop("extended_offsets", None), number_of_frames=image.frames
+        )
+    except (ValueError, KeyError, IndexError, EOFError, OSError) as exc:
+        log.debug("gathering frame %d failed: %s", index + 1, exc)
+        raise NotRenderable(
+            f"the encapsulated pixel data is malformed ({syntax.name}): frame {index + 1} could not be found"
+        ) from None
+    check_frame(syntax, frame, image, budget)
+    if not opts.pop("decode"):
+        return None
+    single = encapsulate([frame])
+    opts["number_of_frames"] = 1
+    array, _ = decoder.as_array(single, index=0, validate=True, **opts)
+    return array
 
 
 def decode_frame(path: Path, ds: Dataset, index: int, max_pixels: int) -> np.ndarray:
@@ -135,39 +161,47 @@ def decode_frame(path: Path, ds: Dataset, index: int, max_pixels: int) -> np.nda
 
     Returns (rows, columns) or (rows, columns, 3) with YBR converted to RGB, as pydicom does.
     """
+    decoded = _frame(path, ds, index, max_pixels, decode=True)
+    assert decoded is not None
+    return decoded
+
+
+def check_before_decoding(path: Path, ds: Dataset, index: int, max_pixels: int) -> None:
+    """Every refusal :func:`decode_frame` makes before a decoder runs (header, lengths, stream header).
+
+    Pure Python over the header and one frame's bytes: safe outside the decode sandbox, so a bomb
+    or an unknown transfer syntax is answered without starting a worker process.
+    """
+    _frame(path, ds, index, max_pixels, decode=False)
+
+
+def _frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:
     tag = pixel_data_tag(ds)
-    shape = geometry(ds, max_pixels)
-    if not 0 <= index < shape.frames:
-        raise InvalidRequest(f"frame {index + 1} is out of range: this file has {shape.frames} frame(s)")
     syntax = transfer_syntax(ds)
-    if not syntax.is_transfer_syntax:
-        raise UnsupportedEncoding(f"the transfer syntax {str(syntax)[:64]!r} is not one this service can decode")
-    overrides: dict[str, Any] = {}
-    if _int_attr(ds, "NumberOfFrames", None) is None and "NumberOfFrames" in ds:
-        overrides["number_of_frames"] = 1  # invalid IS such as '1A': read the one frame we can trust
-    if not syntax.is_compressed:
-        _check_native_length(path, ds, tag, shape)
-    else:
-        try:
-            decoder = get_decoder(syntax)
-        except NotImplementedError:
-            decoder = None
-        if decoder is None or not decoder.is_available:
-            raise UnsupportedEncoding(f"no installed decoder handles the transfer syntax {syntax.name}")
+    decoder, plugin = _decoder(syntax)
+    image = geometry(ds, max_pixels)
+    if not 0 <= index < image.frames:
+        raise InvalidRequest(f"frame {index + 1} is out of range: this file has {image.frames} frame(s)")
+    opts: dict[str, Any] = {**image.decode_options(), "pixel_keyword": PIXEL_KEYWORDS[tag], "decode": decode}
+    opts["decoding_plugin"] = plugin
     try:
-        if overrides or syntax == DeflatedExplicitVRLittleEndian:
-            # Frame-by-frame reads need a seekable, valid header; these files are read whole.
-            full = dcmread(path, force=True)
-            if overrides:
-                full.NumberOfFrames = overrides["number_of_frames"]
-            return pixel_array(full, index=index)
-        return pixel_array(str(path), index=index)
+        if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+            opts["extended_offsets"] = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+        with ExitStack() as stack:
+            source, available, vr = _value_source(stack, path, ds, tag, syntax)
+            opts["pixel_vr"] = vr
+            if not syntax.is_compressed:
+                return _decode_native(decoder, source, available, image, index, opts)
+            return _decode_encapsulated(decoder, source, syntax, image, index, opts, max_pixels)
+    except LightboxError:
+        raise
     except (MemoryError, RecursionError):
         raise NotRenderable("the pixel data could not be decoded within the service's limits") from None
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # decoders raise many types on corrupt streams, pyo3 ones a PanicException
-        log.info("decoding %s failed: %s: %s", path.name, type(exc).__name__, exc)
+        log.info("decoding a frame failed: %s", type(exc).__name__)
+        log.debug("decoding frame %d failed: %s", index + 1, exc)
         kind = "compressed stream is corrupt or uses a feature no installed decoder supports"
         if not syntax.is_compressed:
             kind = "pixel data does not match what the header declares"

@@ -19,6 +19,7 @@ from enum import StrEnum
 import numpy as np
 from pydicom.dataset import Dataset
 
+from app.dicom.image_pixel import optional_float, optional_int, text
 from app.dicom.palette import apply_palette
 from app.errors import NotRenderable
 
@@ -42,16 +43,6 @@ class Window:
     function: VoiFunction = VoiFunction.LINEAR
 
 
-def _first(value: object) -> float | None:
-    """First number of a possibly multi-valued DS element."""
-    try:
-        if isinstance(value, (list, tuple)) or (hasattr(value, "__getitem__") and not isinstance(value, str)):
-            value = value[0]
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 def _frame_item(ds: Dataset, index: int, sequence: str) -> Dataset | None:
     """The functional-group item (PS3.3 C.7.6.16) for ``sequence`` that applies to frame ``index``."""
     for groups, position in (("PerFrameFunctionalGroupsSequence", index), ("SharedFunctionalGroupsSequence", 0)):
@@ -66,8 +57,8 @@ def _frame_item(ds: Dataset, index: int, sequence: str) -> Dataset | None:
 def _rescale(ds: Dataset, index: int) -> tuple[float, float]:
     """Rescale Slope/Intercept (0028,1053)/(0028,1052), from the frame's functional groups when present."""
     source = _frame_item(ds, index, "PixelValueTransformationSequence") or ds
-    slope = _first(source.get("RescaleSlope"))
-    intercept = _first(source.get("RescaleIntercept"))
+    slope = optional_float(source, "RescaleSlope")
+    intercept = optional_float(source, "RescaleIntercept")
     return (slope if slope else 1.0), (intercept or 0.0)
 
 
@@ -81,7 +72,7 @@ def _lut_table(item: Dataset, ds: Dataset) -> tuple[int, np.ndarray, int]:
         descriptor = [int(v) for v in item.LUTDescriptor]
         entries = descriptor[0] or 65536
         first = descriptor[1]
-        if first >= 32768 and int(ds.get("PixelRepresentation", 0) or 0) == 1:
+        if first >= 32768 and optional_int(ds, "PixelRepresentation") == 1:
             first -= 65536
         data = np.asarray(item.LUTData, dtype=np.float64).reshape(-1)[:entries]
     except (AttributeError, TypeError, ValueError, IndexError):
@@ -107,11 +98,11 @@ def file_window(ds: Dataset, index: int) -> Window | None:
     source = _frame_item(ds, index, "FrameVOILUTSequence")
     if source is None or "WindowCenter" not in source:
         source = ds
-    center = _first(source.get("WindowCenter"))
-    width = _first(source.get("WindowWidth"))
+    center = optional_float(source, "WindowCenter")
+    width = optional_float(source, "WindowWidth")
     if center is None or width is None or width <= 0:
         return None
-    name = str(source.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+    name = text(source, "VOILUTFunction", "LINEAR")
     function = VoiFunction(name) if name in VoiFunction.__members__ else VoiFunction.LINEAR
     return Window(center, width, function)
 
@@ -184,10 +175,10 @@ def _shows_inverted(ds: Dataset) -> bool:
     For MONOCHROME1 the standard pairs INVERSE with the photometric inversion itself (C.8.11.6),
     so it is not applied twice.
     """
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    photometric = text(ds, "PhotometricInterpretation")
     if photometric == "MONOCHROME1":
         return True
-    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    shape = text(ds, "PresentationLUTShape")
     return photometric == "MONOCHROME2" and shape == "INVERSE"
 
 
@@ -231,14 +222,14 @@ def _render_colour(stored: np.ndarray, ds: Dataset) -> np.ndarray:
         return stored
     if stored.dtype.kind == "f":
         return _to_uint8(np.clip(_min_max(stored), 0, 255))
-    bits = int(ds.get("BitsStored", stored.dtype.itemsize * 8) or stored.dtype.itemsize * 8)
+    bits = min(optional_int(ds, "BitsStored") or stored.dtype.itemsize * 8, stored.dtype.itemsize * 8)
     top = float((1 << bits) - 1)
     return _to_uint8(np.clip(stored.astype(np.float64) * (255.0 / top), 0.0, 255.0))
 
 
 def to_display(stored: np.ndarray, ds: Dataset, index: int = 0, window: Window | None = None) -> np.ndarray:
     """The 8-bit (rows, columns) grey or (rows, columns, 3) RGB picture of one decoded frame."""
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    photometric = text(ds, "PhotometricInterpretation", "MONOCHROME2")
     if photometric == "PALETTE COLOR" and stored.ndim == 2:
         return apply_palette(stored, ds)
     if stored.ndim == 3:

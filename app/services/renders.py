@@ -14,6 +14,7 @@ process on a hostile stream, so those renders run in a :class:`DecodeSandbox` wo
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -25,14 +26,16 @@ from pydicom.dataset import Dataset
 from app.config import Settings
 from app.dicom.encode import encode_jpeg, encode_png, fit_within
 from app.dicom.ingest import read_header
-from app.dicom.pixels import decode_frame, transfer_syntax
+from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax
 from app.dicom.render import Window, to_display
+from app.errors import LightboxError, NotRenderable
 from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.sandbox import DecodeSandbox
 
-RENDERER_VERSION = "2"
+RENDERER_VERSION = "3"
 CACHE_ENTRY_OVERHEAD = 512  # bytes of key and bookkeeping counted per cached render
+log = logging.getLogger("lightbox.renders")
 
 
 class ImageFormat(StrEnum):
@@ -70,8 +73,32 @@ class Encoding:
     jpeg_quality: int
 
 
+def unexpected(exc: BaseException) -> NotRenderable:
+    """The domain error for an exception the render path did not expect (pydicom, numpy, a codec, a bug).
+
+    Only the exception's type is named: messages of pydicom and codecs can quote header values.
+    """
+    log.warning("rendering failed unexpectedly: %s", type(exc).__name__)
+    log.debug("rendering failed unexpectedly", exc_info=exc)
+    return NotRenderable(f"the image could not be rendered: the file's image data raised {type(exc).__name__}")
+
+
 def render_file(path: Path, header: Dataset | None, request: RenderRequest, encoding: Encoding) -> bytes:
-    """Decode one frame, apply the display pipeline, resize and encode (``header`` is read when None)."""
+    """Decode one frame, apply the display pipeline, resize and encode (``header`` is read when None).
+
+    Whatever goes wrong leaves as a :class:`LightboxError` (PS3.3 C.7.6.3 elements can hold anything).
+    """
+    try:
+        return _render(path, header, request, encoding)
+    except (LightboxError, KeyboardInterrupt, SystemExit):
+        raise
+    except MemoryError:
+        raise NotRenderable("the image could not be rendered within the service's memory limits") from None
+    except Exception as exc:
+        raise unexpected(exc) from None
+
+
+def _render(path: Path, header: Dataset | None, request: RenderRequest, encoding: Encoding) -> bytes:
     header = header if header is not None else read_header(path)
     index = request.frame - 1
     stored = decode_frame(path, header, index, encoding.max_pixels)
@@ -121,16 +148,26 @@ class RenderService:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        path, header = await to_thread.run_sync(self.instances.header_blocking, name)
-        async with self._slots:
-            if self._sandbox is not None and transfer_syntax(header).is_compressed:
-                # codec decoders are native code that can abort on a hostile stream: decode in a worker process
-                content = await self._sandbox.run(render_file, path, None, request, self._encoding)
-            else:
-                content = await to_thread.run_sync(render_file, path, header, request, self._encoding)
+        try:
+            path, header = await to_thread.run_sync(self.instances.header_blocking, name)
+            async with self._slots:
+                content = await self._render(path, header, request)
+        except LightboxError:
+            raise
+        except Exception as exc:  # a header pydicom cannot parse, an exception a worker could not send back
+            raise unexpected(exc) from None
         image = RenderedImage(content, MEDIA_TYPES[request.format], self.etag(name, request))
         self.cache.put(key, image)
         return image
+
+    async def _render(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
+        syntax = transfer_syntax(header)
+        if self._sandbox is not None and syntax.is_transfer_syntax and syntax.is_compressed:
+            # bombs, unknown syntaxes and bad headers are answered here, without a worker process
+            await to_thread.run_sync(check_before_decoding, path, header, request.frame - 1, self._encoding.max_pixels)
+            # codec decoders are native code that can abort on a hostile stream: decode in a worker process
+            return await self._sandbox.run(render_file, path, None, request, self._encoding)
+        return await to_thread.run_sync(render_file, path, header, request, self._encoding)
 
     def close(self) -> None:
         if self._sandbox is not None:

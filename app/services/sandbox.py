@@ -9,8 +9,10 @@ is answered with :class:`NotRenderable` and the pool is replaced.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +23,12 @@ from app.errors import NotRenderable
 
 T = TypeVar("T")
 log = logging.getLogger("lightbox.sandbox")
+
+
+def _import(modules: tuple[str, ...]) -> int:
+    for module in modules:
+        importlib.import_module(module)
+    return os.getpid()
 
 
 class DecodeSandbox:
@@ -46,6 +54,11 @@ class DecodeSandbox:
         for process in list(getattr(broken, "_processes", {}).values()):  # a hung worker must not linger
             process.kill()
         broken.shutdown(wait=False, cancel_futures=True)
+
+    async def warm(self, *modules: str) -> None:
+        """Start the workers and import ``modules`` there now, with no time limit, so deadlines count work only."""
+        pool = self._current_pool()
+        await asyncio.gather(*(asyncio.wrap_future(pool.submit(_import, modules)) for _ in range(self._workers)))
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in a worker process; crashes and overruns become :class:`NotRenderable`."""
