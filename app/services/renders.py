@@ -121,7 +121,7 @@ class RenderService:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        path, header = await to_thread.run_sync(self.instances.header_blocking, name)
+        path, header = await self.instances.stored_header(name)
         async with self._slots:
             if self._sandbox is not None and transfer_syntax(header).is_compressed:
                 # codec decoders are native code that can abort on a hostile stream: decode in a worker process
