@@ -18,16 +18,18 @@ when the folder really holds its files (at least one of its stored names): an up
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from anyio import to_thread
 
-from app.errors import StorageLooksWrong
+from app.errors import StorageLooksWrong, StorageUnavailable
 from app.index.base import InstanceIndex
 from app.storage.local import MARKER, LocalBlobStore
 
+log = logging.getLogger("lightbox.storage")
 STORAGE_ID = "storage_id"  # the index_state key
 RECHECK_SECONDS = 1.0  # an "all well" verdict is trusted this long by uploads
 
@@ -56,10 +58,10 @@ def _judge(marker: str | None, recorded: str | None, audit: StorageAudit) -> str
     """Why the folder does not look like this index's storage, or None. Pure: decided from facts."""
     if marker is not None and recorded is not None and marker != recorded:
         return "the storage folder belongs to another index (its marker differs from the one this index recorded)"
-    if recorded is not None and marker is None:
-        return f"the storage marker file {MARKER} is missing: the folder is not the one this index was started with"
     if audit.rows and not audit.files:
         return f"the storage folder holds no stored file while the index holds {audit.rows}: is the volume mounted?"
+    if recorded is not None and marker is None:
+        return f"the storage marker file {MARKER} is missing: the folder is not the one this index was started with"
     if recorded is None and audit.rows and len(audit.missing) == audit.rows:
         return "none of the index's files are in the storage folder: it is not this index's storage"
     if recorded is None and not audit.rows and audit.files:
@@ -104,7 +106,10 @@ class StorageGuard:
         if found.problem is None and adopt:
             storage_id = found.marker
             if storage_id is None and not await to_thread.run_sync(self.store.read_only):
-                storage_id = await to_thread.run_sync(self.store.write_marker, uuid.uuid4().hex)
+                try:
+                    storage_id = await to_thread.run_sync(self.store.write_marker, uuid.uuid4().hex)
+                except StorageUnavailable as exc:  # a failing disk: /readyz says so; the next start retries
+                    log.warning("the storage marker could not be written: %s", exc.message)
             if storage_id is not None and found.storage_id is None and not getattr(self.index, "read_only", False):
                 storage_id = await self.index.record_state(STORAGE_ID, storage_id)
             found.storage_id = storage_id
@@ -119,11 +124,12 @@ class StorageGuard:
             self._trusted_until = time.monotonic() + RECHECK_SECONDS
 
     # -- while serving -------------------------------------------------------------------
-    async def check(self) -> None:
+    async def check(self, throttle: bool = False) -> None:
         """Raise :class:`StorageLooksWrong` with the reason unless the folder is still this index's storage.
 
         While all is well this reads the marker only; once something looked wrong, the whole
-        assessment runs again, so a volume mounted back is served again without a restart.
+        assessment runs again (at most once a second with ``throttle``: it reads every name), so a
+        volume mounted back is served again without a restart.
         """
         if self.problem is None:
             if self.storage_id is None:  # read-only storage from before markers: nothing to compare
@@ -133,7 +139,7 @@ class StorageGuard:
                 self._trusted_until = time.monotonic() + RECHECK_SECONDS
                 return
             self.problem = _judge(marker, self.storage_id, StorageAudit())
-        elif time.monotonic() >= self._next_assessment:  # at most once a second: it reads every name
+        elif not throttle or time.monotonic() >= self._next_assessment:
             self._next_assessment = time.monotonic() + RECHECK_SECONDS
             await self.assess()
         if self.problem is not None:
@@ -144,7 +150,7 @@ class StorageGuard:
         if self.problem is None and time.monotonic() < self._trusted_until:
             return
         try:
-            await self.check()
+            await self.check(throttle=True)
         except StorageLooksWrong as exc:
             raise StorageLooksWrong(f"{exc.message}: uploads are refused until the storage is fixed") from None
 

@@ -229,4 +229,6 @@ class LocalBlobStore:
 
     def names(self) -> list[str]:
         """Every stored name in the folder (staging and foreign files ignored), for ``lightbox reindex``."""
+        if not self.root.is_dir():
+            return []  # not there at all (not mounted, mistyped): as empty, for the guard to judge
         return sorted(entry.name for entry in os.scandir(self.root) if entry.is_file() and is_stored_name(entry.name))
