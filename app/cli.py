@@ -79,14 +79,14 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
 
 async def _migrate(settings: Settings) -> None:
     """Bring the index to the newest schema once, before any worker starts (exit 2 when it cannot be)."""
-    from app.errors import IndexMigrationBlocked
+    from app.errors import IndexNeedsWrite
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
 
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     try:
         index = await SqlInstanceIndex.open(database_url(settings))
-    except IndexMigrationBlocked as exc:
+    except IndexNeedsWrite as exc:
         print(f"lightbox: cannot start: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
     await index.close()

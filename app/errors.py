@@ -19,7 +19,7 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     │   ├── StoredFileMissing   an indexed file's bytes are not in storage (deleted, or not mounted)
     │   └── StorageLooksWrong   the storage folder looks unmounted or is not this index's storage
     └── IndexUnavailable        the metadata index cannot be read or written
-        └── IndexMigrationBlocked   the index needs a migration but its folder is read-only
+        └── IndexNeedsWrite     the index needs a write (migration, creation) but its folder is read-only
 """
 
 from __future__ import annotations
@@ -115,5 +115,6 @@ class IndexUnavailable(LightboxError):
     """The metadata index failed (database unreachable, locked, or refusing the write)."""
 
 
-class IndexMigrationBlocked(IndexUnavailable):
-    """The index is behind the newest schema and lives in a read-only folder: the service cannot start."""
+class IndexNeedsWrite(IndexUnavailable):
+    """The index must be written before it can serve (a migration, its creation, an unclean WAL to
+    recover) but lives in a read-only folder: the service cannot start."""

@@ -21,7 +21,7 @@ from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
 from app.api.routes import files, health, upload
 from app.config import Settings
-from app.errors import IndexMigrationBlocked
+from app.errors import IndexNeedsWrite
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.metrics import Metrics, mark_worker_stopped
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
         try:
             index = await SqlInstanceIndex.open(database_url(settings))
-        except IndexMigrationBlocked as exc:
+        except IndexNeedsWrite as exc:
             app.state.startup_refusal = f"lightbox cannot start: {exc.message}"  # one line, no traceback
             raise
         app.state.index = index

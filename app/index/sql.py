@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
-from app.errors import FileNotFound, IndexMigrationBlocked, IndexUnavailable, InstanceConflict
+from app.errors import FileNotFound, IndexNeedsWrite, IndexUnavailable, InstanceConflict
 from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance
 from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
@@ -80,7 +80,7 @@ class SqlInstanceIndex:
         """Connect, migrate to the newest schema, and return the index.
 
         An SQLite file in a read-only folder (a read-only mount of an archive) is opened read-only
-        and must already be at the newest schema: :class:`IndexMigrationBlocked` otherwise.
+        and must already be at the newest schema: :class:`IndexNeedsWrite` otherwise.
         """
         target = async_url(url)
         read_only = read_only_sqlite(target)
@@ -92,7 +92,7 @@ class SqlInstanceIndex:
             if read_only is not None:
                 current, head = await index._guard(lambda: pending(engine))
                 if current != head:
-                    raise IndexMigrationBlocked(
+                    raise IndexNeedsWrite(
                         f"the index needs a schema migration ({current or 'empty'} -> {head}) but its folder is "
                         "read-only: start once with the storage writable"
                     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
-from app.errors import IndexMigrationBlocked, InvalidRequest
+from app.errors import IndexNeedsWrite, InvalidRequest
 
 #: The asyncio driver SQLAlchemy offers for each backend.
 ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql"}
@@ -53,9 +53,14 @@ def read_only_sqlite(url: URL) -> URL | None:
     if os.access(path.parent, os.W_OK):
         return None
     if not path.is_file():
-        raise IndexMigrationBlocked(f"there is no index at {path} and its folder is read-only: it cannot be created")
+        raise IndexNeedsWrite(f"there is no index at {path} and its folder is read-only: it cannot be created")
     wal = path.with_name(path.name + "-wal")
     query = {"mode": "ro", "uri": "true"}
     if not (wal.is_file() and wal.stat().st_size > 0):
         query["immutable"] = "1"
+    elif not path.with_name(path.name + "-shm").is_file():
+        raise IndexNeedsWrite(
+            f"the index at {path} was not closed cleanly (its -wal file holds commits) and its folder is "
+            "read-only: start once with the storage writable"
+        )
     return URL.create(url.drivername, database=f"file:{path.as_posix()}", query=query)
