@@ -112,6 +112,14 @@ class SqlInstanceIndex:
             await conn.exec_driver_sql("ANALYZE")
 
     async def close(self) -> None:
+        """Checkpoint SQLite's WAL into the database file first, so that a clean stop leaves a file that
+        opens read-only on its own (a read-only mount of the storage afterwards needs no ``-wal``)."""
+        if self.engine.dialect.name == "sqlite" and not self.read_only:
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            except SQLAlchemyError:
+                pass  # another process is writing: the last one to close checkpoints
         await self.engine.dispose()
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T:

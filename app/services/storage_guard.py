@@ -110,7 +110,7 @@ class StorageGuard:
                     storage_id = await to_thread.run_sync(self.store.write_marker, uuid.uuid4().hex)
                 except StorageUnavailable as exc:  # a failing disk: /readyz says so; the next start retries
                     log.warning("the storage marker could not be written: %s", exc.message)
-            if storage_id is not None and found.storage_id is None and not getattr(self.index, "read_only", False):
+            if storage_id is not None and found.storage_id is None and not self.index.read_only:
                 storage_id = await self.index.record_state(STORAGE_ID, storage_id)
             found.storage_id = storage_id
         self._apply(found)
@@ -152,7 +152,7 @@ class StorageGuard:
         try:
             await self.check(throttle=True)
         except StorageLooksWrong as exc:
-            raise StorageLooksWrong(f"{exc.message}: uploads are refused until the storage is fixed") from None
+            raise StorageLooksWrong(f"uploads are refused until the storage is fixed: {exc.message}") from None
 
     def note_missing(self, name: str) -> None:
         """A request found a row without its file: counted until the file is back or the row pruned."""
