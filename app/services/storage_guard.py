@@ -49,9 +49,13 @@ class Assessment:
     """What one look at the folder found; ``problem`` is None when it is this index's storage."""
 
     problem: str | None
-    storage_id: str | None
-    marker: str | None
+    marker: str | None  # the id in the folder's marker file
+    recorded: str | None  # the id the index recorded
     audit: StorageAudit
+
+    @property
+    def storage_id(self) -> str | None:
+        return self.recorded or self.marker
 
 
 def _judge(marker: str | None, recorded: str | None, audit: StorageAudit) -> str | None:
@@ -93,7 +97,7 @@ class StorageGuard:
         recorded = await self.index.state(STORAGE_ID)
         audit = StorageAudit(missing=names - on_disk, unindexed=on_disk - names, rows=len(names), files=len(on_disk))
         problem = _judge(marker, recorded, audit)
-        return Assessment(problem, recorded or marker, marker, audit)
+        return Assessment(problem, marker, recorded, audit)
 
     async def assess(self, adopt: bool = True) -> Assessment:
         """Look, and when the folder is this index's storage, make sure both carry the same id.
@@ -110,9 +114,9 @@ class StorageGuard:
                     storage_id = await to_thread.run_sync(self.store.write_marker, uuid.uuid4().hex)
                 except StorageUnavailable as exc:  # a failing disk: /readyz says so; the next start retries
                     log.warning("the storage marker could not be written: %s", exc.message)
-            if storage_id is not None and found.storage_id is None and not self.index.read_only:
-                storage_id = await self.index.record_state(STORAGE_ID, storage_id)
-            found.storage_id = storage_id
+            if storage_id is not None and found.recorded is None and not self.index.read_only:
+                found.recorded = await self.index.record_state(STORAGE_ID, storage_id)
+            found.marker = storage_id
         self._apply(found)
         return found
 

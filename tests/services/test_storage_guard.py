@@ -153,6 +153,19 @@ async def test_an_upgrade_without_marker_gets_one(tmp_path: Path) -> None:
         assert (await client.get(f"/dicomFile/{name}?png")).status_code == 200
 
 
+async def test_a_marker_written_but_never_recorded_is_adopted(tmp_path: Path) -> None:
+    """A crash between writing the marker and recording it in the index: the next start completes it."""
+    settings = Settings(storage_dir=tmp_path / "storage")
+    async with running(settings) as (app, client):
+        await upload(client, "CT_small.dcm")
+        async with app.state.index.engine.begin() as conn:
+            await conn.exec_driver_sql("DELETE FROM index_state")
+    async with running(settings) as (app, client):
+        assert (await client.get("/readyz")).status_code == 200
+        marker = json.loads((settings.storage_dir / MARKER).read_text())["storage_id"]
+        assert await app.state.index.state(STORAGE_ID) == marker
+
+
 async def test_an_empty_index_on_a_populated_folder_is_not_filled_as_new(tmp_path: Path) -> None:
     """The index lost (a new database URL): the files are not re-indexed as new without the operator."""
     settings = separate_index(tmp_path)
