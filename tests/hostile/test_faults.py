@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import sample
-from tests.e2e.server import run_server
+from tests.e2e.server import LIGHTBOX, run_server
 from tests.mounts import remount, tmpfs_mount
 
 pytestmark = [
@@ -111,6 +111,17 @@ def test_a_file_removed_behind_the_service_is_reported_not_forgotten(tmp_path: P
         response = httpx.get(f"{server.url}/dicomFile/{lost}?png")
         assert (response.status_code, response.json()) == (503, {"error": "the stored file is missing from storage"})
         assert "lightbox_storage_missing_files 1.0" in httpx.get(server.url + "/metrics").text
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LIGHTBOX_")},
+        "LIGHTBOX_STORAGE_DIR": str(storage),
+    }
+    check = subprocess.run([LIGHTBOX, "check"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 1 and "1 index row(s) without a file" in check.stdout and lost in check.stdout
+    prune = [LIGHTBOX, "reindex", "--prune-missing", "--yes"]
+    assert subprocess.run(prune, env=env, capture_output=True, timeout=60, check=False).returncode == 0
+    with run_server(tmp_path, storage) as server:
+        assert indexed(server.url) == {kept}  # exactly that row is gone
+    assert subprocess.run([LIGHTBOX, "check"], env=env, capture_output=True, timeout=60, check=False).returncode == 0
 
 
 def test_kill_9_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
