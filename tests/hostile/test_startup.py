@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -155,3 +156,20 @@ def test_read_only_storage_needing_a_migration_exits_with_one_line(tmp_path: Pat
     assert bare.returncode != 0
     assert "lightbox cannot start: the index needs a schema migration (0002 -> 0003_startup)" in output
     assert "Traceback" not in output
+
+
+def test_read_only_storage_after_a_crash_reads_the_commits_left_in_the_wal(tmp_path: Path, tmpfs: Path) -> None:
+    storage = tmpfs / "storage"
+    with run_server(tmp_path, storage) as server:
+        name = upload(server.url, CT, "ct.dcm").json()["name"]
+        os.killpg(server.process.pid, signal.SIGKILL)  # no clean close: the row lives in index.sqlite3-wal
+        server.process.wait(timeout=10)
+    assert (storage / "index.sqlite3-wal").stat().st_size > 0
+    remount(tmpfs, "ro")
+    with run_server(tmp_path, storage, probe="/healthz") as server:
+        assert [row["name"] for row in listing(server.url)] == [name]
+    remount(tmpfs, "rw")
+    (storage / "index.sqlite3-shm").unlink()  # without it SQLite cannot read the WAL read-only
+    remount(tmpfs, "ro")
+    result = lightbox(env={"LIGHTBOX_STORAGE_DIR": str(storage), "LIGHTBOX_PORT": str(free_port())})
+    assert result.returncode == 2 and "was not closed cleanly" in result.stderr.strip().splitlines()[-1]
