@@ -210,7 +210,10 @@ async def _reindex(settings: Settings) -> int:
     found = await StorageGuard(store, index).look()
     if found.problem is not None and found.audit.rows:
         await index.close()
-        print(f"lightbox reindex: refusing to rebuild (it would forget {found.audit.rows} row(s)): {found.problem}")
+        print(
+            f"lightbox reindex: refusing to rebuild (it would forget {found.audit.rows} row(s)): {found.problem}",
+            file=sys.stderr,
+        )
         return 2
     started = time.monotonic()
 
@@ -225,8 +228,11 @@ async def _reindex(settings: Settings) -> int:
 
     try:
         report = await reindex(InstanceService(settings, store, index), progress)
-        marker = store.read_marker() or store.write_marker(uuid.uuid4().hex)
-        await index.record_state(STORAGE_ID, marker, replace=True)  # the index now describes this folder
+        marker = store.read_marker()
+        if marker is None and not store.read_only():
+            marker = store.write_marker(uuid.uuid4().hex)
+        if marker is not None:
+            await index.record_state(STORAGE_ID, marker, replace=True)  # the index now describes this folder
     finally:
         await index.close()
     print(

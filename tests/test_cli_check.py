@@ -95,7 +95,20 @@ def test_nothing_is_pruned_or_rebuilt_while_the_folder_looks_unmounted(
     assert main(["reindex", "--prune-missing", "--yes"]) == 2
     assert "refusing to prune" in capsys.readouterr().err
     assert main(["reindex"]) == 2
-    assert "refusing to rebuild (it would forget 2 row(s))" in capsys.readouterr().out
+    assert "refusing to rebuild (it would forget 2 row(s))" in capsys.readouterr().err
     shutil.rmtree(storage)
     (tmp_path / "away").rename(storage)
+    assert main(["check"]) == 0
+
+
+def test_a_lost_index_is_rebuilt_by_reindex_and_adopts_the_folder(
+    storage: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    populate(storage, "CT_small.dcm", "MR_small.dcm")
+    for database in storage.glob("index.sqlite3*"):  # the index is lost; the files and their marker remain
+        database.unlink()
+    assert main(["check"]) == 1
+    assert "run `lightbox reindex`" in capsys.readouterr().out
+    assert main(["reindex"]) == 0
+    assert "reindexed 2 file(s)" in capsys.readouterr().out
     assert main(["check"]) == 0
