@@ -1,5 +1,6 @@
 """The ``lightbox`` command: start the service (``lightbox`` or ``lightbox serve``), ``import`` files into
-a running service, ``reindex`` the storage folder.
+a running service, ``check`` the index against the storage folder, ``reindex`` the storage folder
+(or ``--prune-missing`` rows whose file is gone).
 
 It is the production entry point: it validates every setting before anything starts (exit code 2
 and one line naming the variable), configures JSON logs for uvicorn and the app, runs
@@ -18,15 +19,20 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from app.config import Settings, settings_from_environment
 from app.logging import configure_logging, log_config
 from app.metrics import MULTIPROC_ENV
+
+if TYPE_CHECKING:
+    from app.storage.local import LocalBlobStore
 
 log = logging.getLogger("lightbox")
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -60,11 +66,17 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
 
 
 async def _migrate(settings: Settings) -> None:
+    """Bring the index to the newest schema once, before any worker starts (exit 2 when it cannot be)."""
+    from app.errors import IndexNeedsWrite
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
 
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
-    index = await SqlInstanceIndex.open(database_url(settings))
+    try:
+        index = await SqlInstanceIndex.open(database_url(settings))
+    except IndexNeedsWrite as exc:
+        print(f"lightbox: cannot start: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None
     await index.close()
 
 
@@ -106,16 +118,90 @@ def import_paths(paths: list[Path], url: str, workers: int) -> int:
     return 1 if stats.failures else 0
 
 
+async def _check(settings: Settings) -> int:
+    """``lightbox check``: index and storage compared; exit status 1 when anything disagrees."""
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+    from app.services.storage_guard import StorageGuard
+    from app.storage.local import LocalBlobStore
+
+    store = LocalBlobStore(settings.storage_dir)
+    index = await SqlInstanceIndex.open(database_url(settings))
+    try:
+        found = await StorageGuard(store, index).look()
+    finally:
+        await index.close()
+    audit = found.audit
+    print(f"storage folder {store.root}: {audit.files} stored file(s); index: {audit.rows} instance(s)")
+    if found.problem is not None:
+        print(f"storage looks wrong: {found.problem}")
+    else:
+        print(f"storage marker {found.marker or '(none yet: written at the next start)'}")
+    print(f"{len(audit.missing)} index row(s) without a file (answered 503; `lightbox reindex --prune-missing`):")
+    for name in sorted(audit.missing):
+        print(f"  {name}")
+    print(f"{len(audit.unindexed)} file(s) without an index row (indexed at the next start, or `lightbox reindex`):")
+    for name in sorted(audit.unindexed):
+        print(f"  {name}")
+    return 1 if found.problem or audit.missing or audit.unindexed else 0
+
+
+async def _prune_missing(settings: Settings, yes: bool) -> int:
+    """``lightbox reindex --prune-missing [--yes]``: list, then (with ``--yes``) remove rows whose file is gone."""
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+    from app.services.instances import InstanceService
+    from app.services.reindex import prune_missing
+
+    index = await SqlInstanceIndex.open(database_url(settings))
+    try:
+        service = InstanceService(settings, _store(settings), index)
+        found = await service.guard.look()
+        if found.problem is not None:
+            print(f"lightbox reindex: refusing to prune: {found.problem}", file=sys.stderr)
+            return 2
+        missing = found.audit.missing
+        if not missing:
+            print("no index row is missing its file: nothing to prune")
+            return 0
+        print(f"{len(missing)} index row(s) whose file is missing from {service.store.root}:")
+        for name in sorted(missing):
+            print(f"  {name}")
+        if not yes:
+            print("nothing removed: run again with --yes to remove these rows (their owners, times and names go)")
+            return 1
+        removed = await prune_missing(service, missing)
+        print(f"removed {len(removed)} index row(s)")
+        return 0
+    finally:
+        await index.close()
+
+
+def _store(settings: Settings) -> LocalBlobStore:
+    from app.storage.local import LocalBlobStore
+
+    store = LocalBlobStore(settings.storage_dir)
+    store.prepare()
+    return store
+
+
 async def _reindex(settings: Settings) -> int:
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
     from app.services.instances import InstanceService
     from app.services.reindex import ReindexReport, reindex
-    from app.storage.local import LocalBlobStore
+    from app.services.storage_guard import STORAGE_ID, StorageGuard
 
-    store = LocalBlobStore(settings.storage_dir)
-    store.prepare()
+    store = _store(settings)
     index = await SqlInstanceIndex.open(database_url(settings))
+    found = await StorageGuard(store, index).look()
+    if found.problem is not None and found.audit.rows:
+        await index.close()
+        print(
+            f"lightbox reindex: refusing to rebuild (it would forget {found.audit.rows} row(s)): {found.problem}",
+            file=sys.stderr,
+        )
+        return 2
     started = time.monotonic()
 
     def progress(number: int, total: int, report: ReindexReport) -> None:
@@ -129,6 +215,11 @@ async def _reindex(settings: Settings) -> int:
 
     try:
         report = await reindex(InstanceService(settings, store, index), progress)
+        marker = store.read_marker()
+        if marker is None and not store.read_only():
+            marker = store.write_marker(uuid.uuid4().hex)
+        if marker is not None:
+            await index.record_state(STORAGE_ID, marker, replace=True)  # the index now describes this folder
     finally:
         await index.close()
     print(
@@ -148,11 +239,22 @@ def main(argv: list[str] | None = None) -> int:
     importing.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     importing.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
     importing.add_argument("--workers", type=int, default=4, help="uploads at once (default 4)")
-    sub.add_parser("reindex", help="rebuild the index from the storage folder (stop the service first)")
+    reindexing = sub.add_parser("reindex", help="rebuild the index from the storage folder (stop the service first)")
+    reindexing.add_argument(
+        "--prune-missing",
+        action="store_true",
+        help="instead, remove only the index rows whose file is missing from storage (lists them; needs --yes)",
+    )
+    reindexing.add_argument("--yes", action="store_true", help="with --prune-missing: really remove them")
+    sub.add_parser("check", help="compare the index with the storage folder; exit status 1 when they disagree")
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_paths(args.paths, args.url, max(1, args.workers))
     settings = settings_from_environment()
+    if args.command == "check":
+        return asyncio.run(_check(settings))
+    if args.command == "reindex" and args.prune_missing:
+        return asyncio.run(_prune_missing(settings, args.yes))
     if args.command == "reindex":
         return asyncio.run(_reindex(settings))
     serve(settings)

@@ -17,7 +17,10 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     │   └── UnsupportedEncoding its transfer syntax / photometric cannot be decoded here
     ├── StorageFull             the storage device has no room left
     ├── StorageUnavailable      the storage cannot be written (read-only, missing)
+    │   ├── StoredFileMissing   an indexed file's bytes are not in storage (deleted, or not mounted)
+    │   └── StorageLooksWrong   the storage folder looks unmounted or is not this index's storage
     └── IndexUnavailable        the metadata index cannot be read or written
+        └── IndexNeedsWrite     the index needs a write (migration, creation) but its folder is read-only
 """
 
 from __future__ import annotations
@@ -101,5 +104,25 @@ class StorageUnavailable(LightboxError):
     """The storage folder cannot be written."""
 
 
+class StoredFileMissing(StorageUnavailable):
+    """The index holds the instance but its file is not in storage.
+
+    Not a 404: the row is the evidence that the instance exists; the bytes are unreachable (a volume
+    not mounted, a file deleted behind the service). ``lightbox check`` lists these rows.
+    """
+
+    def __init__(self, message: str = "the stored file is missing from storage") -> None:
+        super().__init__(message)
+
+
+class StorageLooksWrong(StorageUnavailable):
+    """The storage folder is empty while the index holds rows, or its marker is absent or foreign."""
+
+
 class IndexUnavailable(LightboxError):
     """The metadata index failed (database unreachable, locked, or refusing the write)."""
+
+
+class IndexNeedsWrite(IndexUnavailable):
+    """The index must be written before it can serve (a migration, its creation, an unclean WAL to
+    recover) but lives in a read-only folder: the service cannot start."""

@@ -27,11 +27,12 @@ from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
 from app.api.routes import files, health, upload
 from app.config import Settings, settings_from_environment
+from app.errors import IndexNeedsWrite
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.logging import configure_logging
 from app.metrics import Metrics, mark_worker_stopped
-from app.readiness import StorageWritable
+from app.readiness import StorageWritable, all_of
 from app.services.instances import InstanceService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
@@ -59,14 +60,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         removed = await to_thread.run_sync(store.prepare)
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
-        index = await SqlInstanceIndex.open(database_url(settings))
+        try:
+            index = await SqlInstanceIndex.open(database_url(settings))
+        except IndexNeedsWrite as exc:
+            app.state.startup_refusal = f"lightbox cannot start: {exc.message}"  # one line, no traceback
+            raise
         app.state.index = index
-        app.state.instances = InstanceService(settings, store, index)
-        await reconcile(app.state.instances)
-        app.state.renders = RenderService(settings, app.state.instances)
-        app.state.readiness_checks["storage"] = StorageWritable(store.staging)
+        app.state.instances = instances = InstanceService(settings, store, index)
+        await reconcile(instances, instances.guard)
+        app.state.renders = RenderService(settings, instances)
+        # this index's folder (marker, not empty), then a real write: either failing takes us out of traffic
+        app.state.readiness_checks["storage"] = all_of(instances.guard.check, StorageWritable(store.staging))
         app.state.readiness_checks["index"] = index.ping
         app.state.index_counts = index.counts
+        app.state.missing_files = instances.guard.missing_count
         app.state.caches["headers"] = app.state.instances.header_cache
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache

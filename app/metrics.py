@@ -13,7 +13,8 @@ Values that live elsewhere are read at scrape time or synced, never duplicated b
 * caches: anything with ``hits`` and ``misses`` put in ``app.state.caches[name]`` is synced into
   the ``lightbox_cache_*_total`` counters after every request (so every worker's share counts);
 * index size: ``app.state.index_counts`` (an async callable returning e.g.
-  ``{"instances": n, "studies": m}``), when the app has one, is asked at each scrape.
+  ``{"instances": n, "studies": m}``), when the app has one, is asked at each scrape; with it,
+  ``app.state.missing_files`` (a callable returning the indexed files missing from storage).
 """
 
 from __future__ import annotations
@@ -165,10 +166,12 @@ def mark_worker_stopped() -> None:
 
 
 class IndexSizeCollector(Collector):
-    """``lightbox_index_entries{level=...}`` from counts the index gave at this scrape."""
+    """``lightbox_index_entries{level=...}`` from counts the index gave at this scrape, and
+    ``lightbox_storage_missing_files`` (indexed files missing from storage) when known."""
 
-    def __init__(self, counts: Mapping[str, int]) -> None:
+    def __init__(self, counts: Mapping[str, int], missing: int | None = None) -> None:
         self.counts = counts
+        self.missing = missing
 
     def collect(self) -> Any:
         family = GaugeMetricFamily(
@@ -177,6 +180,12 @@ class IndexSizeCollector(Collector):
         for level, count in sorted(self.counts.items()):
             family.add_metric([level], count)
         yield family
+        if self.missing is not None:
+            yield GaugeMetricFamily(
+                "lightbox_storage_missing_files",
+                "Indexed files whose bytes are missing from storage (found at start-up or by a request).",
+                value=self.missing,
+            )
 
 
 async def scrape(state: Any, timeout: float) -> bytes:
@@ -185,10 +194,11 @@ async def scrape(state: Any, timeout: float) -> bytes:
     metrics.sync_caches(getattr(state, "caches", {}))
     extra: Collector | None = None
     index_counts: IndexCounts | None = getattr(state, "index_counts", None)
+    missing_files: Callable[[], int] | None = getattr(state, "missing_files", None)
     if index_counts is not None:
         try:
             with anyio.fail_after(timeout):
-                extra = IndexSizeCollector(await index_counts())
+                extra = IndexSizeCollector(await index_counts(), missing_files() if missing_files else None)
         except Exception:
             log.warning("the index did not report its size for /metrics", exc_info=True)
     return await to_thread.run_sync(metrics.exposition, extra)

@@ -16,6 +16,8 @@ from pathlib import Path
 import anyio
 from anyio import to_thread
 
+from app.errors import LightboxError
+
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
@@ -59,6 +61,16 @@ class StorageWritable:
             self._probing = False
 
 
+def all_of(*checks: ReadinessCheck) -> ReadinessCheck:
+    """Several checks under one name, in order: the first failure is the reason given."""
+
+    async def run() -> None:
+        for check in checks:
+            await check()
+
+    return run
+
+
 async def run_checks(checks: Mapping[str, ReadinessCheck], timeout: float) -> dict[str, str]:
     """Run every check concurrently; ``"ok"`` or a short reason for each."""
     results: dict[str, str] = {}
@@ -72,6 +84,8 @@ async def run_checks(checks: Mapping[str, ReadinessCheck], timeout: float) -> di
             results[name] = f"failed: no answer within {timeout:g} s"
         except CheckFailed as exc:
             results[name] = f"failed: {exc}"
+        except LightboxError as exc:
+            results[name] = f"failed: {exc.message}"
         except Exception as exc:
             results[name] = f"failed: {type(exc).__name__}: {str(exc)[:200]}"
 

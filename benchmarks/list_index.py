@@ -5,6 +5,12 @@
 Rows are generated straight into the index tables (one transaction, executemany): the shape of
 a real archive (100 instances per series, 2 series per study, 5 studies per patient), not files.
 Timings go through the real app over ASGI (FastAPI, SQLAlchemy, aiosqlite): p50/p90 per query.
+
+It checks that it measured what it claims: the index holds exactly ``--instances`` rows, and every
+query's ``total`` and page length equal what the generated rows say (computed here, in Python);
+otherwise it stops with an error. (The rows have no files, so the service reports its storage as
+looking wrong and /readyz is 503: lists are answered from the index all the same, and start-up
+deletes nothing; before issue 19 it silently forgot every row and timed an empty index.)
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import asyncio
 import random
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,11 +36,16 @@ MODALITIES = ["CT", "MR", "CR", "DX", "US", "PT"]
 HEADER = '{"00080060":{"vr":"CS","Value":["CT"]}}'
 
 
-async def generate(settings: Settings, count: int) -> float:
-    index = await SqlInstanceIndex.open(database_url(settings))
-    started = time.perf_counter()
+Rows = dict[str, list[dict[str, Any]]]
+
+
+def build_rows(count: int) -> Rows:
+    """The generated archive, the same for the same ``count`` (seeded), table by table."""
     rng = random.Random(7)
-    rows_patients, rows_studies, rows_series, rows_instances = [], [], [], []
+    rows_patients: list[dict[str, Any]] = []
+    rows_studies: list[dict[str, Any]] = []
+    rows_series: list[dict[str, Any]] = []
+    rows_instances: list[dict[str, Any]] = []
     series_count = (count + PER_SERIES - 1) // PER_SERIES
     study_count = (series_count + SERIES_PER_STUDY - 1) // SERIES_PER_STUDY
     patient_count = (study_count + STUDIES_PER_PATIENT - 1) // STUDIES_PER_PATIENT
@@ -93,18 +106,49 @@ async def generate(settings: Settings, count: int) -> float:
                 "modality": rows_series[(i - 1) // PER_SERIES]["modality"],  # as the index copies it
             }
         )
+    return {"patients": rows_patients, "studies": rows_studies, "series": rows_series, "instances": rows_instances}
+
+
+async def generate(settings: Settings, rows: Rows) -> float:
+    index = await SqlInstanceIndex.open(database_url(settings))
+    started = time.perf_counter()
     async with index.engine.begin() as conn:
-        for table, rows in (
-            (patients, rows_patients),
-            (studies, rows_studies),
-            (series, rows_series),
-            (instances, rows_instances),
-        ):
-            for start in range(0, len(rows), 10_000):
-                await conn.execute(table.insert(), rows[start : start + 10_000])
+        for table in (patients, studies, series, instances):
+            chunk = rows[table.name]
+            for start in range(0, len(chunk), 10_000):
+                await conn.execute(table.insert(), chunk[start : start + 10_000])
     elapsed = time.perf_counter() - started
     await index.close()
     return elapsed
+
+
+def expected_totals(rows: Rows) -> dict[str, int]:
+    """Each query's ``total``, counted from the generated rows (DICOM matching rules, PS3.4 C.2.2.2)."""
+    study_of = {s["id"]: s for s in rows["studies"]}
+    patient_of = {p["id"]: p for p in rows["patients"]}
+    facts = []
+    for item in rows["instances"]:
+        one_series = rows["series"][item["series_pk"] - 1]
+        study = study_of[one_series["study_pk"]]
+        facts.append((item["modality"], study, patient_of[study["patient_pk"]]))
+
+    def count(match: Callable[[str, dict[str, Any], dict[str, Any]], bool]) -> int:
+        return sum(1 for modality, study, patient in facts if match(modality, study, patient))
+
+    def in_year(date: str, year: str) -> bool:
+        return f"{year}0101" <= date <= f"{year}1231"
+
+    return {
+        "newest 100": len(facts),
+        "PatientID exact": count(lambda m, s, p: p["patient_id"] == "PID000042"),
+        "PatientID wildcard": count(lambda m, s, p: p["patient_id"].startswith("PID0001")),
+        "PatientName wildcard": count(lambda m, s, p: p["patient_name"].lower().startswith("smith")),
+        "Modality": count(lambda m, s, p: m == "MR"),
+        "StudyDate range": count(lambda m, s, p: in_year(s["study_date"], "2015")),
+        "Modality+StudyDate": count(lambda m, s, p: m == "CT" and in_year(s["study_date"], "2020")),
+        "StudyInstanceUID": count(lambda m, s, p: s["study_instance_uid"] == "1.2.826.0.1.3680043.10.1.77"),
+        "offset 50000": len(facts),
+    }
 
 
 QUERIES = {
@@ -120,7 +164,11 @@ QUERIES = {
 }
 
 
-async def measure(settings: Settings, repeats: int) -> None:
+class NotMeasured(SystemExit):
+    """The benchmark measured something other than what it claims: its figures must not be used."""
+
+
+async def measure(settings: Settings, repeats: int, expected: dict[str, int]) -> None:
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
@@ -133,7 +181,14 @@ async def measure(settings: Settings, repeats: int) -> None:
                 response = await client.get("/dicomFile", params=params)
                 timings.append((time.perf_counter() - started) * 1000)
                 assert response.status_code == 200, response.text
-            total = response.json()["total"]
+            body = response.json()
+            total, shown = body["total"], len(body["data"])
+            offset = int(params.get("offset", 0))
+            if total != expected[label] or shown != max(0, min(100, total - offset)):
+                raise NotMeasured(
+                    f"{label}: total={total}, {shown} rows shown, but the generated index holds {expected[label]} "
+                    "matches: these timings are not of the claimed query"
+                )
             timings.sort()
             print(
                 f"{label:22s} total={total:6d}  p50={statistics.median(timings):6.2f} ms  "
@@ -149,10 +204,22 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(storage_dir=args.storage)
     args.storage.mkdir(parents=True, exist_ok=True)
+    rows = build_rows(args.instances)
     if not (args.storage / "index.sqlite3").exists():
-        seconds = asyncio.run(generate(settings, args.instances))
+        seconds = asyncio.run(generate(settings, rows))
         print(f"generated {args.instances} instances in {seconds:.1f} s")
-    asyncio.run(measure(settings, args.repeats))
+    held = asyncio.run(count_instances(settings))
+    if held != args.instances:
+        raise NotMeasured(f"{args.storage} holds {held} instances, not {args.instances}: use a new --storage")
+    asyncio.run(measure(settings, args.repeats, expected_totals(rows)))
+
+
+async def count_instances(settings: Settings) -> int:
+    index = await SqlInstanceIndex.open(database_url(settings))
+    try:
+        return (await index.counts())["instances"]
+    finally:
+        await index.close()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
     python -m benchmarks.load_bench --url http://127.0.0.1:8100 --file IM000001 [--concurrency 4] [--count 16]
 
-Uploads ``--count`` copies of the file (untimed), then renders each copy once at the given
+Every response must be an image and every phase must complete all its requests, or the run stops
+with an error instead of printing figures. Uploads ``--count`` copies of the file (untimed; each
+with its own SOP Instance UID, since identical bytes are stored once), then renders each copy once at the given
 concurrency ("first"), then renders one copy ``--count`` times ("repeat", served by the render
 cache), for each query in ``--queries``. Prints requests/s and p50/p90 latency per phase.
 The side-by-side comparison with Orthanc is ``../shared/bench/compare.py``.
@@ -18,6 +20,12 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.upload_bench import unique_copies
+
+
+class NotMeasured(SystemExit):
+    """The run measured something other than what it reports: its figures must not be used."""
+
 
 async def run(client: httpx.AsyncClient, urls: list[str], concurrency: int) -> tuple[float, list[float]]:
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -31,11 +39,16 @@ async def run(client: httpx.AsyncClient, urls: list[str], concurrency: int) -> t
             start = time.perf_counter()
             response = await client.get(url)
             response.raise_for_status()
+            if not response.headers["content-type"].startswith("image/") or not response.content:
+                raise NotMeasured(f"{url} answered {response.headers['content-type']}, not an image")
             latencies.append((time.perf_counter() - start) * 1e3)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(urls) / (time.perf_counter() - start), latencies
+    elapsed = time.perf_counter() - start
+    if len(latencies) != len(urls):
+        raise NotMeasured(f"{len(latencies)} renders measured, {len(urls)} claimed")
+    return len(urls) / elapsed, latencies
 
 
 async def main() -> None:
@@ -46,14 +59,15 @@ async def main() -> None:
     parser.add_argument("--count", type=int, default=16)
     parser.add_argument("--queries", default="png,jpeg,png&size=256")
     args = parser.parse_args()
-    body = Path(args.file).read_bytes()
     async with httpx.AsyncClient(base_url=args.url, timeout=120) as client:
         for query in args.queries.split(","):
             names = []
-            for _ in range(args.count):
-                response = await client.post("/upload", files={"file": (Path(args.file).name, body)})
+            for file_name, body in unique_copies(Path(args.file), args.count):
+                response = await client.post("/upload", files={"file": (file_name, body)})
                 response.raise_for_status()
                 names.append(response.json()["name"])
+            if len(set(names)) != args.count:  # a duplicate would make a "first" render a cached one
+                raise NotMeasured(f"{len(set(names))} distinct files stored, {args.count} needed: use a fresh server")
             for phase, urls in (
                 ("first", [f"/dicomFile/{n}?{query}" for n in names]),
                 ("repeat", [f"/dicomFile/{names[0]}?{query}"] * args.count),

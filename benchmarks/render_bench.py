@@ -5,7 +5,8 @@
 Prints the median/min time of each stage and of the whole render per PNG level (levels 0-3 use
 ISA-L, 4-9 zlib via Pillow), JPEG q=90, a 256-px thumbnail, and the throughput of ``--jobs``
 renders on a thread pool and on a process pool of ``--workers`` each, to compare threads with
-processes. Compare the "render total" rows with ``../shared/bench/floor.py`` at the same level.
+processes. Each render must be a PNG of the file's Rows x Columns, or the run stops with an error.
+Compare the "render total" rows with ``../shared/bench/floor.py`` at the same level.
 """
 
 from __future__ import annotations
@@ -38,20 +39,30 @@ def timed(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
     return statistics.median(samples), min(samples), out
 
 
+class NotMeasured(SystemExit):
+    """The run measured something other than what it reports: its figures must not be used."""
+
+
 def render_once(path: str, level: int) -> int:
-    """What RenderService does on a cold render, header parse included."""
+    """What RenderService does on a cold render, header parse included; the PNG's size."""
     file = Path(path)
     header = read_header(file)
     image = to_display(decode_frame(file, header, 0, BUDGET), header, 0)
-    return len(encode_png(image, level))
+    png = encode_png(image, level)
+    if not png.startswith(b"\x89PNG\r\n\x1a\n") or image.shape[:2] != (header.Rows, header.Columns):
+        raise NotMeasured(f"the render of {file.name} is not a {header.Rows} x {header.Columns} PNG")
+    return len(png)
 
 
 def pool_rate(make: Callable[[int], Executor], workers: int, path: str, level: int, jobs: int) -> float:
     with make(workers) as pool:
         list(pool.map(render_once, [path] * workers, [level] * workers))  # warm up workers
         start = time.perf_counter()
-        list(pool.map(render_once, [path] * jobs, [level] * jobs))
-        return jobs / (time.perf_counter() - start)
+        done = list(pool.map(render_once, [path] * jobs, [level] * jobs))
+        elapsed = time.perf_counter() - start
+    if len(done) != jobs or not all(done):
+        raise NotMeasured(f"{len(done)} renders finished, {jobs} claimed")
+    return jobs / elapsed
 
 
 def main() -> None:

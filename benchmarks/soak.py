@@ -3,7 +3,8 @@
     python benchmarks/soak.py --url http://127.0.0.1:8080 --seconds 60 --concurrency 32 [--pid PID]
 
 Prints one JSON object: requests and errors per kind, latency percentiles, and (with --pid)
-the server's resident memory at the start, after the warm-up and at the end.
+the server's resident memory at the start, after the warm-up and at the end; exits 1 when a kind
+of request was never made (the mix was not what it claims).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +150,14 @@ def main() -> int:
     host = httpx.URL(args.url).host
     if not host.startswith(LOOPBACK[:2]) and host not in ("::1",):
         parser.error("the soak only targets loopback addresses")
-    print(json.dumps(asyncio.run(soak(args.url, args.seconds, args.concurrency, args.pid)), indent=2))
+    result = asyncio.run(soak(args.url, args.seconds, args.concurrency, args.pid))
+    print(json.dumps(result, indent=2))
+    kinds = result["kinds"]
+    assert isinstance(kinds, dict)
+    idle = sorted({"upload", "tag", "render", "list"} - {kind for kind, tally in kinds.items() if tally["requests"]})
+    if idle:  # a soak that never exercised a kind says nothing about it
+        print(f"soak: no {', '.join(idle)} request was made: not the mix claimed", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -4,7 +4,8 @@
 
 Every upload is a distinct instance: the file's SOP Instance UID is replaced by a fresh one of the
 same length (so the bytes and size stay otherwise identical). Several ``--file`` arguments are
-uploaded round-robin. Prints files/s and p50/p90 latency.
+uploaded round-robin. Prints files/s and p50/p90 latency; stops with an error unless every upload
+stored a new file (201, a distinct name).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ async def upload_all(url: str, files: list[tuple[str, bytes]], concurrency: int)
     for item in files:
         queue.put_nowait(item)
     latencies: list[float] = []
+    names: set[str] = set()
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
@@ -47,10 +49,14 @@ async def upload_all(url: str, files: list[tuple[str, bytes]], concurrency: int)
                 if response.status_code != 201:
                     raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
                 latencies.append((time.perf_counter() - start) * 1e3)
+                names.add(response.json()["name"])
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(files) / (time.perf_counter() - start), latencies
+        elapsed = time.perf_counter() - start
+    if len(names) != len(files) or len(latencies) != len(files):
+        raise SystemExit(f"{len(names)} new files stored for {len(files)} uploads: not the throughput claimed")
+    return len(files) / elapsed, latencies
 
 
 def main() -> None:

@@ -27,6 +27,8 @@ STATUS_BY_ERROR: dict[type[errors.LightboxError], int] = {
     errors.NotRenderable: 422,
     errors.StorageFull: 507,
     errors.StorageUnavailable: 503,
+    errors.StoredFileMissing: 503,
+    errors.StorageLooksWrong: 503,
     errors.IndexUnavailable: 503,
 }
 

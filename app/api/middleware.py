@@ -68,7 +68,21 @@ class RequestContextMiddleware:
         self.app = app
         self.state = state
 
+    def _lifespan_send(self, send: Send) -> Send:
+        """A start-up the lifespan refused on purpose is reported by the server as its one line, not a traceback."""
+
+        async def send_refusal(message: Message) -> None:
+            refusal = getattr(self.state, "startup_refusal", None)
+            if message["type"] == "lifespan.startup.failed" and refusal:
+                message = {**message, "message": refusal}
+            await send(message)
+
+        return send_refusal
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._lifespan_send(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -83,6 +83,8 @@ class ListPage:
 class InstanceIndex(Protocol):
     """Add / get / query / remove; every call names the principal it acts for."""
 
+    read_only: bool  # opened on a read-only folder: reads only
+
     async def add(self, instance: NewInstance) -> AddResult:
         """Commit ``instance``; identical bytes -> ALREADY_STORED; same SOP Instance UID -> InstanceConflict."""
         ...
@@ -113,6 +115,14 @@ class InstanceIndex(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """Rows per level (patients, studies, series, instances)."""
+        ...
+
+    async def state(self, key: str) -> str | None:
+        """A fact about the index itself (such as the id of its storage folder), None if never recorded."""
+        ...
+
+    async def record_state(self, key: str, value: str, replace: bool = False) -> str:
+        """Record ``value`` under ``key`` unless one is there already (or ``replace``); return the value kept."""
         ...
 
     async def ping(self) -> None: ...

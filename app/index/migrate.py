@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,3 +30,16 @@ async def upgrade(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision (a no-op when it already is)."""
     async with engine.begin() as connection:
         await connection.run_sync(_upgrade)
+
+
+def _pending(connection: Connection) -> tuple[str | None, str]:
+    current = MigrationContext.configure(connection).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return current, head
+
+
+async def pending(engine: AsyncEngine) -> tuple[str | None, str]:
+    """The schema's revision and the newest one, without changing anything (for read-only storage)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_pending)

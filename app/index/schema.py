@@ -74,3 +74,13 @@ instances = Table(
     Index("ix_instances_modality_uploaded", "modality", "uploaded_at_us", "id"),
     Index("ix_instances_owner_modality_uploaded", "owner", "modality", "uploaded_at_us", "id"),
 )
+
+#: Facts about the index itself, by key. ``storage_id``: the id in the storage folder's marker file
+#: (``.lightbox-storage``) this index was started with, so a start on an empty, unmounted or foreign
+#: folder is recognised instead of being taken for a fresh one (see app.services.storage_guard).
+index_state = Table(
+    "index_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)

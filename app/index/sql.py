@@ -9,6 +9,7 @@ classified afterwards (identical bytes, or the same SOP Instance UID).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -20,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
-from app.errors import FileNotFound, IndexUnavailable, InstanceConflict
+from app.errors import FileNotFound, IndexNeedsWrite, IndexUnavailable, InstanceConflict
 from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance
-from app.index.migrate import upgrade
-from app.index.schema import instances, patients, series, studies
-from app.index.urls import async_url
+from app.index.migrate import pending, upgrade
+from app.index.schema import index_state, instances, patients, series, studies
+from app.index.urls import async_url, read_only_sqlite
 
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
@@ -36,6 +37,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", f"busy_timeout={SQLITE_BUSY_MS}"):
         cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """A read-only SQLite file: nothing that writes (no WAL switch, no ANALYZE), foreign keys as usual."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
@@ -62,20 +70,39 @@ def _dump_header(header: Header) -> str:
 class SqlInstanceIndex:
     """:class:`app.index.base.InstanceIndex` on any SQLAlchemy asyncio engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self.engine = engine
+        self.read_only = read_only  # an SQLite file in a read-only folder: reads only
         self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
 
     @classmethod
     async def open(cls, url: str) -> SqlInstanceIndex:
-        """Connect, migrate to the newest schema, and return the index."""
-        engine = create_async_engine(async_url(url))
+        """Connect, migrate to the newest schema, and return the index.
+
+        An SQLite file in a read-only folder (a read-only mount of an archive) is opened read-only
+        and must already be at the newest schema: :class:`IndexNeedsWrite` otherwise.
+        """
+        target = async_url(url)
+        read_only = read_only_sqlite(target)
+        engine = create_async_engine(read_only or target)
         if engine.dialect.name == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        index = cls(engine)
-        await index._guard(lambda: upgrade(engine))
-        if engine.dialect.name == "sqlite":
-            await index._guard(index._optimize_sqlite)
+            event.listen(engine.sync_engine, "connect", _sqlite_read_only_pragmas if read_only else _sqlite_pragmas)
+        index = cls(engine, read_only=read_only is not None)
+        try:
+            if read_only is not None:
+                current, head = await index._guard(lambda: pending(engine))
+                if current != head:
+                    raise IndexNeedsWrite(
+                        f"the index needs a schema migration ({current or 'empty'} -> {head}) but its folder is "
+                        "read-only: start once with the storage writable"
+                    )
+                return index
+            await index._guard(lambda: upgrade(engine))
+            if engine.dialect.name == "sqlite":
+                await index._guard(index._optimize_sqlite)
+        except BaseException:
+            await engine.dispose()
+            raise
         return index
 
     async def _optimize_sqlite(self) -> None:
@@ -85,6 +112,14 @@ class SqlInstanceIndex:
             await conn.exec_driver_sql("ANALYZE")
 
     async def close(self) -> None:
+        """Checkpoint SQLite's WAL into the database file first, so that a clean stop leaves a file that
+        opens read-only on its own (a read-only mount of the storage afterwards needs no ``-wal``)."""
+        if self.engine.dialect.name == "sqlite" and not self.read_only:
+            try:
+                async with self.engine.connect() as conn:
+                    await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            except SQLAlchemyError:
+                pass  # another process is writing: the last one to close checkpoints
         await self.engine.dispose()
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T:
@@ -409,6 +444,31 @@ class SqlInstanceIndex:
                 }
 
         return await self._guard(run)
+
+    async def state(self, key: str) -> str | None:
+        """A fact about the index itself (``index_state``), None when never recorded."""
+
+        async def run() -> str | None:
+            async with self.engine.connect() as conn:
+                value = await conn.scalar(select(index_state.c.value).where(index_state.c.key == key))
+            return None if value is None else str(value)
+
+        return await self._guard(run)
+
+    async def record_state(self, key: str, value: str, replace: bool = False) -> str:
+        """Record ``value`` under ``key`` unless a value is already there (or ``replace``); return the value kept."""
+
+        async def run() -> None:
+            async with self.engine.begin() as conn:
+                if replace:
+                    await conn.execute(delete(index_state).where(index_state.c.key == key))
+                await conn.execute(index_state.insert().values(key=key, value=value))
+
+        async with self._write_lock:
+            with contextlib.suppress(IntegrityError):  # recorded first by another process
+                await self._guard(run)
+        kept = await self.state(key)
+        return kept if kept is not None else value
 
     async def ping(self) -> None:
         async def one() -> None:

@@ -17,17 +17,18 @@ from anyio import to_thread
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from app.auth.principals import Principal
+from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
 from app.dicom import ingest
 from app.dicom.attributes import Attribute, describe
 from app.dicom.header_json import Header, describe_json, header_json, public_metadata
 from app.dicom.indexed import InstanceAttributes, index_attributes
 from app.dicom.tags import parse_tag
-from app.errors import FileNotFound, InvalidDicom, InvalidRequest, UploadTooLarge
+from app.errors import FileNotFound, InvalidDicom, InvalidRequest, StoredFileMissing, UploadTooLarge
 from app.index.base import AddOutcome, InstanceIndex, ListPage, ListQuery, NewInstance
 from app.services.archives import is_zip
 from app.services.cache import LruCache
+from app.services.storage_guard import StorageGuard
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
 
@@ -120,9 +121,12 @@ class InstanceService:
         # answers being fetched from the index now: when one expires under load, one request refreshes it
         self._refreshing: dict[AnswerKey, anyio.Event] = {}
         self.header_cache = self._headers  # read-only view for metrics (hits/misses)
+        self.guard = StorageGuard(store, index)  # is the folder this index's storage? (start-up decides)
 
     # -- upload -------------------------------------------------------------------------
     async def begin_upload(self, original_name: str | None) -> Upload:
+        """Stage a new file; refused (503) while the storage folder looks unmounted or wrong."""
+        await self.guard.check_for_upload()
         staged = await to_thread.run_sync(self.store.stage)
         return Upload(self, original_name, staged)
 
@@ -185,7 +189,7 @@ class InstanceService:
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(self.store.discard, name)
             raise
-        if result.outcome is AddOutcome.ALREADY_STORED:  # a concurrent upload of the same bytes won
+        if result.outcome is AddOutcome.ALREADY_STORED and result.name != name:  # a concurrent upload won
             await to_thread.run_sync(self.store.discard, name)
             return StoredFile(result.name, staged.size, sop_uid, created=False)
         return StoredFile(name, staged.size, sop_uid)
@@ -196,9 +200,37 @@ class InstanceService:
             await to_thread.run_sync(staged.discard)
 
     # -- headers -------------------------------------------------------------------------
+    def stored_path_blocking(self, name: str) -> Path:
+        """The file of an indexed name; :class:`StoredFileMissing` when the index has it but storage does not.
+
+        Callers ask the index first, so a name reaching here has a row: a missing file is a storage
+        fault (not mounted, deleted behind the service), never "no such instance".
+        """
+        try:
+            return self.store.existing_path(name)
+        except FileNotFound:
+            self.guard.note_missing(name)
+            raise StoredFileMissing() from None
+
+    async def stored_path(self, name: str) -> Path:
+        """:meth:`stored_path_blocking` off the loop; a row deleted meanwhile is FileNotFound, not missing."""
+        try:
+            return await to_thread.run_sync(self.stored_path_blocking, name)
+        except StoredFileMissing:
+            await self.check_exists(name, LOCAL_ADMIN)
+            raise
+
+    async def stored_header(self, name: str) -> tuple[Path, Dataset]:
+        """:meth:`header_blocking` off the loop; a row deleted meanwhile is FileNotFound, not missing."""
+        try:
+            return await to_thread.run_sync(self.header_blocking, name)
+        except StoredFileMissing:
+            await self.check_exists(name, LOCAL_ADMIN)
+            raise
+
     def header_blocking(self, name: str) -> tuple[Path, Dataset]:
-        """Path and parsed header (bulk values deferred) of a stored file; cached, files never change."""
-        path = self.store.existing_path(name)
+        """Path and parsed header (bulk values deferred) of an indexed file; cached, files never change."""
+        path = self.stored_path_blocking(name)
         header = self._headers.get(name)
         if header is None:
             header = ingest.read_header(path)
@@ -269,7 +301,7 @@ class InstanceService:
     async def file_path(self, principal: Principal, name: str) -> Path:
         """The stored file's path, for a byte-identical download."""
         await self.check_exists(name, principal)
-        return await to_thread.run_sync(self.store.existing_path, name)
+        return await self.stored_path(name)
 
     # -- list / delete ---------------------------------------------------------------------
     async def list(self, principal: Principal, query: ListQuery) -> ListPage:

@@ -1,5 +1,6 @@
-"""Rebuild the index from the storage folder, wholly (``lightbox reindex``, disaster recovery) or
-where the two disagree (:func:`reconcile`, at every start-up).
+"""Rebuild the index from the storage folder wholly (``lightbox reindex``, disaster recovery), repair
+the crash window at every start-up (:func:`reconcile`), or prune rows whose file is missing
+(:func:`prune_missing`, only on the operator's explicit word).
 
 Each stored file is validated and indexed again exactly as at upload; its upload time comes
 back from the file's modification time, which the upload stamped on it.
@@ -20,6 +21,7 @@ from app.auth.principals import LOCAL_ADMIN, Principal
 from app.errors import LightboxError
 from app.index.base import AddOutcome, NewInstance
 from app.services.instances import InstanceService
+from app.services.storage_guard import StorageGuard
 
 HASH_CHUNK = 1 << 20
 log = logging.getLogger("lightbox.reindex")
@@ -81,49 +83,74 @@ async def reindex(
 
 @dataclass
 class ReconcileReport:
-    """What start-up found: files a crash left unindexed, rows whose file is gone."""
+    """What start-up found: files a crash left unindexed (now indexed), rows whose file is missing (kept)."""
 
     indexed: list[str] = field(default_factory=list)
-    forgotten: list[str] = field(default_factory=list)
+    missing: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    problem: str | None = None
 
 
-async def reconcile(service: InstanceService, owner: Principal = LOCAL_ADMIN) -> ReconcileReport:
-    """Make index and folder agree after a crash, without touching any file.
+def name_id(name: str) -> str:
+    """The server-made UUID that starts every stored name: loggable, unlike the client's file name after it."""
+    return name[:36]
 
-    Writes go temp -> fsync -> link -> index commit, so a crash can leave one kind of disagreement
-    per interrupted upload: a durable, validated file whose row was never committed. It is indexed
-    now (nothing acknowledged is lost; nothing unacknowledged is half-written). A row whose file
-    disappeared (deleted by hand) is forgotten. Workers starting together take turns (a file lock).
+
+async def reconcile(service: InstanceService, guard: StorageGuard, owner: Principal = LOCAL_ADMIN) -> ReconcileReport:
+    """At start-up: judge the storage folder, and repair only the crash window of the store path.
+
+    Writes go temp -> fsync -> link -> index commit, so a crash leaves at most a durable, validated
+    file whose row was never committed: it is indexed now (nothing acknowledged is lost). Rows are
+    never deleted here: a row whose file is missing is reported (log, metric, ``lightbox check``)
+    and answers "missing from storage"; only ``lightbox reindex --prune-missing --yes`` removes it.
+    When the folder looks wrong (empty, unmounted, foreign) nothing is indexed or written at all.
+    Workers starting together take turns (a lock on the folder).
     """
     report = ReconcileReport()
     folder = await to_thread.run_sync(os.open, service.store.root, os.O_RDONLY)  # the lock is on the folder
     try:
         await to_thread.run_sync(fcntl.flock, folder, fcntl.LOCK_EX)
-        on_disk = set(await to_thread.run_sync(service.store.names))
-        in_index = await service.index.names()
-        for name in sorted(on_disk - in_index):
-            try:
-                entry = await to_thread.run_sync(_entry_blocking, service, name, owner.name)
-                await service.index.add(entry)
-            except LightboxError as exc:
-                report.failures.append((name, exc.message))
-            else:
-                report.indexed.append(name)
-        for name in sorted(in_index - on_disk):
-            try:
-                await service.index.remove(owner, name)
-            except LightboxError as exc:
-                report.failures.append((name, exc.message))
-            else:
-                report.forgotten.append(name)
+        found = await guard.assess()
+        report.problem = found.problem
+        if found.problem is None and not service.index.read_only:
+            for name in sorted(found.audit.unindexed):
+                try:
+                    entry = await to_thread.run_sync(_entry_blocking, service, name, owner.name)
+                    await service.index.add(entry)
+                except LightboxError as exc:
+                    report.failures.append((name_id(name), exc.message))
+                else:
+                    report.indexed.append(name)
+                    found.audit.unindexed.discard(name)
+        report.missing = len(found.audit.missing)
     finally:
         await to_thread.run_sync(os.close, folder)  # closing releases the lock
-    if report.indexed or report.forgotten or report.failures:
+    if report.problem is not None:
+        log.error("storage looks wrong, nothing was changed: %s", report.problem)
+    elif report.missing:
         log.warning(
-            "index and storage reconciled: %d file(s) indexed, %d row(s) without a file forgotten, %d failure(s)",
-            len(report.indexed),
-            len(report.forgotten),
-            len(report.failures),
+            "%d indexed file(s) are missing from storage: kept in the index, answered 503; see `lightbox check`",
+            report.missing,
+        )
+    if report.indexed or report.failures:
+        log.warning(
+            "%d file(s) of interrupted uploads indexed, %d could not be", len(report.indexed), len(report.failures)
         )
     return report
+
+
+async def prune_missing(service: InstanceService, names: set[str], owner: Principal = LOCAL_ADMIN) -> list[str]:
+    """Remove the rows of ``names`` whose file is still missing (the operator's explicit, logged action)."""
+    removed: list[str] = []
+    for name in sorted(names):
+        if await to_thread.run_sync(service.store.path_of(name).exists):
+            continue  # the file came back since it was listed
+        await service.index.remove(owner, name)
+        removed.append(name)
+    if removed:
+        log.warning(
+            "pruned %d index row(s) whose stored file was missing (lightbox reindex --prune-missing): %s",
+            len(removed),
+            ", ".join(name_id(name) for name in removed),
+        )
+    return removed

@@ -149,7 +149,7 @@ class RenderService:
         if cached is not None:
             return cached
         try:
-            path, header = await to_thread.run_sync(self.instances.header_blocking, name)
+            path, header = await self.instances.stored_header(name)
             async with self._slots:
                 content = await self._render(path, header, request)
         except LightboxError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ from app.errors import FileNotFound, StorageFull, StorageUnavailable
 from app.storage.names import check_stored_name, is_stored_name
 
 STAGING = ".staging"
+#: Written at first start, never over an existing one: its id is recorded in the index, so a start on
+#: an empty, unmounted or foreign folder is recognised (app.services.storage_guard). No patient data.
+MARKER = ".lightbox-storage"
 
 
 @contextmanager
@@ -125,8 +129,14 @@ class LocalBlobStore:
         self.staging = self.root / STAGING
 
     def prepare(self) -> int:
-        """Create the folders and remove files a crash left in staging; return how many."""
+        """Create the folders and remove files a crash left in staging; return how many.
+
+        A read-only folder is left as it is (nothing can have been staged there since it became
+        read-only; uploads answer 503 and /readyz says why).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
+        if self.read_only():
+            return 0
         self.staging.mkdir(exist_ok=True)
         removed = 0
         for stray in self.staging.iterdir():
@@ -134,6 +144,42 @@ class LocalBlobStore:
                 stray.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def read_only(self) -> bool:
+        """True when the folder cannot be written (a read-only mount, or permissions)."""
+        return not os.access(self.root, os.W_OK)
+
+    def read_marker(self) -> str | None:
+        """The storage id in the marker file; None when there is none (or it is unreadable)."""
+        try:
+            data = json.loads((self.root / MARKER).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None
+        value = data.get("storage_id") if isinstance(data, dict) else None
+        return value if isinstance(value, str) and value else None
+
+    def write_marker(self, storage_id: str) -> str:
+        """Write the marker unless one exists (then that one wins); the id now in the folder is returned."""
+        target = self.root / MARKER
+        temp = self.root / f"{MARKER}.{os.getpid()}-{uuid.uuid4().hex}.tmp"
+        with storage_errors():
+            with temp.open("xb") as handle:
+                handle.write(json.dumps({"storage_id": storage_id, "format": 1}).encode() + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temp, target)  # never replaces an existing marker
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink()
+            self._sync_dir()
+        found = self.read_marker()
+        if found is None:
+            raise StorageUnavailable("the storage marker could not be written")
+        return found
 
     def stage(self) -> StagedFile:
         return StagedFile(self.staging / f"{os.getpid()}-{uuid.uuid4().hex}.part")
@@ -183,4 +229,6 @@ class LocalBlobStore:
 
     def names(self) -> list[str]:
         """Every stored name in the folder (staging and foreign files ignored), for ``lightbox reindex``."""
+        if not self.root.is_dir():
+            return []  # not there at all (not mounted, mistyped): as empty, for the guard to judge
         return sorted(entry.name for entry in os.scandir(self.root) if entry.is_file() and is_stored_name(entry.name))

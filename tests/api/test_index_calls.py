@@ -282,4 +282,5 @@ async def test_tag_is_answered_from_the_index(client: httpx.AsyncClient, setting
     (settings.storage_dir / name).unlink()
     response = await client.get(f"/dicomFile/{name}", params={"tag": "SliceThickness"})
     assert response.status_code == 200 and response.json()["data"]["header-attribute-value"] == "[5.000000]"
-    assert (await client.get(f"/dicomFile/{name}", params={"tag": "PixelData"})).status_code == 404
+    bulk = await client.get(f"/dicomFile/{name}", params={"tag": "PixelData"})
+    assert bulk.status_code == 503 and bulk.json() == {"error": "the stored file is missing from storage"}

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.storage.local import MARKER
 from tests.conftest import sample, upload
 
 pytestmark = pytest.mark.anyio
@@ -15,8 +16,10 @@ NAME = re.compile(r"^File saved as: ([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab]
 
 
 def stored_files(settings: Settings) -> list[Path]:
-    """Every file in the storage folder (staging included) except the index database."""
-    return sorted(p for p in settings.storage_dir.rglob("*") if p.is_file() and not p.name.startswith("index.sqlite3"))
+    """Every file in the storage folder (staging included) except the index database and the marker."""
+    return sorted(
+        p for p in settings.storage_dir.rglob("*") if p.is_file() and not p.name.startswith(("index.sqlite3", MARKER))
+    )
 
 
 async def test_upload_contract_and_exact_bytes(client: httpx.AsyncClient, settings: Settings) -> None:

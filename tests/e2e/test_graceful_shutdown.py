@@ -7,6 +7,7 @@ import socket
 import time
 from pathlib import Path
 
+from app.storage.local import MARKER
 from tests.conftest import sample
 from tests.e2e.process import Server, lightbox
 
@@ -46,7 +47,9 @@ def wait_for_staged(server: Server, min_size: int) -> None:
 
 
 def stored_files(server: Server) -> list[Path]:
-    return sorted(p for p in server.storage.rglob("*") if p.is_file() and not p.name.startswith("index.sqlite3"))
+    return sorted(
+        p for p in server.storage.rglob("*") if p.is_file() and not p.name.startswith(("index.sqlite3", MARKER))
+    )
 
 
 def test_an_in_flight_upload_finishes_after_sigterm(tmp_path: Path) -> None:

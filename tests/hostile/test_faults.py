@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import sample
-from tests.e2e.server import run_server
+from tests.e2e.server import LIGHTBOX, run_server
 from tests.mounts import remount, tmpfs_mount
 
 pytestmark = [
@@ -49,6 +49,12 @@ def upload(url: str, data: bytes, name: str = "f.dcm") -> httpx.Response:
     return httpx.post(url + "/upload", files={"file": (name, data)}, timeout=30)
 
 
+def initialised(tmp_path: Path, storage: Path) -> None:
+    """One start and stop first: the storage marker's fsyncs are not counted among an upload's."""
+    with run_server(tmp_path, storage):
+        pass
+
+
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     with tmpfs_mount(tmp_path / "tmpfs", "2m") as mount:
@@ -57,6 +63,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 def test_kill_9_at_fsync_keeps_acknowledged_uploads(tmp_path: Path) -> None:
     storage = tmp_path / "storage"
+    initialised(tmp_path, storage)
     # fsync 1 and 2 belong to the first upload (file, then folder); the third kills the server
     wrapper = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:signal=KILL:when=3"]
     with run_server(tmp_path, storage, wrapper=wrapper, probe="/healthz") as server:
@@ -78,6 +85,7 @@ def test_kill_9_at_fsync_keeps_acknowledged_uploads(tmp_path: Path) -> None:
 def test_kill_9_between_publish_and_index_commit_is_recovered(tmp_path: Path) -> None:
     """Killed at the folder fsync: the file is durable and published, its index row never committed."""
     storage = tmp_path / "storage"
+    initialised(tmp_path, storage)
     wrapper = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync", "-e", "inject=fsync:signal=KILL:when=2"]
     with run_server(tmp_path, storage, wrapper=wrapper, probe="/healthz") as server:
         with pytest.raises(httpx.TransportError):
@@ -92,15 +100,28 @@ def test_kill_9_between_publish_and_index_commit_is_recovered(tmp_path: Path) ->
         assert upload(server.url, CT, "again.dcm").json()["message"] == f"File already saved as: {name}"
 
 
-def test_a_file_removed_behind_the_service_is_forgotten_at_start(tmp_path: Path) -> None:
+def test_a_file_removed_behind_the_service_is_reported_not_forgotten(tmp_path: Path) -> None:
     storage = tmp_path / "storage"
     with run_server(tmp_path, storage) as server:
         kept = upload(server.url, CT).json()["name"]
         lost = upload(server.url, MR).json()["name"]
     (storage / lost).unlink()
     with run_server(tmp_path, storage) as server:
-        assert indexed(server.url) == {kept}
-        assert httpx.get(f"{server.url}/dicomFile/{lost}", params={"tag": "Rows"}).status_code == 404
+        assert indexed(server.url) == {kept, lost}  # start-up deletes no row
+        response = httpx.get(f"{server.url}/dicomFile/{lost}?png")
+        assert (response.status_code, response.json()) == (503, {"error": "the stored file is missing from storage"})
+        assert "lightbox_storage_missing_files 1.0" in httpx.get(server.url + "/metrics").text
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LIGHTBOX_")},
+        "LIGHTBOX_STORAGE_DIR": str(storage),
+    }
+    check = subprocess.run([LIGHTBOX, "check"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert check.returncode == 1 and "1 index row(s) without a file" in check.stdout and lost in check.stdout
+    prune = [LIGHTBOX, "reindex", "--prune-missing", "--yes"]
+    assert subprocess.run(prune, env=env, capture_output=True, timeout=60, check=False).returncode == 0
+    with run_server(tmp_path, storage) as server:
+        assert indexed(server.url) == {kept}  # exactly that row is gone
+    assert subprocess.run([LIGHTBOX, "check"], env=env, capture_output=True, timeout=60, check=False).returncode == 0
 
 
 def test_kill_9_mid_write_leaves_no_partial_file(tmp_path: Path) -> None:
