@@ -131,7 +131,25 @@ def describe(dataset: Dataset, tag: BaseTag, inline_max: int) -> Attribute:
         vr, length = deferred
         elem = DataElement(tag, vr, b"")
         return Attribute(_element_name(elem), vr, f"[{length} bytes]", None)
-    return describe_element(source[tag], inline_max)
+    return describe_element(_element_or_un(source, tag), inline_max)
+
+
+def _element_or_un(source: Dataset, tag: BaseTag) -> DataElement:
+    """``source[tag]``, or its bytes as ``UN`` when pydicom cannot convert the value (a US of 3 bytes:
+    ``config.convert_wrong_length_to_UN`` semantics, without changing pydicom's process-wide setting)."""
+    try:
+        return source[tag]
+    except Exception:
+        raw = source.get_item(tag)
+        value = raw.value if isinstance(raw, RawDataElement) else None
+        return un_element(tag, value if isinstance(value, bytes) else b"")
+
+
+def un_element(tag: BaseTag, data: bytes | None) -> DataElement:
+    """An element of VR ``UN`` holding ``data`` as is (pydicom would swap UN for the dictionary VR and convert)."""
+    elem = DataElement(tag, "OB", data)
+    elem.VR = "UN"
+    return elem
 
 
 def describe_element(elem: DataElement, inline_max: int) -> Attribute:

@@ -26,7 +26,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import AMBIGUOUS_VR
 
-from app.dicom.attributes import BINARY_VRS, Attribute, describe_element
+from app.dicom.attributes import BINARY_VRS, Attribute, describe_element, un_element
 from app.dicom.simple_json import simple_element_json
 from app.errors import ElementNotFound
 
@@ -99,8 +99,18 @@ def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Chars
             bulk_data_element_handler=_no_bulk_uri, bulk_data_threshold=inline_max
         )
         return model
-    except Exception:  # a value pydicom cannot convert: the file still answers for it
-        return _bulk(raw.VR, tag)
+    except Exception:  # a value pydicom cannot convert: kept as UN bytes (convert_wrong_length_to_UN)
+        return _unconverted(raw, tag)
+
+
+def _unconverted(raw: DataElement | RawDataElement, tag: BaseTag) -> dict[str, Any]:
+    """A value pydicom cannot convert (a US of 3 bytes, PS3.5 §6.2) as the bytes it is, VR ``UN``."""
+    data = raw.value if isinstance(raw, RawDataElement) else None
+    if not isinstance(data, bytes) or len(data) > HEADER_INLINE_BYTES:
+        return _bulk("UN" if isinstance(raw, RawDataElement) else raw.VR, tag)
+    if not data:
+        return {"vr": "UN"}
+    return {"vr": "UN", "InlineBinary": base64.b64encode(data).decode("ascii")}
 
 
 def header_json(dataset: Dataset, inline_max: int) -> Header:
@@ -148,7 +158,7 @@ def describe_json(header: Header, tag: BaseTag, inline_max: int) -> Attribute | 
             elem = DataElement(tag, vr, "\\".join("" if v is None else v for v in value) if value else None)
         elif vr in BINARY_VRS:
             data = base64.b64decode(entry["InlineBinary"]) if "InlineBinary" in entry else None
-            elem = DataElement(tag, vr, data)
+            elem = un_element(tag, data) if vr == "UN" else DataElement(tag, vr, data)
         elif value is None:
             elem = DataElement(tag, vr, None)
         else:
