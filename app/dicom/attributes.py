@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_deferred_data_element
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import IS, DSfloat, PersonName
@@ -131,17 +132,23 @@ def describe(dataset: Dataset, tag: BaseTag, inline_max: int) -> Attribute:
         vr, length = deferred
         elem = DataElement(tag, vr, b"")
         return Attribute(_element_name(elem), vr, f"[{length} bytes]", None)
-    return describe_element(_element_or_un(source, tag), inline_max)
+    return describe_element(_element_or_un(source, tag, dataset), inline_max)
 
 
-def _element_or_un(source: Dataset, tag: BaseTag) -> DataElement:
+def _element_or_un(source: Dataset, tag: BaseTag, parsed: Dataset) -> DataElement:
     """``source[tag]``, or its bytes as ``UN`` when pydicom cannot convert the value (a US of 3 bytes:
-    ``config.convert_wrong_length_to_UN`` semantics, without changing pydicom's process-wide setting)."""
+    ``config.convert_wrong_length_to_UN`` semantics, without changing pydicom's process-wide setting).
+
+    ``parsed`` is the dataset read from the file, which knows where to read a value left on disk."""
     try:
         return source[tag]
     except Exception:
-        raw = source.get_item(tag)
-        value = raw.value if isinstance(raw, RawDataElement) else None
+        raw = source.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
+            raw = read_deferred_data_element(
+                getattr(parsed, "fileobj_type", open), getattr(parsed, "filename", None), None, raw
+            )
+        value = raw.value  # raw bytes; or a DataElement whose ambiguous VR could not be resolved (still bytes)
         return un_element(tag, value if isinstance(value, bytes) else b"")
 
 

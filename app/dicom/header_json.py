@@ -27,6 +27,7 @@ from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import AMBIGUOUS_VR
 
 from app.dicom.attributes import BINARY_VRS, Attribute, describe_element, un_element
+from app.dicom.lengths import wrong_length
 from app.dicom.simple_json import simple_element_json
 from app.errors import ElementNotFound
 
@@ -78,6 +79,8 @@ def _converted(source: Dataset, tag: BaseTag, raw: DataElement | RawDataElement,
 def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Charset) -> dict[str, Any]:
     raw = source.get_item(tag, keep_deferred=True)
     if isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, 0xFFFFFFFF):
+        if wrong_length(raw):
+            return _bulk("UN", tag)
         return _bulk(raw.VR, tag)  # left on disk by the parser (defer_size): a bulk value
     if tag in PIXEL_TAGS:
         return _bulk(raw.VR, tag)

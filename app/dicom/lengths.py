@@ -26,6 +26,14 @@ def _vr(raw: RawDataElement) -> str | None:
         return None
 
 
+def wrong_length(raw: RawDataElement) -> int | None:
+    """The VR's bytes per value when ``raw``'s length is not a whole number of them, else None."""
+    size = VALUE_SIZE.get(_vr(raw) or "")
+    if size is None or raw.length in (0, 0xFFFFFFFF) or raw.length % size == 0:
+        return None
+    return size
+
+
 def wrong_lengths(dataset: Dataset) -> list[str]:
     """One warning per top-level element (File Meta included) whose length is not a whole number of values."""
     found = []
@@ -37,13 +45,12 @@ def wrong_lengths(dataset: Dataset) -> list[str]:
             raw = source.get_item(tag, keep_deferred=True)
             if not isinstance(raw, RawDataElement):
                 continue
-            vr = _vr(raw)
-            size = VALUE_SIZE.get(vr or "")
-            if size is None or raw.length in (0, 0xFFFFFFFF) or raw.length % size == 0:
+            size = wrong_length(raw)
+            if size is None:
                 continue
             name = keyword_for_tag(tag) or "a private element"
             found.append(
-                f"element {Tag(tag)} {name} holds {raw.length} bytes, not a multiple of {size} ({vr}): "
+                f"element {Tag(tag)} {name} holds {raw.length} bytes, not a multiple of {size} ({_vr(raw)}): "
                 "it is kept and shown as UN bytes"
             )
     return found
