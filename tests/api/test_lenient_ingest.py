@@ -82,7 +82,8 @@ def uid_variant(kind: str, base: str, number: int) -> tuple[bytes, str | None, s
     if kind == "nuls":
         return base.encode() + b"\x00" * (1 + number % 4), base, None
     if kind == "long":
-        uid = (base + ".1" * 120)[: 65 + number % 192].rstrip(".")
+        uid = (base + ".1" * 120)[: 65 + number % 190]
+        uid += "1" if uid.endswith(".") else ""  # 65 to 255 characters, components intact
         return uid.encode(), uid, "characters long"
     if kind == "too-long":
         return (base + ".1" * 200)[: 257 + number % 100].encode(), None, "longer than the 256"
@@ -117,6 +118,9 @@ async def test_uid_variants(client: httpx.AsyncClient, kind: str, target: int, n
     assert row[ROW_KEYS[target]] == expected  # indexed as the identifier it is
     if expected:
         assert (await tag_value(client, body["name"], target))["value"] == [expected]
+        keyword = {SOP_INSTANCE: "SOPInstanceUID", STUDY: "StudyInstanceUID", SERIES: "SeriesInstanceUID"}[target]
+        found = (await client.get("/dicomFile", params={keyword: expected})).json()  # an exact, opaque match
+        assert [r["name"] for r in found["data"]] == [body["name"]]
 
 
 # -- VR encodings --------------------------------------------------------------------------------------------
