@@ -97,10 +97,10 @@ def _inflate(data: bytes, limit: int) -> bytes:
     return out
 
 
-def _encoding_warnings(declared: Encoding, report: WalkReport) -> list[str]:
+def _encoding_warnings(declared: Encoding, report: WalkReport, guessed: bool) -> list[str]:
     """What the data set's encoding did differently from what its transfer syntax says (PS3.5 §7.1)."""
     found = []
-    if report.explicit != declared.explicit:
+    if report.explicit != declared.explicit and not guessed:
         said, was = ("Explicit", "Implicit") if declared.explicit else ("Implicit", "Explicit")
         found.append(f"the transfer syntax says {said} VR but the data set is encoded in {was} VR; it is read as found")
     if report.implicit_items:
@@ -165,6 +165,7 @@ def _check_structure(buf: mmap.mmap, max_inflated: int) -> Structure:
             raise InvalidDicom("the file is neither a DICOM Part 10 file nor a DICOM data set")
         if group == 0x0002:  # File Meta without preamble
             start, syntax, notes = _meta(buf, 0)
+    guessed = syntax is None
     if syntax is None:
         syntax, declared = _guess_encoding(buf, start)
         if start:
@@ -178,7 +179,7 @@ def _check_structure(buf: mmap.mmap, max_inflated: int) -> Structure:
         report = walk(_inflate(buf[start:], max_inflated), 0, declared)
     else:
         report = walk(buf, start, declared)
-    notes.extend(_encoding_warnings(declared, report))
+    notes.extend(_encoding_warnings(declared, report, guessed))
     return Structure(syntax, part10, tuple(notes))
 
 
