@@ -21,6 +21,7 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import IS, DSfloat, PersonName
 
+from app.dicom.lenient_json import sequence_json
 from app.errors import ElementNotFound
 
 #: VRs whose value is a byte string rather than text or numbers (PS3.5 §6.2).
@@ -99,8 +100,10 @@ def _json_value(elem: DataElement, inline_max: int) -> Any:
         return {"InlineBinary": base64.b64encode(data).decode("ascii")}
     try:
         model = elem.to_json_dict(bulk_data_element_handler=_too_large_to_inline, bulk_data_threshold=inline_max)
-    except (IndexError, ValueError, TypeError, AttributeError, UnicodeError):
-        return _fallback_json_value(elem)  # pydicom fails on some malformed values (e.g. odd person names)
+    except Exception:  # pydicom fails on some malformed values (odd person names, wrong lengths in items)
+        if elem.VR == "SQ":
+            return sequence_json(elem, inline_max)
+        return _fallback_json_value(elem)
     return model.get("Value", [])
 
 

@@ -28,6 +28,7 @@ from pydicom.valuerep import AMBIGUOUS_VR
 
 from app.dicom.attributes import BINARY_VRS, Attribute, describe_element, un_element
 from app.dicom.lengths import wrong_length
+from app.dicom.lenient_json import sequence_json
 from app.dicom.simple_json import simple_element_json
 from app.errors import ElementNotFound
 
@@ -86,6 +87,9 @@ def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Chars
         return _bulk(raw.VR, tag)
     try:
         elem = _converted(source, tag, raw, charset)
+    except Exception:  # a value pydicom cannot convert: kept as UN bytes (convert_wrong_length_to_UN)
+        return _unconverted(raw, tag)
+    try:
         if elem.VR in NUMBER_STRING_VRS:
             return _number_strings(elem)
         if elem.VR in BINARY_VRS:
@@ -102,7 +106,9 @@ def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Chars
             bulk_data_element_handler=_no_bulk_uri, bulk_data_threshold=inline_max
         )
         return model
-    except Exception:  # a value pydicom cannot convert: kept as UN bytes (convert_wrong_length_to_UN)
+    except Exception:  # a nested value pydicom cannot convert: that one as UN bytes, the rest as they are
+        if elem.VR == "SQ":
+            return {"vr": "SQ", "Value": sequence_json(elem, inline_max)}
         return _unconverted(raw, tag)
 
 

@@ -305,3 +305,26 @@ def test_struct_sanity() -> None:
     assert EXPLICIT_LE.element(0x00100020, "LO", b"AB") == struct.pack("<HH2sH", 0x10, 0x20, b"LO", 2) + b"AB"
     assert IMPLICIT_LE.element(0x00100020, "LO", b"A") == struct.pack("<HHL", 0x10, 0x20, 2) + b"A "
     assert EXPLICIT_BE.element(0x00100020, "OB", b"") == struct.pack(">HH2sHL", 0x10, 0x20, b"OB", 0, 0)
+
+
+@pytest.mark.parametrize("bulky", [False, True], ids=["in-index", "read-from-file"])
+@pytest.mark.parametrize("encoder", [EXPLICIT_LE, IMPLICIT_LE], ids=["explicit", "implicit"])
+async def test_wrong_length_inside_a_sequence_item(client: httpx.AsyncClient, encoder: Encoder, bulky: bool) -> None:
+    """Only the element that cannot be converted becomes UN bytes; the rest of the item keeps its values.
+    ``bulky``: the sequence is over the index's inline size, so ``?tag=`` reads it from the file."""
+    sop, ref = generate_uid(), generate_uid()
+    item = (
+        encoder.element(REFERENCED_CLASS, "UI", SECONDARY_CAPTURE.encode())
+        + encoder.element(REFERENCED_INSTANCE, "UI", ref.encode())
+        + encoder.element(0x00280010, "US", b"\x01\x02\x03", pad=False)
+        + (encoder.element(0x00280011, "US", b"\x00\x02" * 700) if bulky else b"")
+    )
+    body = identity(encoder, {SOP_INSTANCE: sop.encode()}) + encoder.sequence(REFERENCED_IMAGES, [item], False)
+    syntax = ExplicitVRLittleEndian if encoder.explicit else ImplicitVRLittleEndian
+    response = await post(client, part10(meta(sop, syntax), body))
+    assert response.status_code == 201, response.text
+    (answer,) = (await tag_value(client, response.json()["name"], REFERENCED_IMAGES))["value"]
+    assert answer["00280010"] == {"vr": "UN", "InlineBinary": base64.b64encode(b"\x01\x02\x03").decode()}
+    assert answer[f"{REFERENCED_INSTANCE:08X}"]["Value"] == [ref]
+    if bulky:
+        assert answer["00280011"] == {"vr": "US", "Value": [512] * 700}
