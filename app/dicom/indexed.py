@@ -15,6 +15,7 @@ from pydicom.dataset import Dataset
 from app.dicom.ingest import IngestFacts
 
 MAX_TEXT = 256  # longer than any VR allows for these attributes (LO 64, PN 64 per group)
+MAX_DATE, MAX_CODE = 32, 64  # the index's widths for DA and CS columns (app/index/schema.py)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class InstanceAttributes:
     transfer_syntax_uid: str
 
 
-def _text(dataset: Dataset, keyword: str) -> str:
+def _text(dataset: Dataset, keyword: str, width: int = MAX_TEXT) -> str:
+    """The value as text, cut to the index column's ``width`` (a hostile value must not fail the insert)."""
     try:
         value = dataset.get(keyword)
     except Exception:  # a malformed value is not indexed
@@ -49,7 +51,7 @@ def _text(dataset: Dataset, keyword: str) -> str:
         return ""
     if not isinstance(value, str) and hasattr(value, "__iter__") and not hasattr(value, "components"):
         value = "\\".join(str(v) for v in value)
-    return str(value).strip(" \x00")[:MAX_TEXT]
+    return str(value).strip(" \x00")[:width]
 
 
 def _number(dataset: Dataset, keyword: str) -> int | None:
@@ -69,13 +71,13 @@ def index_attributes(facts: IngestFacts) -> InstanceAttributes:
     return InstanceAttributes(
         patient_id=_text(dataset, "PatientID"),
         patient_name=_text(dataset, "PatientName"),
-        patient_birth_date=_text(dataset, "PatientBirthDate"),
+        patient_birth_date=_text(dataset, "PatientBirthDate", MAX_DATE),
         study_instance_uid=facts.study_instance_uid,
-        study_date=_text(dataset, "StudyDate"),
+        study_date=_text(dataset, "StudyDate", MAX_DATE),
         study_description=_text(dataset, "StudyDescription"),
         accession_number=_text(dataset, "AccessionNumber"),
         series_instance_uid=facts.series_instance_uid,
-        modality=_text(dataset, "Modality"),
+        modality=_text(dataset, "Modality", MAX_CODE),
         series_number=_number(dataset, "SeriesNumber"),
         sop_class_uid=facts.sop_class_uid,
         sop_instance_uid=facts.sop_instance_uid,

@@ -23,7 +23,7 @@ import pydicom.uid
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from app.dicom.identifiers import Identity, identity
+from app.dicom.identifiers import MAX_UID_LENGTH, Identity, identity
 from app.dicom.lengths import wrong_lengths
 from app.dicom.preamble import check_preamble
 from app.dicom.structure import KNOWN_VRS, Encoding, WalkReport, walk, walk_group
@@ -141,6 +141,8 @@ def _meta(buf: mmap.mmap, start: int) -> tuple[int, str | None, list[str]]:
     if TRANSFER_SYNTAX in report.values:
         at, length = report.values[TRANSFER_SYNTAX]
         syntax = bytes(buf[at : at + length]).rstrip(b"\0 ").decode("latin-1") or None
+        if syntax is not None and len(syntax) > MAX_UID_LENGTH:
+            raise InvalidDicom(f"the Transfer Syntax UID (0002,0010) is longer than {MAX_UID_LENGTH} characters")
     return end, syntax, notes
 
 

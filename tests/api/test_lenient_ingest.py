@@ -328,3 +328,23 @@ async def test_wrong_length_inside_a_sequence_item(client: httpx.AsyncClient, en
     assert answer[f"{REFERENCED_INSTANCE:08X}"]["Value"] == [ref]
     if bulky:
         assert answer["00280011"] == {"vr": "US", "Value": [512] * 700}
+
+
+async def test_overlong_values_fit_the_index_or_are_refused(client: httpx.AsyncClient) -> None:
+    """Index columns have widths (PostgreSQL enforces them): text is cut to fit them, and an identifier
+    that cannot fit is refused."""
+    sop = generate_uid()
+    body = (
+        identity(EXPLICIT_LE, {SOP_INSTANCE: sop.encode()})
+        + EXPLICIT_LE.element(0x00080020, "DA", b"2" * 100)  # Study Date
+        + EXPLICIT_LE.element(0x00080060, "CS", b"M" * 100)  # Modality
+    )
+    response = await post(client, part10(meta(sop, ExplicitVRLittleEndian), body))
+    assert response.status_code == 201, response.text
+    row = (await client.get("/dicomFile", params={"limit": 1})).json()["data"][0]
+    assert (row["study-date"], row["modality"]) == ("2" * 32, "M" * 64)
+    too_long_syntax = "1.2." + "3" * 300
+    response = await post(
+        client, part10(meta(sop, too_long_syntax), identity(EXPLICIT_LE, {SOP_INSTANCE: sop.encode()}))
+    )
+    assert response.status_code == 400 and "Transfer Syntax UID" in response.json()["error"]
