@@ -44,6 +44,17 @@ class StoredFile:
     size: int
     sop_instance_uid: str
     created: bool = True
+    #: What was non-conformant but accepted (non-conformant UIDs, mixed encodings, wrong lengths).
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Description:
+    """A file validated as DICOM, described for the index, with what was non-conformant about it."""
+
+    attributes: InstanceAttributes
+    header: Header
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class Prepared:
     attributes: InstanceAttributes
     header: Header
     uploaded_at_us: int
+    warnings: tuple[str, ...] = ()
 
 
 class Upload:
@@ -130,16 +142,14 @@ class InstanceService:
         staged = await to_thread.run_sync(self.store.stage)
         return Upload(self, original_name, staged)
 
-    def describe_blocking(self, path: Path) -> tuple[InstanceAttributes, Header]:
+    def describe_blocking(self, path: Path) -> Description:
         """Validate a file as DICOM and describe it for the index: attributes and the header as DICOM JSON.
 
         The same at upload and when ``lightbox reindex`` or start-up reconciliation reads a stored file.
         """
         facts = ingest.inspect(path, self.settings.max_inflated_bytes)
-        attributes = index_attributes(
-            facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid
-        )
-        return attributes, header_json(facts.header, self.settings.inline_binary_max_bytes)
+        header = header_json(facts.header, self.settings.inline_binary_max_bytes)
+        return Description(index_attributes(facts), header, facts.warnings)
 
     def prepare_blocking(self, staged: StagedFile, original_name: str | None, uploaded_at_us: int) -> Prepared:
         """fsync, validate, and build the index entry; the staged file is discarded on any failure."""
@@ -147,8 +157,10 @@ class InstanceService:
             staged.flush_to_disk(uploaded_at_us * 1000)
             if staged.size == 0:
                 raise InvalidDicom("the file is empty")
-            attributes, header = self.describe_blocking(staged.path)
-            return Prepared(staged, original_name, attributes, header, uploaded_at_us)
+            described = self.describe_blocking(staged.path)
+            return Prepared(
+                staged, original_name, described.attributes, described.header, uploaded_at_us, described.warnings
+            )
         except BaseException:
             staged.discard()
             raise
@@ -167,7 +179,7 @@ class InstanceService:
             raise
         if existing is not None:  # fast path; the unique constraints below decide races
             await self._discard_staged(staged)
-            return StoredFile(existing.name, staged.size, sop_uid, created=False)
+            return StoredFile(existing.name, staged.size, sop_uid, created=False, warnings=prepared.warnings)
         name = new_stored_name(prepared.original_name)
         try:
             await to_thread.run_sync(self.store.publish, staged, name)
@@ -191,8 +203,8 @@ class InstanceService:
             raise
         if result.outcome is AddOutcome.ALREADY_STORED and result.name != name:  # a concurrent upload won
             await to_thread.run_sync(self.store.discard, name)
-            return StoredFile(result.name, staged.size, sop_uid, created=False)
-        return StoredFile(name, staged.size, sop_uid)
+            return StoredFile(result.name, staged.size, sop_uid, created=False, warnings=prepared.warnings)
+        return StoredFile(name, staged.size, sop_uid, warnings=prepared.warnings)
 
     @staticmethod
     async def _discard_staged(staged: StagedFile) -> None:
