@@ -26,7 +26,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import Settings, exposure_problem
 from app.logging import log_config
 from app.metrics import MULTIPROC_ENV
 
@@ -36,12 +36,17 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 
 def _settings_or_exit() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problem = exc.errors()[0]
         variable = "LIGHTBOX_" + str(problem["loc"][0]).upper() if problem.get("loc") else "LIGHTBOX_*"
         print(f"lightbox: invalid {variable}: {problem['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+    exposed = exposure_problem(settings)
+    if exposed:
+        print(f"lightbox: {exposed}", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
 
 
 @contextmanager
@@ -72,12 +77,19 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
 
 
 async def _migrate(settings: Settings) -> None:
+    from app.index.access import AccessStore
     from app.index.sql import SqlInstanceIndex
-    from app.main import database_url
+    from app.main import announce_admin_password, database_url
+    from app.services.users import UserService
 
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     index = await SqlInstanceIndex.open(database_url(settings))
-    await index.close()
+    try:  # the first start with auth creates `admin` here, once, before the workers start
+        generated = await UserService(settings, AccessStore(index.engine)).bootstrap()
+    finally:
+        await index.close()
+    if generated:
+        announce_admin_password(generated)
 
 
 def serve(settings: Settings) -> None:

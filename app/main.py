@@ -7,6 +7,7 @@ environment, so importing this module has no side effects.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,15 +20,21 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
-from app.api.routes import files, health, upload
-from app.config import Settings
+from app.api.routes import admin, auth, files, grants, health, shares, upload
+from app.auth.credentials import Authenticator
+from app.config import Settings, exposure_problem
+from app.index.access import AccessStore
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable
+from app.services.grants import GrantService
 from app.services.instances import InstanceService
+from app.services.keys import KeyService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
+from app.services.shares import ShareService
+from app.services.users import UserService
 from app.storage.local import LocalBlobStore
 
 log = logging.getLogger("lightbox")
@@ -40,9 +47,35 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or default_database_url(settings.storage_dir)
 
 
+async def _wire_access(app: FastAPI, settings: Settings, index: SqlInstanceIndex) -> None:
+    """Users, keys, grants, shares and the credential resolver; the first start with auth creates ``admin``."""
+    store = AccessStore(index.engine)
+    app.state.users = UserService(settings, store)
+    app.state.keys = KeyService(store)
+    app.state.grants = GrantService(store, index)
+    app.state.shares = ShareService(settings, store, index)
+    app.state.authenticator = Authenticator(app.state.users, app.state.keys, app.state.shares)
+    generated = await app.state.users.bootstrap()
+    if generated:
+        announce_admin_password(generated)
+
+
+def announce_admin_password(password: str) -> None:
+    """Printed once on stderr, never through logging (so never in the JSON logs)."""
+    print(
+        f"lightbox: created the administrator 'admin' with the password {password} "
+        "(shown only now; change it with PATCH /admin/users/admin)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; ``settings`` defaults to the ``LIGHTBOX_*`` environment."""
     settings = settings or Settings()
+    problem = exposure_problem(settings)
+    if problem:  # rule 7, also for a bare `uvicorn app.main:app` (the `lightbox` command exits 2 earlier)
+        raise RuntimeError(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.instances = InstanceService(settings, store, index)
         await reconcile(app.state.instances)
         app.state.renders = RenderService(settings, app.state.instances)
+        await _wire_access(app, settings, index)
         app.state.readiness_checks["storage"] = StorageWritable(store.staging)
         app.state.readiness_checks["index"] = index.ping
         app.state.index_counts = index.counts
@@ -89,6 +123,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(upload.router)
     app.include_router(files.router)
     app.include_router(health.router)
+    for router in (auth.router, admin.router, grants.router, shares.router):
+        app.include_router(router)
     return app
 
 

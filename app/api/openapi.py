@@ -22,6 +22,15 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[str]]] = {
             "malformed tag 'zz': use (gggg,eeee) with 4 hex digits each",
         ],
     ),
+    401: (
+        "Credentials are missing, wrong, expired or revoked (auth required); WWW-Authenticate names Bearer.",
+        ["authentication required: send Authorization: Bearer <token> or Basic credentials"],
+    ),
+    403: (
+        "The caller may see this but not do this (a read-only grant, key or share link).",
+        ["this credential may only read: deleting needs write access"],
+    ),
+    429: ("Too many failed logins; Retry-After says when to try again.", ["too many failed logins: retry later"]),
     404: ("No stored file has that name, or the file has no such element.", ["no stored file is named 'x.dcm'"]),
     413: (
         "The upload is larger than LIGHTBOX_MAX_UPLOAD_BYTES.",
