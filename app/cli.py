@@ -26,6 +26,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
+from app import access_cli
 from app.config import Settings, exposure_problem
 from app.logging import log_config
 from app.metrics import MULTIPROC_ENV
@@ -174,11 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     importing.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
     importing.add_argument("--workers", type=int, default=4, help="uploads at once (default 4)")
     sub.add_parser("reindex", help="rebuild the index from the storage folder (stop the service first)")
+    access_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_paths(args.paths, args.url, max(1, args.workers))
     settings = _settings_or_exit()
     if args.command == "reindex":
         return asyncio.run(_reindex(settings))
+    if args.command in ("users", "keys"):
+        return asyncio.run(access_cli.run(args, settings))
     serve(settings)
     return 0

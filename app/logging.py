@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections.abc import MutableMapping
@@ -93,6 +94,32 @@ class RequestContextFilter(logging.Filter):
             route = getattr(record, "route", None) or "-"
             record.msg, record.args = "%s %s %s", (method, route, status)
         return True
+
+
+_SECRET_IN_QUERY = re.compile(r"((?:^|[?&])(?:token|access_token|key)=)[^&\s]*", re.IGNORECASE)
+
+
+def redact_query(path: str) -> str:
+    """A logged path with share/login tokens in its query string replaced by ``[redacted]``."""
+    return _SECRET_IN_QUERY.sub(r"\1[redacted]", path)
+
+
+class SecretRedactor(logging.Filter):
+    """Installed on ``uvicorn.access`` by :func:`app.main.create_app`, so a bare ``uvicorn app.main:app``
+    (uvicorn's own log format, raw paths) never writes a ``?token=`` either."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, raw_path, http_version, status = record.args
+            if isinstance(raw_path, str):
+                record.args = (client, method, redact_query(raw_path), http_version, status)
+        return True
+
+
+def install_redactor() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, SecretRedactor) for f in access.filters):
+        access.addFilter(SecretRedactor())
 
 
 def _iso_time(created: float) -> str:

@@ -26,6 +26,7 @@ from app.config import Settings, exposure_problem
 from app.index.access import AccessStore
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
+from app.logging import install_redactor
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable
 from app.services.grants import GrantService
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    install_redactor()  # tokens in query strings never reach an access line, however uvicorn is started
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.in_flight = InFlight()
