@@ -35,6 +35,7 @@ def _study_of_instance() -> ColumnElement[str]:
         select(_studies.c.study_instance_uid)
         .select_from(_series.join(_studies, _studies.c.id == _series.c.study_pk))
         .where(_series.c.id == instances.c.series_pk)
+        .correlate(instances)  # explicitly: auto-correlation reaches only the next enclosing SELECT
         .scalar_subquery()
     )
 
@@ -51,6 +52,7 @@ def _granted(grantee: str, access: Collection[str]) -> ColumnElement[bool]:
             _grantors.c.disabled == false(),
             or_(grants.c.grantor == instances.c.owner, _grantors.c.role == Role.ADMIN.value),
         )
+        .correlate(instances)
     )
 
 
