@@ -99,8 +99,21 @@ def _replace_default_validation_errors(schema: dict[str, Any]) -> dict[str, Any]
     return schema
 
 
+def _without_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """Single-user mode asks for no credentials, so the document must not promise it does."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if operation.pop("security", None) is None:
+                continue  # no credentials involved (probes, and login: a wrong password is 401 in any mode)
+            for status in ("401", "403"):
+                operation.get("responses", {}).pop(status, None)
+    schema.get("components", {}).pop("securitySchemes", None)
+    return schema
+
+
 def install_openapi(app: FastAPI) -> None:
-    """Build the document once, with FastAPI's 422 replaced by our 400 error shape."""
+    """Build the document once, with FastAPI's 422 replaced by our 400 error shape (and, in single-user
+    mode, without the credentials and 401/403 answers that only apply when auth is required)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -111,7 +124,10 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = _replace_default_validation_errors(schema)
+            schema = _replace_default_validation_errors(schema)
+            if not app.state.settings.auth_required:
+                schema = _without_security(schema)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

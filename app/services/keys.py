@@ -44,6 +44,8 @@ class KeyService:
         if owner != principal.name:
             policy.require_admin(principal)
         user = await self.store.user(owner)
+        if user is None and owner == principal.name:
+            raise InvalidRequest("API keys belong to user accounts: this caller has none (single-user mode)")
         if user is None:
             raise NotFound(f"no user is named {owner[:80]!r}")
         if scope is Scope.ADMIN and user.role != "admin":

@@ -104,7 +104,7 @@ async def me(principal: PrincipalDep) -> MeBody:
     status_code=201,
     summary="Create an API key (shown once)",
     response_model=NewKeyBody,
-    responses=error_responses(400, 401, 403),
+    responses=error_responses(400, 401, 403, 503),
 )
 async def create_key(body: KeyRequest, principal: PrincipalDep, api_keys: KeysDep) -> NewKeyBody:
     """``lbx_<id>_<secret>``: use as ``Authorization: Bearer`` or as the password of Basic credentials."""
