@@ -119,10 +119,12 @@ def serve(settings: Settings) -> None:
 
 
 def import_paths(paths: list[Path], url: str, workers: int) -> int:
-    """Upload files, folders and ZIPs; exit status 1 if any file failed."""
+    """Upload files, folders and ZIPs; exit status 1 if any file failed. With auth, ``LIGHTBOX_TOKEN``
+    (an API key with scope write) is sent as the bearer token; it is read from the environment so it
+    never appears in a process list."""
     from app.importer import Importer
 
-    importer = Importer(url, workers=workers)
+    importer = Importer(url, workers=workers, token=os.environ.get("LIGHTBOX_TOKEN") or None)
     try:
         stats = importer.run(paths)
     except FileNotFoundError as exc:

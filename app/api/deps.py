@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 from app.auth.credentials import CSRF_HEADER, SESSION_COOKIE, Authenticator, Presented
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
+from app.errors import LightboxError
 from app.index.base import InstanceIndex
 from app.services.grants import GrantService
 from app.services.instances import InstanceService
@@ -96,13 +97,29 @@ def presented(connection: HTTPConnection) -> Presented:
     )
 
 
+RESOLVED = "lightbox.principal"  # the scope key holding the caller once resolved (per request)
+
+
 async def resolve_principal(connection: HTTPConnection) -> Principal:
-    """Single-user mode: the local administrator; with auth required: whoever the credentials name."""
+    """Single-user mode: the local administrator; with auth required: whoever the credentials name.
+
+    Resolved once per request: the lean tag path and the route share the answer through the scope."""
     settings: Settings = connection.app.state.settings
     if not settings.auth_required:
         return LOCAL_ADMIN
+    known = connection.scope.get(RESOLVED)
+    if isinstance(known, LightboxError):
+        raise known  # one failed login counts once, even when the lean path asked first
+    if isinstance(known, Principal):
+        return known
     authenticator: Authenticator = connection.app.state.authenticator
-    return await authenticator.resolve(presented(connection))
+    try:
+        principal = await authenticator.resolve(presented(connection))
+    except LightboxError as exc:
+        connection.scope[RESOLVED] = exc
+        raise
+    connection.scope[RESOLVED] = principal
+    return principal
 
 
 async def get_principal(

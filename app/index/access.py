@@ -162,6 +162,7 @@ class AccessStore:
         values = {"id": token_id, "user_id": user_id, "secret_hash": secret_hash, "csrf_hash": csrf}
 
         async def insert(conn: AsyncConnection) -> None:
+            await conn.execute(delete(login_tokens).where(login_tokens.c.expires_at_us < now))  # no dead rows pile up
             await conn.execute(login_tokens.insert().values(**values, created_at_us=now, expires_at_us=exp))
 
         await self._write(insert)

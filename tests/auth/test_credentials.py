@@ -213,3 +213,18 @@ async def test_secrets_are_compared_in_constant_time(
         assert compared[before:] == [64]  # one comparison of two SHA-256 hex digests
         forged = credential[:-4] + ("AAAA" if not credential.endswith("AAAA") else "BBBB")
         assert (await auth_client.get("/auth/me", headers=bearer(forged))).status_code == 401
+
+
+async def test_the_lean_tag_path_resolves_the_caller(auth_client: httpx.AsyncClient, world: World) -> None:
+    url = f"/dicomFile/{world.name_a}"
+    for _ in range(2):  # the second answer comes from the administrators' cache
+        assert (await auth_client.get(url, params=TAG, headers=world.as_("admin"))).status_code == 200
+    assert (await auth_client.get(url, params=TAG)).status_code == 401
+    assert (await auth_client.get(url, params=TAG, headers=world.as_("carol"))).status_code == 404
+    assert (await auth_client.get(url, params=TAG, headers=bearer(world.share_b))).status_code == 404
+    # a wrong password on this path counts as one failed login, not two
+    statuses = [
+        (await auth_client.get(url, params=TAG, headers=basic("carol", f"wrong-{i}"))).status_code for i in range(5)
+    ]
+    assert statuses == [401] * 5
+    assert (await auth_client.get(url, params=TAG, headers=basic("carol", "wrong-5"))).status_code == 429

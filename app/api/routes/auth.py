@@ -32,8 +32,13 @@ async def _login_fields(request: Request) -> tuple[str, str]:
     content_type = request.headers.get("content-type", "")
     fields: dict[str, Any]
     if content_type.startswith("application/json"):
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_LOGIN_BODY:
+                raise InvalidRequest("the login body is too large")
         try:
-            fields = json.loads(await request.body())
+            fields = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise InvalidRequest("the login body is not valid JSON") from None
         if not isinstance(fields, dict):
