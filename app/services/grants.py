@@ -22,6 +22,12 @@ class Access(enum.StrEnum):
     WRITE = "write"
 
 
+async def require_user_row(store: AccessStore, principal: Principal) -> None:
+    """Grants and share links are rows naming a user account; single-user mode's caller has none."""
+    if await store.user(principal.name) is None:
+        raise InvalidRequest("grants and share links belong to user accounts: this caller has none (single-user mode)")
+
+
 def no_study(study_instance_uid: str) -> FileNotFound:
     return FileNotFound(f"no stored study has Study Instance UID {study_instance_uid[:80]!r}")
 
@@ -43,6 +49,7 @@ class GrantService:
                 raise Forbidden("only the study's owner or an administrator can grant access to it")
         if username == principal.name:
             raise InvalidRequest("a grant names another user")
+        await require_user_row(self.store, principal)
         if await self.store.user(username) is None:
             raise NotFound(f"no user is named {username[:80]!r}")
         return await self.store.add_grant(study_instance_uid, principal.name, username, access.value, now_us())

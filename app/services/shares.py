@@ -16,7 +16,7 @@ from app.config import Settings
 from app.errors import Forbidden, InvalidRequest, NotAuthenticated, NotFound
 from app.index.access import AccessStore, ShareRow
 from app.index.base import InstanceIndex
-from app.services.grants import no_study
+from app.services.grants import no_study, require_user_row
 from app.services.users import now_us
 
 
@@ -42,6 +42,7 @@ class ShareService:
             raise no_study(study_instance_uid)
         if not study.writable:
             raise Forbidden("sharing a study needs write access to it")
+        await require_user_row(self.store, principal)
         secret = keys.new_secret(keys.Kind.SHARE)
         now = now_us()
         row = ShareRow(secret.id, study_instance_uid, principal.name, secret.hash, now, now + expires_in * 1_000_000)
