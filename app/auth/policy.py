@@ -15,62 +15,70 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
 
-from app.auth.principals import Principal, Role, Scope
+from app.auth.principals import Principal, Role, Scope, ShareScope
 from app.errors import Forbidden
 from app.index.schema import grants, instances, series, studies, users
 
 READ_ACCESS = ("read", "write")
 WRITE_ACCESS = ("write",)
 
+# Aliases: the subqueries below must never correlate with the tables of the query they filter.
 _series = series.alias("policy_series")
 _studies = studies.alias("policy_studies")
 _grantors = users.alias("policy_grantors")
+_shared_series_t = series.alias("policy_shared_series")
+_shared_studies = studies.alias("policy_shared_studies")
 
 
-def _study_of_instance() -> ColumnElement[str]:
-    """The Study Instance UID of the ``instances`` row being filtered (correlated on its series)."""
+def _covered_series(grantee: str, access: Collection[str]) -> Select[tuple[int]]:
+    """Series a live grant to ``grantee`` covers: of the granted study, owned by the grantor (any
+    owner's when the grantor is an administrator). Series rows carry their instances' owner, so
+    this is one uncorrelated subquery the database runs once, not once per instance."""
     return (
-        select(_studies.c.study_instance_uid)
-        .select_from(_series.join(_studies, _studies.c.id == _series.c.study_pk))
-        .where(_series.c.id == instances.c.series_pk)
-        .correlate(instances)  # explicitly: auto-correlation reaches only the next enclosing SELECT
-        .scalar_subquery()
-    )
-
-
-def _granted(grantee: str, access: Collection[str]) -> ColumnElement[bool]:
-    """A live grant to ``grantee`` on this instance's study from its owner, or from an administrator."""
-    return exists(
-        select(grants.c.id)
-        .select_from(grants.join(_grantors, _grantors.c.username == grants.c.grantor))
+        select(_series.c.id)
+        .select_from(
+            _series.join(_studies, _studies.c.id == _series.c.study_pk)
+            .join(grants, grants.c.study_instance_uid == _studies.c.study_instance_uid)
+            .join(_grantors, _grantors.c.username == grants.c.grantor)
+        )
         .where(
             grants.c.grantee == grantee,
             grants.c.access.in_(access),
-            grants.c.study_instance_uid == _study_of_instance(),
             _grantors.c.disabled == false(),
-            or_(grants.c.grantor == instances.c.owner, _grantors.c.role == Role.ADMIN.value),
+            or_(grants.c.grantor == _series.c.owner, _grantors.c.role == Role.ADMIN.value),
         )
-        .correlate(instances)
+        .correlate(None)
     )
 
 
 def _writable_by_user(name: str, is_admin: bool) -> ColumnElement[bool]:
     if is_admin:
         return true()
-    return or_(instances.c.owner == name, _granted(name, WRITE_ACCESS))
+    return or_(instances.c.owner == name, instances.c.series_pk.in_(_covered_series(name, WRITE_ACCESS)))
+
+
+def _shared_series(share: ShareScope) -> Select[tuple[int]]:
+    """The study's series its creator could change (all of them for an administrator)."""
+    shared, study = _shared_series_t, _shared_studies
+    in_study = select(shared.c.id).select_from(shared.join(study, study.c.id == shared.c.study_pk)).correlate(None)
+    in_study = in_study.where(study.c.study_instance_uid == share.study_instance_uid)
+    if share.creator_is_admin:
+        return in_study
+    own = shared.c.owner == share.creator
+    return in_study.where(or_(own, shared.c.id.in_(_covered_series(share.creator, WRITE_ACCESS))))
 
 
 def visible(principal: Principal) -> ColumnElement[bool] | None:
     """The condition on ``instances`` rows this principal may see; None: everything (an administrator)."""
-    share = principal.share
-    if share is not None:
-        in_study = _study_of_instance() == share.study_instance_uid
-        return and_(in_study, _writable_by_user(share.creator, share.creator_is_admin))
+    if principal.share is not None:
+        return instances.c.series_pk.in_(_shared_series(principal.share))
     if principal.is_admin:
         return None
-    return or_(instances.c.owner == principal.name, _granted(principal.name, READ_ACCESS))
+    return or_(
+        instances.c.owner == principal.name, instances.c.series_pk.in_(_covered_series(principal.name, READ_ACCESS))
+    )
 
 
 def writable(principal: Principal) -> ColumnElement[bool]:
