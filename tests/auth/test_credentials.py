@@ -228,3 +228,17 @@ async def test_the_lean_tag_path_resolves_the_caller(auth_client: httpx.AsyncCli
     ]
     assert statuses == [401] * 5
     assert (await auth_client.get(url, params=TAG, headers=basic("carol", "wrong-5"))).status_code == 429
+
+
+async def test_swagger_can_authorize(auth_client: httpx.AsyncClient) -> None:
+    """The document names the OAuth2 password flow on /auth/login (Swagger's Authorize button) and Basic."""
+    spec = (await auth_client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["BearerScheme"]["flows"]["password"]["tokenUrl"] == "auth/login"
+    assert schemes["BasicScheme"] == {
+        "type": "http",
+        "scheme": "basic",
+        "description": schemes["BasicScheme"]["description"],
+    }
+    operation = spec["paths"]["/dicomFile/{name}"]["get"]
+    assert {"BearerScheme": []} in operation["security"] and "401" in operation["responses"]
