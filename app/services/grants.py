@@ -63,12 +63,13 @@ class GrantService:
         """Grant revoke: its grantor or an administrator; effective on the very next request."""
         policy.require_account(principal)
         found = await self.store.grants(grant_id=grant_id)
-        mine = found and principal.name in (found[0].grantor, found[0].grantee)
-        if not found or not (mine or principal.is_admin):
-            raise NotFound(f"no grant has the id {grant_id}")
-        if found[0].grantor != principal.name:
-            if not principal.is_admin:
-                raise Forbidden("only the grantor or an administrator can revoke a grant")
+        grant = found[0] if found else None
+        if grant is None or not (principal.is_admin or principal.name in (grant.grantor, grant.grantee)):
+            raise NotFound(f"no grant has the id {grant_id}")  # one you neither gave nor hold: as absent
+        if grant.grantor == principal.name:
+            policy.require_write(principal, "revoking a grant")
+        elif principal.is_admin:
             policy.require_admin(principal)
-        policy.require_write(principal, "revoking a grant")
+        else:
+            raise Forbidden("only the grantor or an administrator can revoke a grant")
         await self.store.delete_grant(grant_id)
