@@ -29,7 +29,7 @@ def _body(user: UserRow, password: str | None = None) -> UserBody:
     status_code=201,
     summary="Add a user",
     response_model=UserBody,
-    responses=error_responses(400, 401, 403, 409),
+    responses=error_responses(400, 401, 403, 409, 503),
 )
 async def add_user(body: UserRequest, principal: PrincipalDep, users: UsersDep) -> UserBody:
     """Without a password one is generated and returned once, in ``password``."""
@@ -37,7 +37,7 @@ async def add_user(body: UserRequest, principal: PrincipalDep, users: UsersDep) 
     return _body(user, password if body.password is None else None)
 
 
-@router.get("/admin/users", summary="List users", response_model=UserList, responses=error_responses(401, 403))
+@router.get("/admin/users", summary="List users", response_model=UserList, responses=error_responses(401, 403, 503))
 async def list_users(principal: PrincipalDep, users: UsersDep) -> UserList:
     return UserList(data=[_body(user) for user in await users.list(principal)])
 
@@ -46,7 +46,7 @@ async def list_users(principal: PrincipalDep, users: UsersDep) -> UserList:
     "/admin/users/{username}",
     summary="Change a user's role, password or disabled flag",
     response_model=UserBody,
-    responses=error_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404, 503),
 )
 async def change_user(
     body: UserChange, principal: PrincipalDep, users: UsersDep, username: str = UsernameParam
@@ -57,7 +57,10 @@ async def change_user(
 
 
 @router.delete(
-    "/admin/users/{username}", status_code=204, summary="Delete a user", responses=error_responses(400, 401, 403, 404)
+    "/admin/users/{username}",
+    status_code=204,
+    summary="Delete a user",
+    responses=error_responses(400, 401, 403, 404, 503),
 )
 async def delete_user(principal: PrincipalDep, users: UsersDep, username: str = UsernameParam) -> Response:
     """Their logins, keys, grants and shares go too; their files stay, visible to administrators."""

@@ -88,7 +88,10 @@ async def login(request: Request, users: UsersDep, settings: SettingsDep) -> JSO
 
 
 @router.post(
-    "/auth/logout", status_code=204, summary="Log out: the login token stops working", responses=error_responses(401)
+    "/auth/logout",
+    status_code=204,
+    summary="Log out: the login token stops working",
+    responses=error_responses(401, 503),
 )
 async def logout(principal: PrincipalDep, users: UsersDep) -> Response:
     await users.logout(principal)
@@ -97,7 +100,7 @@ async def logout(principal: PrincipalDep, users: UsersDep) -> Response:
     return response
 
 
-@router.get("/auth/me", summary="Who the credentials name", response_model=MeBody, responses=error_responses(401))
+@router.get("/auth/me", summary="Who the credentials name", response_model=MeBody, responses=error_responses(401, 503))
 async def me(principal: PrincipalDep) -> MeBody:
     if principal.actor_type is ActorType.SHARE:
         return MeBody(username=principal.name, role="share")
@@ -121,7 +124,7 @@ async def create_key(body: KeyRequest, principal: PrincipalDep, api_keys: KeysDe
     "/auth/keys",
     summary="The caller's API keys (never their secrets)",
     response_model=KeyList,
-    responses=error_responses(401, 403),
+    responses=error_responses(401, 403, 503),
 )
 async def list_keys(principal: PrincipalDep, api_keys: KeysDep) -> KeyList:
     rows = await api_keys.list(principal)
@@ -141,7 +144,7 @@ async def list_keys(principal: PrincipalDep, api_keys: KeysDep) -> KeyList:
 
 
 @router.delete(
-    "/auth/keys/{key_id}", status_code=204, summary="Revoke an API key", responses=error_responses(401, 403, 404)
+    "/auth/keys/{key_id}", status_code=204, summary="Revoke an API key", responses=error_responses(401, 403, 404, 503)
 )
 async def revoke_key(
     principal: PrincipalDep, api_keys: KeysDep, key_id: str = Path(max_length=32, description="The key's id.")

@@ -29,20 +29,22 @@ def _body(row: GrantRow) -> GrantBody:
     status_code=201,
     summary="Grant a user access to a study",
     response_model=GrantBody,
-    responses=error_responses(400, 401, 403, 404, 409),
+    responses=error_responses(400, 401, 403, 404, 409, 503),
 )
 async def create_grant(body: GrantRequest, principal: PrincipalDep, grants: GrantsDep) -> GrantBody:
     """By the study's owner (covers their instances of it) or an administrator (covers all of them)."""
     return _body(await grants.create(principal, body.study_instance_uid, body.username, Access(body.access)))
 
 
-@router.get("/grants", summary="Grants you gave or hold", response_model=GrantList, responses=error_responses(401, 403))
+@router.get(
+    "/grants", summary="Grants you gave or hold", response_model=GrantList, responses=error_responses(401, 403, 503)
+)
 async def list_grants(principal: PrincipalDep, grants: GrantsDep) -> GrantList:
     return GrantList(data=[_body(row) for row in await grants.list(principal)])
 
 
 @router.delete(
-    "/grants/{grant_id}", status_code=204, summary="Revoke a grant", responses=error_responses(401, 403, 404)
+    "/grants/{grant_id}", status_code=204, summary="Revoke a grant", responses=error_responses(401, 403, 404, 503)
 )
 async def revoke_grant(
     principal: PrincipalDep, grants: GrantsDep, grant_id: int = Path(ge=1, le=2**62, description="The grant's id.")

@@ -18,7 +18,7 @@ router = APIRouter(tags=["access"])
     status_code=201,
     summary="Create a share link to a study",
     response_model=NewShareBody,
-    responses=error_responses(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404, 503),
 )
 async def create_share(
     body: ShareRequest, request: Request, principal: PrincipalDep, shares: SharesDep
@@ -30,7 +30,7 @@ async def create_share(
     return NewShareBody(id=new.row.id, token=new.token, url=url, expires_at=iso(new.row.expires_at_us))
 
 
-@router.get("/shares", summary="Your share links", response_model=ShareList, responses=error_responses(401, 403))
+@router.get("/shares", summary="Your share links", response_model=ShareList, responses=error_responses(401, 403, 503))
 async def list_shares(principal: PrincipalDep, shares: SharesDep) -> ShareList:
     rows = await shares.list(principal)
     return ShareList(
@@ -48,7 +48,7 @@ async def list_shares(principal: PrincipalDep, shares: SharesDep) -> ShareList:
 
 
 @router.delete(
-    "/shares/{share_id}", status_code=204, summary="Revoke a share link", responses=error_responses(401, 403, 404)
+    "/shares/{share_id}", status_code=204, summary="Revoke a share link", responses=error_responses(401, 403, 404, 503)
 )
 async def revoke_share(
     principal: PrincipalDep, shares: SharesDep, share_id: str = Path(max_length=32, description="The share's id.")
