@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from app import access_cli
 from app.config import Settings, settings_from_environment
 from app.logging import configure_logging, log_config
 from app.metrics import MULTIPROC_ENV
@@ -66,10 +67,13 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
 
 
 async def _migrate(settings: Settings) -> None:
-    """Bring the index to the newest schema once, before any worker starts (exit 2 when it cannot be)."""
+    """Bring the index to the newest schema once, before any worker starts (exit 2 when it cannot be);
+    the first start with auth creates `admin` here, once."""
     from app.errors import IndexNeedsWrite
+    from app.index.access import AccessStore
     from app.index.sql import SqlInstanceIndex
-    from app.main import database_url
+    from app.main import announce_admin_password, database_url
+    from app.services.users import UserService
 
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -77,7 +81,12 @@ async def _migrate(settings: Settings) -> None:
     except IndexNeedsWrite as exc:
         print(f"lightbox: cannot start: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
-    await index.close()
+    try:
+        generated = await UserService(settings, AccessStore(index.engine)).bootstrap()
+    finally:
+        await index.close()
+    if generated:
+        announce_admin_password(generated)
 
 
 def serve(settings: Settings) -> None:
@@ -105,10 +114,12 @@ def serve(settings: Settings) -> None:
 
 
 def import_paths(paths: list[Path], url: str, workers: int) -> int:
-    """Upload files, folders and ZIPs; exit status 1 if any file failed."""
+    """Upload files, folders and ZIPs; exit status 1 if any file failed. With auth, ``LIGHTBOX_TOKEN``
+    (an API key with scope write) is sent as the bearer token; it is read from the environment so it
+    never appears in a process list."""
     from app.importer import Importer
 
-    importer = Importer(url, workers=workers)
+    importer = Importer(url, workers=workers, token=os.environ.get("LIGHTBOX_TOKEN") or None)
     try:
         stats = importer.run(paths)
     except FileNotFoundError as exc:
@@ -247,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     reindexing.add_argument("--yes", action="store_true", help="with --prune-missing: really remove them")
     sub.add_parser("check", help="compare the index with the storage folder; exit status 1 when they disagree")
+    access_cli.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_paths(args.paths, args.url, max(1, args.workers))
@@ -257,5 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_prune_missing(settings, args.yes))
     if args.command == "reindex":
         return asyncio.run(_reindex(settings))
+    if args.command in ("users", "keys"):
+        return asyncio.run(access_cli.run(args, settings))
     serve(settings)
     return 0

@@ -13,11 +13,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 GiB = 1024**3
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def canonical_choice(value: Any, annotation: Any) -> Any:
@@ -67,10 +68,15 @@ def settings_from_environment() -> Settings:
     reaches an operator.
     """
     try:
-        return Settings()
+        settings = Settings()
     except (ValidationError, SettingsError) as exc:
         print(invalid_settings_line(exc), file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    exposed = exposure_problem(settings)
+    if exposed:
+        print(f"lightbox: {exposed}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    return settings
 
 
 class Settings(BaseSettings):
@@ -163,4 +169,32 @@ class Settings(BaseSettings):
     )
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="An upload whose client sends nothing for this long is stopped (408)."
+    )
+    auth_required: bool = Field(
+        False,
+        description="Every call needs credentials (users, API keys, share links); off: single-user mode on loopback.",
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="Password of the `admin` user created at the first start with auth (unset: generated)."
+    )
+    session_seconds: int = Field(
+        12 * 3600, ge=60, le=90 * 24 * 3600, description="Lifetime of a login token (and its cookie), in seconds."
+    )
+    share_max_seconds: int = Field(
+        30 * 24 * 3600, ge=60, le=10 * 365 * 24 * 3600, description="Longest lifetime a share link may be given."
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and ``localhost``: reachable only from this machine."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def exposure_problem(settings: Settings) -> str | None:
+    """Rule 7: listening beyond loopback without authentication is refused (patient data on the network)."""
+    if settings.auth_required or is_loopback(settings.host):
+        return None
+    return (
+        f"LIGHTBOX_HOST={settings.host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
+        "set LIGHTBOX_AUTH_REQUIRED=true (or listen on 127.0.0.1)"
     )

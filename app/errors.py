@@ -4,6 +4,10 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
 
     LightboxError
     ├── InvalidRequest          a parameter a person typed is malformed
+    ├── NotAuthenticated        credentials are missing, wrong, expired or revoked
+    ├── Forbidden               the caller sees the object but may not do this to it
+    ├── TooManyAttempts         too many failed logins: wait ``retry_after`` seconds
+    ├── Conflict                the name is taken (a user name, a grant that exists)
     ├── NotFound
     │   ├── FileNotFound        no stored file has that name
     │   └── ElementNotFound     the file has no such element
@@ -40,6 +44,26 @@ class LightboxError(Exception):
 
 class InvalidRequest(LightboxError):
     """A query parameter or field is malformed."""
+
+
+class NotAuthenticated(LightboxError):
+    """Authentication is required and the request carries no valid credentials."""
+
+
+class Forbidden(LightboxError):
+    """The caller may see the object (or use the service) but not perform this action."""
+
+
+class TooManyAttempts(LightboxError):
+    """Login failures for this user name or client address exceeded the limit; ``retry_after`` seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Conflict(LightboxError):
+    """The thing to create already exists (a user name)."""
 
 
 class NotFound(LightboxError):

@@ -13,6 +13,7 @@ An app given its ``Settings`` leaves logging to its embedder.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,17 +26,23 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
-from app.api.routes import files, health, upload
-from app.config import Settings, settings_from_environment
+from app.api.routes import admin, auth, files, grants, health, shares, upload
+from app.auth.credentials import Authenticator
+from app.config import Settings, exposure_problem, settings_from_environment
 from app.errors import IndexNeedsWrite
+from app.index.access import AccessStore
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.logging import configure_logging
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable, all_of
+from app.services.grants import GrantService
 from app.services.instances import InstanceService
+from app.services.keys import KeyService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
+from app.services.shares import ShareService
+from app.services.users import UserService
 from app.storage.local import LocalBlobStore
 
 log = logging.getLogger("lightbox")
@@ -48,11 +55,37 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or default_database_url(settings.storage_dir)
 
 
+async def _wire_access(app: FastAPI, settings: Settings, index: SqlInstanceIndex) -> None:
+    """Users, keys, grants, shares and the credential resolver; the first start with auth creates ``admin``."""
+    store = AccessStore(index.engine)
+    app.state.users = UserService(settings, store)
+    app.state.keys = KeyService(store)
+    app.state.grants = GrantService(store, index)
+    app.state.shares = ShareService(settings, store, index)
+    app.state.authenticator = Authenticator(app.state.users, app.state.keys, app.state.shares)
+    generated = await app.state.users.bootstrap()
+    if generated:
+        announce_admin_password(generated)
+
+
+def announce_admin_password(password: str) -> None:
+    """Printed once on stderr, never through logging (so never in the JSON logs)."""
+    print(
+        f"lightbox: created the administrator 'admin' with the password {password} "
+        "(shown only now; change it with PATCH /admin/users/admin)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured."""
     if settings is None:
         settings = settings_from_environment()
         configure_logging(settings)
+    problem = exposure_problem(settings)
+    if problem:  # rule 7, also for a bare `uvicorn app.main:app` (the `lightbox` command exits 2 earlier)
+        raise RuntimeError(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.instances = instances = InstanceService(settings, store, index)
         await reconcile(instances, instances.guard)
         app.state.renders = RenderService(settings, instances)
+        await _wire_access(app, settings, index)
         # this index's folder (marker, not empty), then a real write: either failing takes us out of traffic
         app.state.readiness_checks["storage"] = all_of(instances.guard.check, StorageWritable(store.staging))
         app.state.readiness_checks["index"] = index.ping
@@ -105,6 +139,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(upload.router)
     app.include_router(files.router)
     app.include_router(health.router)
+    for router in (auth.router, admin.router, grants.router, shares.router):
+        app.include_router(router)
     return app
 
 

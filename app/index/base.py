@@ -75,6 +75,15 @@ class ListQuery:
 
 
 @dataclass(frozen=True)
+class StudyAccess:
+    """What a principal may do with one study's instances: see some, change some, own some."""
+
+    visible: bool
+    writable: bool
+    owned: bool
+
+
+@dataclass(frozen=True)
 class ListPage:
     items: list[InstanceSummary] = field(default_factory=list)
     total: int = 0
@@ -102,7 +111,12 @@ class InstanceIndex(Protocol):
     async def query(self, principal: Principal, query: ListQuery) -> ListPage: ...
 
     async def remove(self, principal: Principal, name: str) -> None:
-        """Delete the row of ``name`` (and parents left empty); FileNotFound if unknown."""
+        """Delete the row of ``name`` (and parents left empty); FileNotFound if unknown or not visible,
+        Forbidden if visible but not writable by ``principal``."""
+        ...
+
+    async def study_access(self, principal: Principal, study_instance_uid: str) -> StudyAccess:
+        """Whether ``principal`` sees, may change, and owns instances of the study."""
         ...
 
     async def clear(self) -> None:

@@ -7,7 +7,20 @@ The Alembic migrations in ``app/index/migrations`` create exactly these tables.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
 
 metadata = MetaData()
 
@@ -83,4 +96,67 @@ index_state = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
+)
+
+# -- access control (migration 0004_access) ---------------------------------------------------------
+# Secrets are never stored: login tokens, API keys and share tokens as the SHA-256 of a 256-bit random
+# secret, passwords as argon2id hashes. Rows, not stateless tokens, so revocation is immediate.
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("role", String(16), nullable=False),  # app.auth.principals.Role
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+login_tokens = Table(
+    "login_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("csrf_hash", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("scope", String(16), nullable=False),  # read, write, admin
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger),
+    Column("last_used_at_us", BigInteger),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("study_instance_uid", String(256), nullable=False),  # (0020,000D)
+    Column("grantor", String(128), ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+    Column("grantee", String(128), ForeignKey("users.username", ondelete="CASCADE"), nullable=False),
+    Column("access", String(8), nullable=False),  # read, write
+    Column("created_at_us", BigInteger, nullable=False),
+    UniqueConstraint("study_instance_uid", "grantor", "grantee", name="uq_grants_study_grantor_grantee"),
+    Index("ix_grants_grantee_study", "grantee", "study_instance_uid"),
+)
+
+shares = Table(
+    "shares",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("study_instance_uid", String(256), nullable=False),  # (0020,000D)
+    Column("creator", String(128), ForeignKey("users.username", ondelete="CASCADE"), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
 )

@@ -19,10 +19,11 @@ from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select,
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app.auth import policy
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
-from app.errors import FileNotFound, IndexNeedsWrite, IndexUnavailable, InstanceConflict
-from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance
+from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable, InstanceConflict
+from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance, StudyAccess
 from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.urls import async_url, read_only_sqlite
@@ -61,6 +62,23 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
         return like
     equal: ColumnElement[bool] = func.lower(column) == value.lower() if case_insensitive else column == value
     return equal
+
+
+async def guarded(action: Callable[[], Awaitable[T]]) -> T:
+    """Run a database action; any failure but a constraint violation becomes IndexUnavailable (503)."""
+    try:
+        return await action()
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
+
+
+def _by_name(principal: Principal, name: str) -> list[ColumnElement[bool]]:
+    """Every lookup by name: the name, and what the principal may see (auth/policy), in one WHERE."""
+    seen = policy.visible(principal)
+    return [instances.c.name == name] if seen is None else [instances.c.name == name, seen]
 
 
 def _dump_header(header: Header) -> str:
@@ -123,13 +141,7 @@ class SqlInstanceIndex:
         await self.engine.dispose()
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await action()
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            cause = getattr(exc, "orig", None) or exc
-            raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
+        return await guarded(action)
 
     # -- writes ---------------------------------------------------------------------------------
     async def add(self, instance: NewInstance) -> AddResult:
@@ -252,11 +264,15 @@ class SqlInstanceIndex:
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(instances.c.id, instances.c.owner, instances.c.series_pk).where(instances.c.name == name)
+                    select(instances.c.id, instances.c.series_pk, policy.writable(principal).label("writable")).where(
+                        *_by_name(principal, name)
+                    )
                 )
             ).first()
-            if row is None or not principal.may_see(row.owner):
+            if row is None:
                 raise FileNotFound(f"no stored file is named {name[:80]!r}")
+            if not row.writable:
+                raise Forbidden("deleting this file needs write access to it")
             await conn.execute(delete(instances).where(instances.c.id == row.id))
             await self._prune(conn, row.series_pk)
 
@@ -316,10 +332,8 @@ class SqlInstanceIndex:
     async def header(self, principal: Principal, name: str) -> Header:
         async def lookup() -> str:
             async with self.engine.connect() as conn:
-                row = (
-                    await conn.execute(select(instances.c.owner, instances.c.header).where(instances.c.name == name))
-                ).first()
-            if row is None or not principal.may_see(row.owner):
+                row = (await conn.execute(select(instances.c.header).where(*_by_name(principal, name)))).first()
+            if row is None:
                 raise FileNotFound(f"no stored file is named {name[:80]!r}")
             return str(row.header)
 
@@ -330,16 +344,17 @@ class SqlInstanceIndex:
     async def exists(self, principal: Principal, name: str) -> bool:
         async def lookup() -> bool:
             async with self.engine.connect() as conn:
-                owner = await conn.scalar(select(instances.c.owner).where(instances.c.name == name))
-            return owner is not None and principal.may_see(owner)
+                found = await conn.scalar(select(instances.c.id).where(*_by_name(principal, name)))
+            return found is not None
 
         return await self._guard(lookup)
 
     @staticmethod
     def _conditions(principal: Principal, q: ListQuery) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
-        if not principal.is_admin:
-            conditions.append(instances.c.owner == principal.name)
+        seen = policy.visible(principal)
+        if seen is not None:
+            conditions.append(seen)
         if q.sop_instance_uid:
             conditions.append(instances.c.sop_instance_uid == q.sop_instance_uid)
         if q.series_instance_uid:
@@ -421,6 +436,32 @@ class SqlInstanceIndex:
                 rows = (await conn.execute(page)).all()
                 total = await conn.scalar(count)
             return ListPage([InstanceSummary(**row._mapping) for row in rows], int(total or 0))
+
+        return await self._guard(run)
+
+    async def study_access(self, principal: Principal, study_instance_uid: str) -> StudyAccess:
+        """What ``principal`` may do with the instances of one study (for grants and share links)."""
+        in_study = select(instances.c.id).select_from(
+            instances.join(series, series.c.id == instances.c.series_pk).join(
+                studies, studies.c.id == series.c.study_pk
+            )
+        )
+        in_study = in_study.where(studies.c.study_instance_uid == study_instance_uid)
+        seen = policy.visible(principal)
+        visible = in_study if seen is None else in_study.where(seen)
+
+        async def run() -> StudyAccess:
+            async with self.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(
+                            visible.exists().label("visible"),
+                            visible.where(policy.writable(principal)).exists().label("writable"),
+                            in_study.where(instances.c.owner == principal.name).exists().label("owned"),
+                        )
+                    )
+                ).one()
+            return StudyAccess(bool(row.visible), bool(row.writable), bool(row.owned))
 
         return await self._guard(run)
 

@@ -32,7 +32,7 @@ from app.services.storage_guard import StorageGuard
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
 
-AnswerKey = tuple[str, str, int]  # (principal, stored name, tag)
+AnswerKey = tuple[str, int]  # (stored name, tag); only answers for callers who see everything
 WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thread
 
 
@@ -128,7 +128,9 @@ class InstanceService:
         self.store = store
         self.index = index
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
-        # (principal, name, tag) -> (trusted until, answer); names are never reused and files never change
+        # (name, tag) -> (trusted until, answer); names are never reused and files never change. Only
+        # callers who see every file (administrators) use it: what others may see changes with every
+        # grant or share revoked, and the cache must never be the authority on access (rule 10).
         self.answer_cache: LruCache[AnswerKey, tuple[float, Attribute]] = LruCache(settings.answer_cache_entries)
         # answers being fetched from the index now: when one expires under load, one request refreshes it
         self._refreshing: dict[AnswerKey, anyio.Event] = {}
@@ -255,11 +257,13 @@ class InstanceService:
         For the lean tag path (:mod:`app.api.fast_tags`): no I/O, no thread, nothing counted as a
         miss (the full path that follows a None counts it). Malformed tags are the full path's job.
         """
+        if not principal.is_admin:
+            return None
         try:
             tag = parse_tag(tag_text)
         except InvalidRequest:
             return None
-        key = (principal.name, name, int(tag))
+        key = (name, int(tag))
         cached = self.answer_cache.peek(key)
         if cached is None or cached[0] < time.monotonic():
             return None
@@ -269,7 +273,9 @@ class InstanceService:
     async def attribute(self, principal: Principal, name: str, tag_text: str) -> Attribute:
         """One element, answered from the index's stored header; only bulk values read the file."""
         tag = parse_tag(tag_text)
-        key = (principal.name, name, int(tag))
+        if not principal.is_admin:  # visibility is decided by the index on every request
+            return await self._look_up(principal, name, tag, None)
+        key = (name, int(tag))
         cached = self.answer_cache.get(key)
         if cached is not None and cached[0] >= time.monotonic():
             return cached[1]
@@ -287,7 +293,7 @@ class InstanceService:
             del self._refreshing[key]
             done.set()
 
-    async def _look_up(self, principal: Principal, name: str, tag: BaseTag, key: AnswerKey) -> Attribute:
+    async def _look_up(self, principal: Principal, name: str, tag: BaseTag, key: AnswerKey | None) -> Attribute:
         header = await self.index.header(principal, name)
 
         def lookup() -> Attribute:
@@ -298,7 +304,8 @@ class InstanceService:
             return answer
 
         answer = await to_thread.run_sync(lookup)
-        self.answer_cache.put(key, (time.monotonic() + self.settings.answer_cache_seconds, answer))
+        if key is not None:
+            self.answer_cache.put(key, (time.monotonic() + self.settings.answer_cache_seconds, answer))
         return answer
 
     async def metadata(self, principal: Principal, name: str) -> bytes:
@@ -322,7 +329,7 @@ class InstanceService:
     async def delete(self, principal: Principal, name: str) -> None:
         """Index row first, then the file: a crash in between leaves a file reindex can find, never a dangling row."""
         await self.index.remove(principal, name)
-        self.answer_cache.discard_where(lambda key: key[1] == name)
+        self.answer_cache.discard_where(lambda key: key[0] == name)
         self._headers.discard_where(lambda key: key == name)
         with anyio.CancelScope(shield=True):
             await to_thread.run_sync(self.store.discard, name)

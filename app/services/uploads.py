@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from anyio import to_thread
 
+from app.auth import policy
 from app.auth.principals import Principal
 from app.errors import LightboxError, TooManyFiles
 from app.services.archives import Archive, ZipLimits
@@ -43,6 +44,7 @@ class UploadSession:
     """Stores the files of one request as they arrive, within the per-request file limit."""
 
     def __init__(self, instances: InstanceService, principal: Principal) -> None:
+        policy.require_write(principal, "uploading")  # before a byte of the body is read
         self.instances = instances
         self.principal = principal
         self.report = UploadReport()

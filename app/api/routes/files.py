@@ -22,8 +22,8 @@ from app.services.renders import ImageFormat, RenderRequest
 
 router = APIRouter()
 
-ERRORS = error_responses(400, 404, 503)
-RENDER_ERRORS = error_responses(400, 404, 415, 422, 503)
+ERRORS = error_responses(400, 401, 403, 404, 503)
+RENDER_ERRORS = error_responses(400, 401, 404, 415, 422, 503)
 NameParam = Annotated[str, Path(description="A stored name as returned by POST /upload.", max_length=300)]
 DICOM_JSON = "application/dicom+json"
 _DATE = re.compile(r"^(?P<start>\d{8})?(?P<dash>-)?(?P<end>\d{8})?$")

@@ -23,7 +23,7 @@ router = APIRouter()
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small form fields around the file
 MAX_IGNORED_FIELD_BYTES = 64 * 1024
 
-ERRORS = error_responses(400, 408, 409, 413, 503, 507)
+ERRORS = error_responses(400, 401, 403, 408, 409, 413, 503, 507)
 _NAME = "0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"
 _BULK = {
     "message": "Saved 1 of 2 files",
