@@ -100,3 +100,13 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="An upload whose client sends nothing for this long is stopped (408)."
     )
+    dicomweb_root: str = Field(
+        "/dicom-web",
+        pattern=r"^(/[A-Za-z0-9._~-]+)+$",
+        description="Path prefix of the DICOMweb services (STOW-RS, QIDO-RS, WADO-RS, WADO-URI).",
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients reach the service at (behind a proxy); RetrieveURLs are built from it.",
+    )

@@ -20,11 +20,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
+from app.dicom.qido import SearchQuery
 from app.errors import FileNotFound, IndexUnavailable, InstanceConflict
-from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance
+from app.index.base import (
+    AddOutcome,
+    AddResult,
+    InstanceSummary,
+    ListPage,
+    ListQuery,
+    Located,
+    NewInstance,
+    SearchRow,
+)
 from app.index.migrate import upgrade
 from app.index.schema import instances, patients, series, studies
+from app.index.search import locate_statement, search_statement
 from app.index.urls import async_url
+from app.index.visibility import visible
 
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
@@ -170,6 +182,9 @@ class SqlInstanceIndex:
                     "study_description": a.study_description,
                     "accession_number": a.accession_number,
                     "modalities_in_study": "",
+                    "study_time": a.study_time,
+                    "referring_physician_name": a.referring_physician_name,
+                    "study_id": a.study_id,
                 },
                 known_study,
             )
@@ -177,7 +192,14 @@ class SqlInstanceIndex:
                 conn,
                 series,
                 {"owner": owner, "series_instance_uid": a.series_instance_uid},
-                {"study_pk": study_pk, "modality": a.modality, "series_number": a.series_number},
+                {
+                    "study_pk": study_pk,
+                    "modality": a.modality,
+                    "series_number": a.series_number,
+                    "series_description": a.series_description,
+                    "pps_start_date": a.pps_start_date,
+                    "pps_start_time": a.pps_start_time,
+                },
                 known_series,
             )
             if created:
@@ -302,9 +324,7 @@ class SqlInstanceIndex:
 
     @staticmethod
     def _conditions(principal: Principal, q: ListQuery) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
-        if not principal.is_admin:
-            conditions.append(instances.c.owner == principal.name)
+        conditions: list[ColumnElement[bool]] = visible(principal, instances)
         if q.sop_instance_uid:
             conditions.append(instances.c.sop_instance_uid == q.sop_instance_uid)
         if q.series_instance_uid:
@@ -388,6 +408,64 @@ class SqlInstanceIndex:
             return ListPage([InstanceSummary(**row._mapping) for row in rows], int(total or 0))
 
         return await self._guard(run)
+
+    async def search(self, principal: Principal, query: SearchQuery) -> list[SearchRow]:
+        statement = search_statement(principal, query)
+
+        async def run() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(statement)).all())
+
+        rows = await self._guard(run)
+
+        def parse() -> list[SearchRow]:  # headers parsed off the event loop
+            return [
+                SearchRow(
+                    str(row.study_instance_uid),
+                    str(row.series_instance_uid),
+                    str(row.sop_instance_uid),
+                    str(row.modalities_in_study),
+                    int(row.related_series or 0),
+                    int(row.related_instances or 0),
+                    json.loads(row.header) if row.header else {},
+                )
+                for row in rows
+            ]
+
+        return await to_thread.run_sync(parse)
+
+    async def locate(
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        headers: bool = False,
+    ) -> list[Located]:
+        statement = locate_statement(principal, study_uid, series_uid, sop_uid, headers)
+
+        async def run() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(statement)).all())
+
+        rows = await self._guard(run)
+
+        def build() -> list[Located]:
+            return [
+                Located(
+                    str(row.name),
+                    str(row.study_instance_uid),
+                    str(row.series_instance_uid),
+                    str(row.sop_instance_uid),
+                    str(row.sop_class_uid),
+                    str(row.transfer_syntax_uid),
+                    row.number_of_frames,
+                    json.loads(row.header) if headers else None,
+                )
+                for row in rows
+            ]
+
+        return await to_thread.run_sync(build) if headers else build()
 
     async def names(self) -> set[str]:
         """Every stored name the index holds (start-up reconciliation with the storage folder)."""

@@ -14,9 +14,11 @@ process on a hostile stream, so those renders run in a :class:`DecodeSandbox` wo
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 from anyio import to_thread
@@ -31,6 +33,7 @@ from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.sandbox import DecodeSandbox
 
+T = TypeVar("T")
 RENDERER_VERSION = "2"
 CACHE_ENTRY_OVERHEAD = 512  # bytes of key and bookkeeping counted per cached render
 
@@ -131,6 +134,13 @@ class RenderService:
         image = RenderedImage(content, MEDIA_TYPES[request.format], self.etag(name, request))
         self.cache.put(key, image)
         return image
+
+    async def run_decoder(self, compressed: bool, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` within the render slots: in the decode sandbox when it decodes compressed data."""
+        async with self._slots:
+            if self._sandbox is not None and compressed:
+                return await self._sandbox.run(function, *args)
+            return await to_thread.run_sync(function, *args)
 
     def close(self) -> None:
         if self._sandbox is not None:
