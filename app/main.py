@@ -19,12 +19,13 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
-from app.api.routes import files, health, upload
+from app.api.routes import dicomweb, files, health, upload
 from app.config import Settings
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable
+from app.services.dicomweb import DicomWebService
 from app.services.instances import InstanceService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.instances = InstanceService(settings, store, index)
         await reconcile(app.state.instances)
         app.state.renders = RenderService(settings, app.state.instances)
+        app.state.dicomweb = DicomWebService(settings, app.state.instances, app.state.renders)
         app.state.readiness_checks["storage"] = StorageWritable(store.staging)
         app.state.readiness_checks["index"] = index.ping
         app.state.index_counts = index.counts
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(upload.router)
     app.include_router(files.router)
     app.include_router(health.router)
+    app.include_router(dicomweb.router(), prefix=settings.dicomweb_root)
     return app
 
 

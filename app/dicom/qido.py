@@ -167,7 +167,7 @@ def keyword_of(name: str) -> str:
             return str(keyword)
         raise InvalidRequest(f"{name} is not an attribute of the DICOM data dictionary")
     if tag_for_keyword(name) is None:
-        raise InvalidRequest(f"{name[:64]!r} is not a DICOM keyword or tag (gggggeeee): see PS3.6")
+        raise InvalidRequest(f"{name[:64]!r} is not a DICOM keyword or tag (ggggeeee): see PS3.6")
     return name
 
 

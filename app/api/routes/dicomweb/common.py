@@ -1,0 +1,63 @@
+"""What the DICOMweb routes share: path parameters, the base URL of links, Accept, multipart answers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Annotated
+
+from fastapi import Path, Request
+from fastapi.responses import StreamingResponse
+
+from app.config import Settings
+from app.dicom.negotiation import MediaRange, parse_accept
+
+UID_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,20}){0,40}$"
+StudyUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="Study Instance UID.")]
+SeriesUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="Series Instance UID.")]
+InstanceUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="SOP Instance UID.")]
+DICOM_JSON = "application/dicom+json"
+
+
+def base_url(request: Request, settings: Settings) -> str:
+    """The DICOMweb root as clients reach it: ``LIGHTBOX_PUBLIC_URL`` behind a proxy, else this request's
+    scheme, host and port (Starlette keeps the port of the Host header, or the server's own)."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/") + settings.dicomweb_root
+    return str(request.base_url).rstrip("/") + settings.dicomweb_root
+
+
+def accepted(request: Request) -> list[MediaRange]:
+    """The media ranges of the ``accept`` query parameter (PS3.18 8.3.3.1) or else the Accept header."""
+    return parse_accept(request.query_params.get("accept") or request.headers.get("accept"))
+
+
+def _part_head(boundary: str, media_type: str, length: int) -> bytes:
+    return f"--{boundary}\r\nContent-Type: {media_type}\r\nContent-Length: {length}\r\n\r\n".encode()
+
+
+async def _stream(boundary: str, media_type: str, parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async for part in parts:
+        yield _part_head(boundary, media_type, len(part))
+        yield part
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
+
+
+def multipart_stream(part_type: str, part_media_type: str, parts: AsyncIterator[bytes]) -> StreamingResponse:
+    """``multipart/related`` (RFC 2387) whose parts are produced as they are sent."""
+    boundary = uuid.uuid4().hex
+    content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
+    return StreamingResponse(_stream(boundary, part_media_type, parts), media_type=content_type)
+
+
+def multipart_body(parts: Iterable[tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A whole ``multipart/related`` body of ``(media type, bytes)`` parts, and its Content-Type."""
+    items = list(parts)
+    boundary = uuid.uuid4().hex
+    chunks: list[bytes] = []
+    for media_type, content in items:
+        chunks += [_part_head(boundary, media_type, len(content)), content, b"\r\n"]
+    chunks.append(f"--{boundary}--\r\n".encode())
+    part_type = items[0][0].split(";")[0] if items else "application/octet-stream"
+    return b"".join(chunks), f'multipart/related; type="{part_type}"; boundary={boundary}'
