@@ -87,11 +87,18 @@ def condition(match: Match) -> ColumnElement[bool]:
     return _text(column, match.values[0], kind is MatchKind.PERSON_NAME)
 
 
-def _header_of_first(where: ColumnElement[bool], principal: Principal) -> Any:
-    """The stored header of the first visible instance satisfying ``where`` (a correlated subquery)."""
+def _header_of_first(principal: Principal, study_level: bool) -> Any:
+    """The stored header of the first visible instance of the outer query's study or series
+    (a correlated subquery; at study level it reaches the instances through its own series alias)."""
+    if study_level:
+        own_series = series.alias("first_series")
+        source: Any = instances.join(own_series, own_series.c.id == instances.c.series_pk)
+        where: ColumnElement[bool] = own_series.c.study_pk == studies.c.id
+    else:
+        source, where = instances, instances.c.series_pk == series.c.id
     return (
         select(instances.c.header)
-        .select_from(instances.join(series, series.c.id == instances.c.series_pk))
+        .select_from(source)
         .where(where, *visible(principal, instances))
         .order_by(instances.c.id)
         .limit(1)
@@ -129,7 +136,7 @@ def search_statement(principal: Principal, query: SearchQuery) -> Select[Any]:
                 studies.c.modalities_in_study,
                 series_count.label("related_series"),
                 instance_count.label("related_instances"),
-                _header_of_first(series.c.study_pk == studies.c.id, principal).label("header"),
+                _header_of_first(principal, study_level=True).label("header"),
             )
             .select_from(source)
             .where(*conditions)
@@ -154,7 +161,7 @@ def search_statement(principal: Principal, query: SearchQuery) -> Select[Any]:
                 studies.c.modalities_in_study,
                 literal(0).label("related_series"),
                 instance_count.label("related_instances"),
-                _header_of_first(instances.c.series_pk == series.c.id, principal).label("header"),
+                _header_of_first(principal, study_level=False).label("header"),
             )
             .select_from(source)
             .where(*conditions)

@@ -174,11 +174,14 @@ class DicomWebService:
         """A bulk value (PS3.18 §10.4.1.1.5): Pixel Data as its frames as stored, others as octets."""
         (item,) = (await self._locate(principal, target))[:1]
         path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
-        if tag in PIXEL_TAGS:
+        if tag in PIXEL_TAGS:  # encapsulated: one part per frame; native: the whole value, little endian
             count = max(int(item.number_of_frames or 1), 1)
-            return await to_thread.run_sync(
+            frames = await to_thread.run_sync(
                 stored_frames, path, header, list(range(1, count + 1)), self.settings.max_pixels
             )
+            if _is_compressed(item.transfer_syntax_uid):
+                return frames
+            return [Frame(b"".join(frame.content for frame in frames), OCTET_STREAM, EXPLICIT_LITTLE)]
 
         def value() -> bytes:
             if tag not in header:

@@ -12,19 +12,30 @@ from fastapi.responses import StreamingResponse
 from app.config import Settings
 from app.dicom.negotiation import MediaRange, parse_accept
 
-UID_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,20}){0,40}$"
+UID_PATTERN = r"^[0-9]{1,64}(\.[0-9]{1,64}){0,63}$"
 StudyUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="Study Instance UID.")]
 SeriesUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="Series Instance UID.")]
 InstanceUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="SOP Instance UID.")]
 DICOM_JSON = "application/dicom+json"
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def base_url(request: Request, settings: Settings) -> str:
-    """The DICOMweb root as clients reach it: ``LIGHTBOX_PUBLIC_URL`` behind a proxy, else this request's
-    scheme, host and port (Starlette keeps the port of the Host header, or the server's own)."""
+    """The DICOMweb root as clients reach it: ``LIGHTBOX_PUBLIC_URL`` (set it behind a proxy), else this
+    request's scheme and host with the port the connection arrived on when the Host header has none
+    (dicomweb-client sends ``Host`` without the port, which would make every link point to port 80)."""
     if settings.public_url:
         return settings.public_url.rstrip("/") + settings.dicomweb_root
-    return str(request.base_url).rstrip("/") + settings.dicomweb_root
+    url = request.url
+    host = url.hostname or "localhost"
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    port = url.port
+    server = request.scope.get("server")
+    if port is None and server and server[1] not in (None, DEFAULT_PORTS.get(url.scheme)):
+        port = int(server[1])
+    authority = f"{host}:{port}" if port is not None else host
+    return f"{url.scheme}://{authority}{request.scope.get('root_path', '')}{settings.dicomweb_root}"
 
 
 def accepted(request: Request) -> list[MediaRange]:
