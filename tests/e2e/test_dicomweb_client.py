@@ -77,7 +77,7 @@ def client(server: RunningServer) -> DICOMwebClient:
 @pytest.fixture(scope="module")
 def stored(client: DICOMwebClient, files: dict[str, Path]) -> dict[str, Dataset]:
     """Every file stored through STOW-RS; the originals by name."""
-    datasets = {name: dcmread(path) for name, path in files.items()}
+    datasets: dict[str, Dataset] = {name: dcmread(path) for name, path in files.items()}
     answer = client.store_instances(list(datasets.values()))
     assert "FailedSOPSequence" not in answer
     assert len(answer.ReferencedSOPSequence) == len(FILES)

@@ -18,6 +18,13 @@ SeriesUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description=
 InstanceUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="SOP Instance UID.")]
 DICOM_JSON = "application/dicom+json"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+STUDY_EXAMPLE = {
+    "0020000D": {"vr": "UI", "Value": ["1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"]},
+    "00100010": {"vr": "PN", "Value": [{"Alphabetic": "Doe^Jane"}]},
+    "00080061": {"vr": "CS", "Value": ["CT"]},
+}
+BINARY = {"schema": {"type": "string", "format": "binary"}, "example": "(binary)"}
+JSON_ARRAY = {"schema": {"type": "array", "items": {"type": "object"}}, "example": [STUDY_EXAMPLE]}
 
 
 def base_url(request: Request, settings: Settings) -> str:

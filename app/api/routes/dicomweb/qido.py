@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.api.deps import DicomWebDep, PrincipalDep, SettingsDep
 from app.api.openapi import error_responses
-from app.api.routes.dicomweb.common import DICOM_JSON, SeriesUID, StudyUID, accepted, base_url
+from app.api.routes.dicomweb.common import DICOM_JSON, JSON_ARRAY, SeriesUID, StudyUID, accepted, base_url
 from app.dicom.negotiation import check_json
 from app.dicom.qido import Level, parse_search
 
@@ -16,7 +16,7 @@ router = APIRouter()
 
 ERRORS = error_responses(400, 404, 406, 503)
 RESULTS: dict[int | str, dict[str, Any]] = {
-    200: {"content": {DICOM_JSON: {}}, "description": "The matches, one DICOM JSON data set each (PS3.18 F.2)."}
+    200: {"content": {DICOM_JSON: JSON_ARRAY}, "description": "The matches, one DICOM JSON data set each (PS3.18 F.2)."}
 }
 
 

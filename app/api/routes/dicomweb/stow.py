@@ -21,13 +21,24 @@ router = APIRouter()
 MULTIPART_OVERHEAD = 64 * 1024
 DICOM = b"application/dicom"
 ERRORS = error_responses(400, 408, 413, 415, 503)
+STORE_EXAMPLE = {
+    "00081190": {"vr": "UR", "Value": ["http://127.0.0.1:8080/dicom-web/studies/1.2.3"]},
+    "00081199": {"vr": "SQ", "Value": [{"00081155": {"vr": "UI", "Value": ["1.2.3.4"]}}]},
+}
 ANSWERS: dict[int | str, dict[str, Any]] = {
-    status: {"content": {DICOM_JSON: {}}, "description": text}
+    status: {"content": {DICOM_JSON: {"schema": {"type": "object"}, "example": STORE_EXAMPLE}}, "description": text}
     for status, text in (
         (200, "Every instance was stored (Store Instances Response Module, PS3.18 Table 10.5.3-1)."),
         (202, "Some instances were stored, some failed: see FailedSOPSequence (0008,1198)."),
-        (409, "No instance was stored: see FailureReason (0008,1197) of each."),
     )
+}
+# 409: nothing stored, answered with the response module; the error table's JSON shape is listed too
+ANSWERS[409] = error_responses(409)[409] | {
+    "description": "No instance was stored: the response module says why for each (FailureReason (0008,1197))."
+}
+ANSWERS[409]["content"] = {
+    **ANSWERS[409]["content"],
+    DICOM_JSON: {"schema": {"type": "object"}, "example": STORE_EXAMPLE},
 }
 BODY = {
     "requestBody": {

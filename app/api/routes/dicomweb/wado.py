@@ -10,7 +10,9 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from app.api.deps import DicomWebDep, PrincipalDep, SettingsDep
 from app.api.openapi import error_responses
 from app.api.routes.dicomweb.common import (
+    BINARY,
     DICOM_JSON,
+    JSON_ARRAY,
     InstanceUID,
     SeriesUID,
     StudyUID,
@@ -32,13 +34,13 @@ router = APIRouter()
 ERRORS = error_responses(400, 404, 406, 503)
 RENDER_ERRORS = error_responses(400, 404, 406, 415, 422, 503)
 MULTIPART: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"multipart/related": {}}, "description": "One part per instance or frame."}
+    200: {"content": {"multipart/related": BINARY}, "description": "One part per instance or frame."}
 }
 JSON: dict[int | str, dict[str, Any]] = {
-    200: {"content": {DICOM_JSON: {}}, "description": "DICOM JSON (PS3.18 Annex F)."}
+    200: {"content": {DICOM_JSON: JSON_ARRAY}, "description": "DICOM JSON (PS3.18 Annex F)."}
 }
 IMAGE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "The rendered image."}
+    200: {"content": {"image/jpeg": BINARY, "image/png": BINARY}, "description": "The rendered image."}
 }
 FrameList = Annotated[str, Path(pattern=r"^[0-9]{1,9}(,[0-9]{1,9}){0,999}$", description="1-based, e.g. 1,2,3.")]
 Tag = Annotated[str, Path(pattern=r"^[0-9A-Fa-f]{8}$", description="The tag of a bulk element, e.g. 7FE00010.")]

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from app.api.deps import DicomWebDep, PrincipalDep
 from app.api.openapi import error_responses
-from app.api.routes.dicomweb.common import UID_PATTERN
+from app.api.routes.dicomweb.common import BINARY, UID_PATTERN
 from app.dicom.render import Window
 from app.errors import InvalidRequest, NotAcceptable
 from app.services.dicomweb import Target
@@ -20,9 +20,11 @@ router = APIRouter()
 
 ERRORS = error_responses(400, 404, 406, 415, 422, 503)
 ANSWER: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/dicom": {}, "image/jpeg": {}, "image/png": {}}, "description": "The object."}
+    200: {
+        "content": {"application/dicom": BINARY, "image/jpeg": BINARY, "image/png": BINARY},
+        "description": "The object.",
+    }
 }
-Uid = Annotated[str, Query(pattern=UID_PATTERN, max_length=64)]
 FORMATS = {"image/jpeg": ImageFormat.JPEG, "image/png": ImageFormat.PNG}
 
 
@@ -49,16 +51,32 @@ async def wado(
     service: DicomWebDep,
     principal: PrincipalDep,
     request_type: Annotated[str, Query(alias="requestType", description="Always WADO.")],
-    study_uid: Annotated[str, Query(alias="studyUID", pattern=UID_PATTERN, max_length=64)],
-    series_uid: Annotated[str, Query(alias="seriesUID", pattern=UID_PATTERN, max_length=64)],
-    object_uid: Annotated[str, Query(alias="objectUID", pattern=UID_PATTERN, max_length=64)],
-    content_type: Annotated[str, Query(alias="contentType", max_length=200)] = "image/jpeg",
-    frame_number: Annotated[int, Query(alias="frameNumber", ge=1, le=2**31)] = 1,
-    window_center: Annotated[float | None, Query(alias="windowCenter", allow_inf_nan=False)] = None,
-    window_width: Annotated[float | None, Query(alias="windowWidth", allow_inf_nan=False)] = None,
-    rows: Annotated[int | None, Query(ge=1, le=65535)] = None,
-    columns: Annotated[int | None, Query(ge=1, le=65535)] = None,
-    image_quality: Annotated[int | None, Query(alias="imageQuality", ge=1, le=100)] = None,
+    study_uid: Annotated[
+        str, Query(alias="studyUID", pattern=UID_PATTERN, max_length=64, description="Study Instance UID.")
+    ],
+    series_uid: Annotated[
+        str, Query(alias="seriesUID", pattern=UID_PATTERN, max_length=64, description="Series Instance UID.")
+    ],
+    object_uid: Annotated[
+        str, Query(alias="objectUID", pattern=UID_PATTERN, max_length=64, description="SOP Instance UID.")
+    ],
+    content_type: Annotated[
+        str, Query(alias="contentType", max_length=200, description="application/dicom, image/jpeg or image/png.")
+    ] = "image/jpeg",
+    frame_number: Annotated[
+        int, Query(alias="frameNumber", ge=1, le=2**31, description="1-based frame to render.")
+    ] = 1,
+    window_center: Annotated[
+        float | None, Query(alias="windowCenter", allow_inf_nan=False, description="Window centre (with windowWidth).")
+    ] = None,
+    window_width: Annotated[
+        float | None, Query(alias="windowWidth", allow_inf_nan=False, description="Window width, positive.")
+    ] = None,
+    rows: Annotated[int | None, Query(ge=1, le=65535, description="Fit the image in this many rows.")] = None,
+    columns: Annotated[int | None, Query(ge=1, le=65535, description="Fit the image in this many columns.")] = None,
+    image_quality: Annotated[
+        int | None, Query(alias="imageQuality", ge=1, le=100, description="JPEG quality 1..100.")
+    ] = None,
 ) -> Response:
     """PS3.18 §9.1: the stored file (``contentType=application/dicom``, byte for byte) or one frame rendered
     as ``image/jpeg`` (the default) or ``image/png``, windowed and fitted inside ``rows`` x ``columns``."""
