@@ -31,8 +31,6 @@ from app.index.base import Located
 from app.services.instances import InstanceService
 from app.services.renders import RenderedImage, RenderRequest, RenderService
 
-CHUNK = 1 << 20
-
 
 @dataclass(frozen=True)
 class Target:
@@ -63,7 +61,7 @@ class Retrieval:
     """A retrieve whose instances were found and checked; its parts are produced as they are sent."""
 
     media_type: str
-    parts: AsyncIterator[bytes]
+    parts: AsyncIterator[bytes | Path]  # a stored file is sent from its path, in chunks
 
 
 def _is_compressed(syntax: str) -> bool:
@@ -131,12 +129,12 @@ class DicomWebService:
         media_type = f"application/dicom; transfer-syntax={syntax}" if syntax != "*" else "application/dicom"
         return Retrieval(media_type, self._instance_bytes(found, as_stored))
 
-    async def _instance_bytes(self, found: list[Located], as_stored: list[bool]) -> AsyncIterator[bytes]:
-        """Each instance whole (one part each); the stored bytes are read in chunks off the event loop."""
+    async def _instance_bytes(self, found: list[Located], as_stored: list[bool]) -> AsyncIterator[bytes | Path]:
+        """Each instance, one part each: the stored file itself, or its transcoded bytes."""
         for item, kept in zip(found, as_stored, strict=True):
             path = await to_thread.run_sync(self.instances.store.existing_path, item.name)
             if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
-                yield await to_thread.run_sync(path.read_bytes)
+                yield path
                 continue
             compressed = _is_compressed(item.transfer_syntax_uid)
             yield await self.renders.run_decoder(compressed, to_explicit_little, path, self.settings.max_pixels)

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import Path, Request
+from anyio import to_thread
+from fastapi import Path as PathParam
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from app.config import Settings
 from app.dicom.negotiation import MediaRange, parse_accept
 
 UID_PATTERN = r"^[0-9]{1,64}(\.[0-9]{1,64}){0,63}$"
-StudyUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="Study Instance UID.")]
-SeriesUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="Series Instance UID.")]
-InstanceUID = Annotated[str, Path(pattern=UID_PATTERN, max_length=64, description="SOP Instance UID.")]
+StudyUID = Annotated[str, PathParam(pattern=UID_PATTERN, max_length=64, description="Study Instance UID.")]
+SeriesUID = Annotated[str, PathParam(pattern=UID_PATTERN, max_length=64, description="Series Instance UID.")]
+InstanceUID = Annotated[str, PathParam(pattern=UID_PATTERN, max_length=64, description="SOP Instance UID.")]
 DICOM_JSON = "application/dicom+json"
+CHUNK = 1 << 20
 DEFAULT_PORTS = {"http": 80, "https": 443}
 STUDY_EXAMPLE = {
     "0020000D": {"vr": "UI", "Value": ["1.3.6.1.4.1.5962.1.2.1.20040119072730.12322"]},
@@ -54,15 +58,31 @@ def _part_head(boundary: str, media_type: str, length: int) -> bytes:
     return f"--{boundary}\r\nContent-Type: {media_type}\r\nContent-Length: {length}\r\n\r\n".encode()
 
 
-async def _stream(boundary: str, media_type: str, parts: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """A stored file in chunks read off the event loop: a large instance is never held whole in memory."""
+    handle = await to_thread.run_sync(path.open, "rb")
+    try:
+        while chunk := await to_thread.run_sync(handle.read, CHUNK):
+            yield chunk
+    finally:
+        await to_thread.run_sync(handle.close)
+
+
+async def _stream(boundary: str, media_type: str, parts: AsyncIterator[bytes | Path]) -> AsyncIterator[bytes]:
     async for part in parts:
-        yield _part_head(boundary, media_type, len(part))
-        yield part
+        if isinstance(part, Path):
+            size = (await to_thread.run_sync(part.stat)).st_size
+            yield _part_head(boundary, media_type, size)
+            async for chunk in _file_chunks(part):
+                yield chunk
+        else:
+            yield _part_head(boundary, media_type, len(part))
+            yield part
         yield b"\r\n"
     yield f"--{boundary}--\r\n".encode()
 
 
-def multipart_stream(part_type: str, part_media_type: str, parts: AsyncIterator[bytes]) -> StreamingResponse:
+def multipart_stream(part_type: str, part_media_type: str, parts: AsyncIterator[bytes | Path]) -> StreamingResponse:
     """``multipart/related`` (RFC 2387) whose parts are produced as they are sent."""
     boundary = uuid.uuid4().hex
     content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
