@@ -7,10 +7,11 @@ embedders can pass their own :class:`Settings`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GiB = 1024**3
@@ -105,8 +106,30 @@ class Settings(BaseSettings):
         pattern=r"^(/[A-Za-z0-9._~-]+)+$",
         description="Path prefix of the DICOMweb services (STOW-RS, QIDO-RS, WADO-RS, WADO-URI).",
     )
+    cors_origins: str | None = Field(
+        None,
+        max_length=4096,
+        description="Comma-separated exact origins (https://viewer.example.org) browsers may call from; '*' refused.",
+    )
     public_url: str | None = Field(
         None,
         pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
         description="Base URL clients reach the service at (behind a proxy); RetrieveURLs are built from it.",
     )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: str | None) -> str | None:
+        """Credentials (Authorization) cross origins only to origins named exactly: a wildcard would hand
+        every web page the caller's access (Fetch standard, CORS protocol and credentials)."""
+        for origin in cors_list(value):
+            if origin == "*" or not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(
+                    f"LIGHTBOX_CORS_ORIGINS takes exact origins such as https://viewer.example.org, not {origin[:80]!r}"
+                )
+        return value
+
+
+def cors_list(value: str | None) -> list[str]:
+    """The origins of ``LIGHTBOX_CORS_ORIGINS``, without trailing slashes."""
+    return [origin.strip().rstrip("/") for origin in (value or "").split(",") if origin.strip()]

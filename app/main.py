@@ -13,6 +13,7 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api.docs import install_docs
@@ -20,7 +21,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
 from app.api.routes import dicomweb, files, health, upload
-from app.config import Settings
+from app.config import Settings, cors_list
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.metrics import Metrics, mark_worker_stopped
@@ -86,6 +87,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.readiness_checks = {}  # name -> async check; see app.readiness
     app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)
+    if origins := cors_list(settings.cors_origins):  # browser viewers on another origin (OHIF, Stone)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["Content-Type", "Content-Length", "Content-Location", "Warning", "X-Request-ID"],
+            max_age=600,
+        )
     install_docs(app)
     install_openapi(app)
     app.include_router(upload.router)

@@ -50,5 +50,8 @@ def to_explicit_little(path: Path, max_pixels: int) -> bytes:
     meta.ImplementationClassUID = meta.get("ImplementationClassUID") or PYDICOM_IMPLEMENTATION_UID
     ds.file_meta = meta
     buffer = BytesIO()
-    dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    try:
+        dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    except (ValueError, TypeError, OverflowError, AttributeError, KeyError) as exc:  # values pydicom cannot re-encode
+        raise NotRenderable(f"the instance cannot be re-encoded in Explicit VR Little Endian: {exc}"[:300]) from None
     return buffer.getvalue()

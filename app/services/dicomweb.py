@@ -26,7 +26,7 @@ from app.dicom.qido import SearchQuery
 from app.dicom.qido_result import result_json, retrieve_url
 from app.dicom.transcode import to_explicit_little
 from app.dicom.wado_metadata import metadata_json
-from app.errors import FileNotFound, NotAcceptable
+from app.errors import FileNotFound, NotAcceptable, NotRenderable
 from app.index.base import Located
 from app.services.instances import InstanceService
 from app.services.renders import RenderedImage, RenderRequest, RenderService
@@ -127,17 +127,26 @@ class DicomWebService:
                     "ask for transfer-syntax=* to receive it as stored"
                 )
         media_type = f"application/dicom; transfer-syntax={syntax}" if syntax != "*" else "application/dicom"
-        return Retrieval(media_type, self._instance_bytes(found, as_stored))
+        first = await self._instance_part(found[0], as_stored[0])  # before the answer starts: its error is a 4xx
+        return Retrieval(media_type, self._instance_parts(first, found[1:], as_stored[1:]))
 
-    async def _instance_bytes(self, found: list[Located], as_stored: list[bool]) -> AsyncIterator[bytes | Path]:
-        """Each instance, one part each: the stored file itself, or its transcoded bytes."""
+    async def _instance_parts(
+        self, first: bytes | Path, found: list[Located], as_stored: list[bool]
+    ) -> AsyncIterator[bytes | Path]:
+        """One part per instance: the stored file itself (sent in chunks), or its transcoded bytes."""
+        yield first
         for item, kept in zip(found, as_stored, strict=True):
-            path = await to_thread.run_sync(self.instances.store.existing_path, item.name)
-            if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
-                yield path
-                continue
-            compressed = _is_compressed(item.transfer_syntax_uid)
-            yield await self.renders.run_decoder(compressed, to_explicit_little, path, self.settings.max_pixels)
+            yield await self._instance_part(item, kept)
+
+    async def _instance_part(self, item: Located, kept: bool) -> bytes | Path:
+        path = await to_thread.run_sync(self.instances.store.existing_path, item.name)
+        if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
+            return path
+        compressed = _is_compressed(item.transfer_syntax_uid)
+        try:
+            return await self.renders.run_decoder(compressed, to_explicit_little, path, self.settings.max_pixels)
+        except NotRenderable as exc:  # the requested syntax cannot be produced (PS3.18 8.7.3.5.2)
+            raise NotAcceptable(f"{exc.message}; ask for transfer-syntax=* to receive it as stored") from None
 
     async def metadata(self, principal: Principal, target: Target, base_url: str) -> bytes:
         """Metadata (PS3.18 §10.4.1.1.2): every instance's header, bulk values as resolvable BulkDataURIs."""
