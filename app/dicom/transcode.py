@@ -53,5 +53,7 @@ def to_explicit_little(path: Path, max_pixels: int) -> bytes:
     try:
         dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=True)
     except (ValueError, TypeError, OverflowError, AttributeError, KeyError) as exc:  # values pydicom cannot re-encode
-        raise NotRenderable(f"the instance cannot be re-encoded in Explicit VR Little Endian: {exc}"[:300]) from None
+        raise NotRenderable(
+            f"the instance cannot be re-encoded in Explicit VR Little Endian ({type(exc).__name__})"
+        ) from None
     return buffer.getvalue()
