@@ -80,7 +80,8 @@ def retrieve_syntax(ranges: list[MediaRange]) -> str:
 
 
 class FrameEncoding(enum.Enum):
-    STORED = "stored"  # the compressed bitstream, or native little-endian bytes
+    STORED = "stored"  # the compressed bitstream in its media type, or native little-endian bytes
+    STORED_AS_OCTETS = "stored-as-octets"  # the same bytes labelled application/octet-stream; transfer-syntax=...
     DECODED = "decoded"  # decompressed stored values, little endian
 
 
@@ -88,6 +89,9 @@ def frame_encoding(ranges: list[MediaRange], stored_syntax: str) -> FrameEncodin
     """How to send frames of an instance stored in ``stored_syntax`` (PS3.18 §8.7.3.5.3)."""
     compressed_type = COMPRESSED_MEDIA_TYPES.get(stored_syntax)
     for media in ranges:
+        if media.transfer_syntax == "*" and media.media_type == OCTET_STREAM:
+            # cornerstone's WADO-RS loader (OHIF) asks this: any syntax, labelled by its transfer-syntax parameter
+            return FrameEncoding.STORED_AS_OCTETS
         if media.transfer_syntax == "*" or media.media_type == "*/*":
             return FrameEncoding.STORED
         if media.accepts(OCTET_STREAM):

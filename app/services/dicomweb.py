@@ -175,7 +175,10 @@ class DicomWebService:
             decoded = await self.renders.run_decoder(True, decoded_frames, path, numbers, self.settings.max_pixels)
             return [Frame(data, OCTET_STREAM, EXPLICIT_LITTLE) for data in decoded]
         path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
-        return await to_thread.run_sync(stored_frames, path, header, numbers, self.settings.max_pixels)
+        frames = await to_thread.run_sync(stored_frames, path, header, numbers, self.settings.max_pixels)
+        if encoding is FrameEncoding.STORED_AS_OCTETS:
+            return [Frame(frame.content, OCTET_STREAM, frame.transfer_syntax) for frame in frames]
+        return frames
 
     async def bulkdata(self, principal: Principal, target: Target, tag: int) -> list[Frame]:
         """A bulk value (PS3.18 §10.4.1.1.5): Pixel Data as its frames as stored, others as octets."""

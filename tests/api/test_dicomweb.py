@@ -167,6 +167,9 @@ async def test_wado_negotiation_and_errors(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{instance}/frames/2")).status_code == 400  # one frame only
     jls_only = await client.get(f"{instance}/frames/1", headers={"Accept": 'multipart/related; type="image/jls"'})
     assert jls_only.status_code == 406
+    any_syntax = "multipart/related; type=application/octet-stream; transfer-syntax=*"  # cornerstone's default
+    frames = await client.get(f"{instance}/frames/1", headers={"Accept": any_syntax})
+    assert b"Content-Type: application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1" in frames.content
     missing = await client.get(f"{ROOT}/studies/1.2.3/series/4.5/instances/6.7/metadata")
     assert missing.status_code == 404
     assert (await client.get(f"{ROOT}/studies/not-a-uid")).status_code == 400

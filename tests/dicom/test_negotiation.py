@@ -52,7 +52,12 @@ def test_retrieve_refuses_what_is_not_dicom() -> None:
         (None, JPEG_LS, FrameEncoding.STORED),
         ('multipart/related; type="image/x-jls"', JPEG_LS, FrameEncoding.STORED),
         ('multipart/related; type="application/octet-stream"', JPEG_LS, FrameEncoding.DECODED),
-        ('multipart/related; type="application/octet-stream"; transfer-syntax=*', JPEG_LS, FrameEncoding.STORED),
+        (
+            "multipart/related; type=application/octet-stream; transfer-syntax=*",
+            JPEG_LS,
+            FrameEncoding.STORED_AS_OCTETS,
+        ),
+        ('multipart/related; type="image/*"; transfer-syntax=*', JPEG_LS, FrameEncoding.STORED),
         ('multipart/related; type="application/octet-stream"', EXPLICIT, FrameEncoding.STORED),
         (
             'multipart/related; type="image/jp2"; q=0.9, multipart/related; type="image/jls"',

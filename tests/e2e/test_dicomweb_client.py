@@ -222,6 +222,11 @@ def test_the_calls_orthanc_fails_over_plain_http(server: RunningServer, stored: 
     )
     assert frames.status_code == 200
     assert frames.headers["content-type"].startswith('multipart/related; type="image/jp2"')
+    octets = httpx.get(
+        f"{root}/studies/{study}/series/{series}/instances/{instance}/frames/1",
+        headers={"Accept": "multipart/related; type=application/octet-stream; transfer-syntax=*"},
+    )
+    assert b"Content-Type: application/octet-stream; transfer-syntax=1.2.840.10008.1.2.4.91\r\n" in octets.content
 
 
 def test_wado_uri(server: RunningServer, stored: dict[str, Dataset], files: dict[str, Path]) -> None:
