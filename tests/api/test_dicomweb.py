@@ -181,3 +181,15 @@ async def test_wado_negotiation_and_errors(client: httpx.AsyncClient) -> None:
 
 async def test_metadata_rebuilds_nothing_for_unknown_study(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{ROOT}/studies/{generate_uid()}/metadata")).status_code == 404
+
+
+async def test_large_json_answers_are_gzipped_when_the_client_takes_it(client: httpx.AsyncClient) -> None:
+    await stow(client, [dicom("emri_small.dcm")])
+    ds = dcmread(sample("emri_small.dcm"))
+    url = f"{ROOT}/studies/{ds.StudyInstanceUID}/metadata"
+    zipped = await client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.json()[0]["00080018"]["Value"] == [ds.SOPInstanceUID]  # httpx inflates it
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.json() == zipped.json()

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Request, Response
 
 from app.api.deps import DicomWebDep, PrincipalDep, SettingsDep
 from app.api.openapi import error_responses
-from app.api.routes.dicomweb.common import DICOM_JSON, JSON_ARRAY, SeriesUID, StudyUID, accepted, base_url
+from app.api.routes.dicomweb.common import (
+    DICOM_JSON,
+    JSON_ARRAY,
+    SeriesUID,
+    StudyUID,
+    accepted,
+    base_url,
+    json_answer,
+)
 from app.dicom.negotiation import check_json
 from app.dicom.qido import Level, parse_search
 
@@ -34,7 +42,7 @@ async def _search(
     query = parse_search(level, params, study, series)
     body = await service.search(principal, query, base_url(request, settings))
     headers = {"Warning": ", ".join(f'299 lightbox "{text}"' for text in query.warnings)} if query.warnings else None
-    return Response(body, media_type=DICOM_JSON, headers=headers)
+    return await json_answer(request, body, headers)
 
 
 @router.get("/studies", summary="QIDO-RS search studies", responses={**ERRORS, **RESULTS})

@@ -18,6 +18,7 @@ from app.api.routes.dicomweb.common import (
     StudyUID,
     accepted,
     base_url,
+    json_answer,
     multipart_body,
     multipart_stream,
 )
@@ -60,7 +61,7 @@ async def _metadata(
 ) -> Response:
     check_json(accepted(request))
     body = await service.metadata(principal, target, base_url(request, settings))
-    return Response(body, media_type=DICOM_JSON)
+    return await json_answer(request, body)
 
 
 def _frames_answer(frames: list[Frame]) -> Response:
