@@ -48,20 +48,15 @@ class Target:
         return f"study {self.study[:64]}"
 
 
-@dataclass(frozen=True)
-class Part:
-    """One body part of a multipart answer."""
-
-    content: bytes
-    media_type: str
+#: One part of a retrieve: its media type (with the transfer syntax it is in) and its bytes or stored file.
+Part = tuple[str, bytes | Path]
 
 
 @dataclass(frozen=True)
 class Retrieval:
     """A retrieve whose instances were found and checked; its parts are produced as they are sent."""
 
-    media_type: str
-    parts: AsyncIterator[bytes | Path]  # a stored file is sent from its path, in chunks
+    parts: AsyncIterator[Part]  # a stored file is sent from its path, in chunks
 
 
 def _is_compressed(syntax: str) -> bool:
@@ -126,25 +121,23 @@ class DicomWebService:
                     f"an instance is stored in {item.transfer_syntax_uid} and cannot be decoded here: "
                     "ask for transfer-syntax=* to receive it as stored"
                 )
-        media_type = f"application/dicom; transfer-syntax={syntax}" if syntax != "*" else "application/dicom"
         first = await self._instance_part(found[0], as_stored[0])  # before the answer starts: its error is a 4xx
-        return Retrieval(media_type, self._instance_parts(first, found[1:], as_stored[1:]))
+        return Retrieval(self._instance_parts(first, found[1:], as_stored[1:]))
 
-    async def _instance_parts(
-        self, first: bytes | Path, found: list[Located], as_stored: list[bool]
-    ) -> AsyncIterator[bytes | Path]:
+    async def _instance_parts(self, first: Part, found: list[Located], as_stored: list[bool]) -> AsyncIterator[Part]:
         """One part per instance: the stored file itself (sent in chunks), or its transcoded bytes."""
         yield first
         for item, kept in zip(found, as_stored, strict=True):
             yield await self._instance_part(item, kept)
 
-    async def _instance_part(self, item: Located, kept: bool) -> bytes | Path:
+    async def _instance_part(self, item: Located, kept: bool) -> Part:
         path = await to_thread.run_sync(self.instances.store.existing_path, item.name)
         if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
-            return path
+            return f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", path
         compressed = _is_compressed(item.transfer_syntax_uid)
         try:
-            return await self.renders.run_decoder(compressed, to_explicit_little, path, self.settings.max_pixels)
+            data = await self.renders.run_decoder(compressed, to_explicit_little, path, self.settings.max_pixels)
+            return f"application/dicom; transfer-syntax={EXPLICIT_LITTLE}", data
         except NotRenderable as exc:  # the requested syntax cannot be produced (PS3.18 8.7.3.5.2)
             raise NotAcceptable(f"{exc.message}; ask for transfer-syntax=* to receive it as stored") from None
 

@@ -160,6 +160,11 @@ async def test_wado_negotiation_and_errors(client: httpx.AsyncClient) -> None:
     instance = f"{ROOT}/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}"
     jpeg_syntax = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'
     assert (await client.get(instance, headers={"Accept": jpeg_syntax})).status_code == 406
+    as_stored = await client.get(
+        instance, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}
+    )
+    assert b"Content-Type: application/dicom; transfer-syntax=1.2.840.10008.1.2.1\r\n" in as_stored.content
+    assert sample(CT).read_bytes() in as_stored.content  # byte for byte
     weighted = 'multipart/related; type="image/jls"; q=0.9, multipart/related; type="application/octet-stream"'
     frames = await client.get(f"{instance}/frames/1", headers={"Accept": weighted})
     assert frames.status_code == 200

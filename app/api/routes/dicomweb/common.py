@@ -71,8 +71,8 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
         await to_thread.run_sync(handle.close)
 
 
-async def _stream(boundary: str, media_type: str, parts: AsyncIterator[bytes | Path]) -> AsyncIterator[bytes]:
-    async for part in parts:
+async def _stream(boundary: str, parts: AsyncIterator[tuple[str, bytes | Path]]) -> AsyncIterator[bytes]:
+    async for media_type, part in parts:
         if isinstance(part, Path):
             size = (await to_thread.run_sync(part.stat)).st_size
             yield _part_head(boundary, media_type, size)
@@ -85,11 +85,11 @@ async def _stream(boundary: str, media_type: str, parts: AsyncIterator[bytes | P
     yield f"--{boundary}--\r\n".encode()
 
 
-def multipart_stream(part_type: str, part_media_type: str, parts: AsyncIterator[bytes | Path]) -> StreamingResponse:
+def multipart_stream(part_type: str, parts: AsyncIterator[tuple[str, bytes | Path]]) -> StreamingResponse:
     """``multipart/related`` (RFC 2387) whose parts are produced as they are sent."""
     boundary = uuid.uuid4().hex
     content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
-    return StreamingResponse(_stream(boundary, part_media_type, parts), media_type=content_type)
+    return StreamingResponse(_stream(boundary, parts), media_type=content_type)
 
 
 def multipart_body(parts: Iterable[tuple[str, bytes]]) -> tuple[bytes, str]:

@@ -53,7 +53,7 @@ THUMBNAIL_SIZE = 128
 
 async def _retrieve(request: Request, service: DicomWebDep, principal: PrincipalDep, target: Target) -> Response:
     retrieval = await service.retrieve(principal, target, retrieve_syntax(accepted(request)))
-    return multipart_stream("application/dicom", retrieval.media_type, retrieval.parts)
+    return multipart_stream("application/dicom", retrieval.parts)
 
 
 async def _metadata(
