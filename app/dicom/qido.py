@@ -261,8 +261,8 @@ def parse_search(
         elif name == "includefield":
             include_values.append(value)
         else:
-            if "." in name:
-                ignored.append(name[:64])
+            if "." in name:  # a sequence path (RequestAttributesSequence.RequestedProcedureID): not indexed here
+                ignored.append(".".join(keyword_of(part) for part in name.split(".")[:4]))
                 continue
             keyword = keyword_of(name)
             key = MATCHING_KEYS.get(keyword)

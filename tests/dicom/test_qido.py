@@ -36,6 +36,8 @@ def test_keys_below_the_level_are_ignored_with_a_warning() -> None:
     assert query.matches == ()
     assert any("fuzzymatching" in w for w in query.warnings)
     assert any("SOPInstanceUID" in w for w in query.warnings)
+    nested = parse_search(Level.SERIES, [("RequestAttributesSequence.RequestedProcedureID", "7")])
+    assert nested.matches == () and "RequestAttributesSequence.RequestedProcedureID" in nested.warnings[0]
 
 
 def test_control_parameters() -> None:
@@ -56,6 +58,7 @@ def test_control_parameters() -> None:
         [("fuzzymatching", "maybe")],
         [("includefield", "NoSuchThing")],
         [("SeriesNumber", "one")],
+        [("RequestAttributesSequence.Ünknown", "x")],
     ],
 )
 def test_malformed_queries_are_refused_with_the_reason(params: list[tuple[str, str]]) -> None:
