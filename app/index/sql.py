@@ -34,7 +34,7 @@ from app.index.base import (
 )
 from app.index.migrate import upgrade
 from app.index.schema import instances, patients, series, studies
-from app.index.search import locate_statement, search_statement
+from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url
 from app.index.visibility import visible
 
@@ -51,16 +51,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _like_pattern(text: str) -> str:
-    """DICOM wildcards (PS3.4 C.2.2.2.4: ``*`` any run, ``?`` one character) as a LIKE pattern."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
 def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnElement[bool]:
     if "*" in value or "?" in value:
         target = func.lower(column) if case_insensitive else column
-        pattern = _like_pattern(value.lower() if case_insensitive else value)
+        pattern = like_pattern(value.lower() if case_insensitive else value)
         like: ColumnElement[bool] = target.like(pattern, escape="\\")
         return like
     equal: ColumnElement[bool] = func.lower(column) == value.lower() if case_insensitive else column == value

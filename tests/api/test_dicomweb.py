@@ -184,7 +184,7 @@ async def test_wado_negotiation_and_errors(client: httpx.AsyncClient) -> None:
     assert thumbnail.headers["content-type"] == "image/jpeg"
 
 
-async def test_metadata_rebuilds_nothing_for_unknown_study(client: httpx.AsyncClient) -> None:
+async def test_metadata_of_an_unknown_study_is_404(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{ROOT}/studies/{generate_uid()}/metadata")).status_code == 404
 
 
