@@ -198,3 +198,19 @@ async def test_large_json_answers_are_gzipped_when_the_client_takes_it(client: h
     plain = await client.get(url, headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers
     assert plain.json() == zipped.json()
+
+
+async def test_private_bulk_data_uris_resolve(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    ds = dcmread(sample(CT))
+    block = ds.private_block(0x0099, "LIGHTBOX TEST", create=True)
+    block.add_new(0x01, "OB", bytes(range(256)) * 8)  # 2 KiB: kept in the file, named by a BulkDataURI
+    path = tmp_path / "private.dcm"
+    ds.save_as(path)
+    await stow(client, [("application/dicom", path.read_bytes())])
+    instance = f"{ROOT}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+    (metadata,) = (await client.get(f"{instance}/metadata")).json()
+    uri = metadata["00991001"]["BulkDataURI"]
+    assert uri == f"http://lightbox.test{instance}/bulkdata/00991001"
+    answer = await client.get(uri)
+    assert answer.status_code == 200
+    assert bytes(range(256)) * 8 in answer.content

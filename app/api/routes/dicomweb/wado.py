@@ -24,7 +24,6 @@ from app.api.routes.dicomweb.common import (
 )
 from app.dicom.frames import Frame
 from app.dicom.negotiation import check_json, rendered_type, retrieve_syntax
-from app.dicom.qido import tag_of
 from app.dicom.render import Window
 from app.errors import InvalidRequest
 from app.services.dicomweb import Target
@@ -234,7 +233,8 @@ async def retrieve_bulkdata(
     tag: Tag,
 ) -> Response:
     """PS3.18 §10.4.1.1.5: the value a metadata BulkDataURI names; Pixel Data as its frames, as stored."""
-    return _frames_answer(await service.bulkdata(principal, Target(study, series, instance), tag_of(tag)))
+    target = Target(study, series, instance)  # any tag, private ones too: metadata names them all
+    return _frames_answer(await service.bulkdata(principal, target, int(tag, 16)))
 
 
 # -- rendered and thumbnails (PS3.18 10.4.1.1.3, 10.4.1.1.6) -------------------------------------
