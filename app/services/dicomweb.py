@@ -201,6 +201,11 @@ class DicomWebService:
         item = (await self._locate(principal, target))[0]
         return await self.renders.render(item.name, request)
 
+    async def rendered_all(self, principal: Principal, target: Target, request: RenderRequest) -> list[RenderedImage]:
+        """A rendered study or series (PS3.18 §10.4.1.1.3): each instance's frame rendered, in series order."""
+        found = await self._locate(principal, target)
+        return [await self.renders.render(item.name, request) for item in found]
+
     async def stored_file(self, principal: Principal, target: Target) -> Path:
         """The stored file of one instance, byte for byte (WADO-URI ``application/dicom``, PS3.18 §9)."""
         item = (await self._locate(principal, target))[0]

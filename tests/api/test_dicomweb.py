@@ -182,6 +182,11 @@ async def test_wado_negotiation_and_errors(client: httpx.AsyncClient) -> None:
     assert png.headers["content-type"] == "image/png"
     thumbnail = await client.get(f"{ROOT}/studies/{ct.StudyInstanceUID}/thumbnail")
     assert thumbnail.headers["content-type"] == "image/jpeg"
+    frame_thumbnail = await client.get(f"{instance}/frames/1/thumbnail", headers={"Accept": "image/png"})
+    assert frame_thumbnail.headers["content-type"] == "image/png"
+    study = await client.get(f"{ROOT}/studies/{ct.StudyInstanceUID}/rendered", params={"quality": "50"})
+    assert study.headers["content-type"].startswith('multipart/related; type="image/jpeg"')
+    assert study.content.count(b"Content-Type: image/jpeg\r\n") == 1  # one instance in the study
 
 
 async def test_metadata_of_an_unknown_study_is_404(client: httpx.AsyncClient) -> None:

@@ -15,10 +15,14 @@ from isal import igzip
 
 from app.config import Settings
 from app.dicom.negotiation import MediaRange, parse_accept
+from app.errors import InvalidRequest
 
 UID_PATTERN = r"^[0-9]{1,64}(\.[0-9]{1,64}){0,63}$"
 StudyUID = Annotated[str, PathParam(pattern=UID_PATTERN, max_length=64, description="Study Instance UID.")]
 SeriesUID = Annotated[str, PathParam(pattern=UID_PATTERN, max_length=64, description="Series Instance UID.")]
+FrameList = Annotated[
+    str, PathParam(pattern=r"^[0-9]{1,9}(,[0-9]{1,9}){0,999}$", description="1-based frame numbers, e.g. 1,2,3.")
+]
 InstanceUID = Annotated[str, PathParam(pattern=UID_PATTERN, max_length=64, description="SOP Instance UID.")]
 DICOM_JSON = "application/dicom+json"
 CHUNK = 1 << 20
@@ -50,6 +54,14 @@ def base_url(request: Request, settings: Settings) -> str:
         port = int(server[1])
     authority = f"{host}:{port}" if port is not None else host
     return f"{url.scheme}://{authority}{request.scope.get('root_path', '')}{settings.dicomweb_root}"
+
+
+def frame_numbers(text: str) -> list[int]:
+    """The 1-based frame numbers of a ``{frames}`` path segment (PS3.18 §10.4.1.1.4)."""
+    numbers = [int(part) for part in text.split(",")]
+    if any(number < 1 for number in numbers):
+        raise InvalidRequest("frame numbers start at 1")
+    return numbers
 
 
 def accepted(request: Request) -> list[MediaRange]:
