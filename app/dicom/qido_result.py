@@ -8,6 +8,8 @@ Retrieve URL (0008,1190) is built from the service's base URL. Bulk values are n
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from pydicom.datadict import tag_for_keyword
@@ -29,6 +31,37 @@ IDENTIFIERS = {
     Level.SERIES: ("StudyInstanceUID", "SeriesInstanceUID"),
     Level.INSTANCE: ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"),
 }
+
+
+_TOP_KEY = re.compile(r',\s*"([0-9A-F]{8})":\s*\{')
+
+
+def needed_up_to(query: SearchQuery) -> str | None:
+    """The last key a result of ``query`` can take from a header, or None when it takes everything."""
+    if query.include_all:
+        return None
+    keys = [_key(k) for k in (*IDENTIFIERS[query.level], *RETURN_KEYWORDS[query.level]) if k not in COMPUTED]
+    return max([*keys, *(f"{tag:08X}" for tag in query.include)])
+
+
+def parse_header(text: str, last_key: str | None) -> Header:
+    """A stored header, parsed only up to ``last_key`` when given.
+
+    Stored headers are DICOM JSON with their top-level keys in ascending order, and the bulky parts
+    (Per-frame Functional Groups (5200,9230), SR content, Pixel Data) come after every key a search
+    returns; stopping at the first key past ``last_key`` skips them. If the cut falls inside a
+    sequence (a nested key past ``last_key``), the prefix is not valid JSON and the whole is parsed.
+    """
+    if last_key is not None:
+        for match in _TOP_KEY.finditer(text):
+            if match.group(1) > last_key:
+                try:
+                    prefix: Header = json.loads(text[: match.start()] + "}")
+                    return prefix
+                except ValueError:
+                    break
+    whole: Header = json.loads(text)
+    return whole
 
 
 def _key(keyword: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
 from app.dicom.qido import SearchQuery
+from app.dicom.qido_result import needed_up_to, parse_header
 from app.errors import FileNotFound, IndexUnavailable, InstanceConflict
 from app.index.base import (
     AddOutcome,
@@ -411,8 +412,9 @@ class SqlInstanceIndex:
                 return list((await conn.execute(statement)).all())
 
         rows = await self._guard(run)
+        last_key = needed_up_to(query)
 
-        def parse() -> list[SearchRow]:  # headers parsed off the event loop
+        def parse() -> list[SearchRow]:  # headers parsed off the event loop, only as far as results need
             return [
                 SearchRow(
                     str(row.study_instance_uid),
@@ -421,7 +423,7 @@ class SqlInstanceIndex:
                     str(row.modalities_in_study),
                     int(row.related_series or 0),
                     int(row.related_instances or 0),
-                    json.loads(row.header) if row.header else {},
+                    parse_header(row.header, last_key) if row.header else {},
                 )
                 for row in rows
             ]
