@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         pattern=r"^(/[A-Za-z0-9._~-]+)+$",
         description="Path prefix of the DICOMweb services (STOW-RS, QIDO-RS, WADO-RS, WADO-URI).",
     )
+    metadata_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Memory for WADO-RS metadata kept per instance for repeated series views (0 turns it off).",
+    )
     cors_origins: str | None = Field(
         None,
         max_length=4096,

@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await reconcile(app.state.instances)
         app.state.renders = RenderService(settings, app.state.instances)
         app.state.dicomweb = DicomWebService(settings, app.state.instances, app.state.renders)
+        app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
         app.state.readiness_checks["storage"] = StorageWritable(store.staging)
         app.state.readiness_checks["index"] = index.ping
         app.state.index_counts = index.counts

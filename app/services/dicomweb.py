@@ -28,8 +28,12 @@ from app.dicom.transcode import to_explicit_little
 from app.dicom.wado_metadata import metadata_json
 from app.errors import FileNotFound, NotAcceptable, NotRenderable
 from app.index.base import Located
+from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.renders import RenderedImage, RenderRequest, RenderService
+
+#: Stands for the base URL in cached metadata (JSON-safe, replaced by the request's base URL when sent).
+BASE_PLACEHOLDER = "lightbox-base-url:"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class DicomWebService:
         self.instances = instances
         self.renders = renders
         self.index = instances.index
+        # stored name -> its metadata JSON with BASE_PLACEHOLDER for the base URL (names are never reused)
+        self._metadata: LruCache[str, str] = LruCache(1 << 20, settings.metadata_cache_bytes, len)
+        self.metadata_cache = self._metadata  # read-only view for metrics (hits/misses)
 
     async def _locate(self, principal: Principal, target: Target, headers: bool = False) -> list[Located]:
         found = await self.index.locate(principal, target.study, target.series, target.instance, headers)
@@ -142,18 +149,35 @@ class DicomWebService:
             raise NotAcceptable(f"{exc.message}; ask for transfer-syntax=* to receive it as stored") from None
 
     async def metadata(self, principal: Principal, target: Target, base_url: str) -> bytes:
-        """Metadata (PS3.18 §10.4.1.1.2): every instance's header, bulk values as resolvable BulkDataURIs."""
-        found = await self._locate(principal, target, headers=True)
+        """Metadata (PS3.18 §10.4.1.1.2): every instance's header, bulk values as resolvable BulkDataURIs.
 
-        def shape() -> bytes:
-            items = []
-            for item in found:
+        The index decides which instances the principal sees; each one's JSON (stored headers never
+        change) is kept in a bounded cache with a placeholder for the base URL, so a viewer opening a
+        series again costs a join of strings.
+        """
+        found = await self._locate(principal, target)
+        texts = [self._metadata.get(item.name) for item in found]
+        if any(text is None for text in texts):
+            with_headers = await self._locate(principal, target, headers=True)
+            texts = await to_thread.run_sync(self._metadata_texts, with_headers)
+
+        def join() -> bytes:
+            return ("[" + ",".join(text or "" for text in texts) + "]").replace(BASE_PLACEHOLDER, base_url).encode()
+
+        return await to_thread.run_sync(join)
+
+    def _metadata_texts(self, found: list[Located]) -> list[str | None]:
+        texts: list[str | None] = []
+        for item in found:
+            text = self._metadata.peek(item.name)  # the hit or miss was counted by metadata()
+            if text is None:
                 assert item.header is not None
-                url = retrieve_url(base_url, item.study_instance_uid, item.series_instance_uid, item.sop_instance_uid)
-                items.append(metadata_json(item.header, url))
-            return json.dumps(items, separators=(",", ":")).encode()
-
-        return await to_thread.run_sync(shape)
+                ids = (item.study_instance_uid, item.series_instance_uid, item.sop_instance_uid)
+                url = retrieve_url(BASE_PLACEHOLDER, *ids)
+                text = json.dumps(metadata_json(item.header, url), separators=(",", ":"))
+                self._metadata.put(item.name, text)
+            texts.append(text)
+        return texts
 
     async def frames(
         self, principal: Principal, target: Target, numbers: list[int], accept: list[MediaRange]

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
@@ -191,6 +192,22 @@ async def test_wado_negotiation_and_errors(client: httpx.AsyncClient) -> None:
 
 async def test_metadata_of_an_unknown_study_is_404(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{ROOT}/studies/{generate_uid()}/metadata")).status_code == 404
+
+
+async def test_metadata_is_cached_per_instance_with_each_requests_base_url(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await stow(client, [dicom(CT)])
+    ct = dcmread(sample(CT))
+    url = f"{ROOT}/studies/{ct.StudyInstanceUID}/metadata"
+    first = (await client.get(url)).json()
+    again = (await client.get(url, headers={"Host": "viewer.example:8443"})).json()
+    cache = app.state.dicomweb.metadata_cache
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert first[0]["7FE00010"]["BulkDataURI"].startswith("http://lightbox.test/dicom-web/studies/")
+    assert again[0]["7FE00010"]["BulkDataURI"].startswith("http://viewer.example:8443/dicom-web/studies/")
+    inline = {key for key, value in first[0].items() if "BulkDataURI" not in value}
+    assert inline and {key: first[0][key] for key in inline} == {key: again[0][key] for key in inline}
 
 
 async def test_large_json_answers_are_gzipped_when_the_client_takes_it(client: httpx.AsyncClient) -> None:
