@@ -235,4 +235,8 @@ async def test_private_bulk_data_uris_resolve(client: httpx.AsyncClient, tmp_pat
     assert uri == f"http://lightbox.test{instance}/bulkdata/00991001"
     answer = await client.get(uri)
     assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("multipart/related")
     assert bytes(range(256)) * 8 in answer.content
+    single = await client.get(uri, headers={"Accept": "application/octet-stream"})
+    assert single.headers["content-type"].startswith("application/octet-stream")
+    assert single.content == bytes(range(256)) * 8

@@ -162,6 +162,7 @@ async def retrieve_frames(
     responses={**ERRORS, **MULTIPART},
 )
 async def retrieve_bulkdata(
+    request: Request,
     service: DicomWebDep,
     principal: PrincipalDep,
     study: StudyUID,
@@ -169,6 +170,15 @@ async def retrieve_bulkdata(
     instance: InstanceUID,
     tag: Tag,
 ) -> Response:
-    """PS3.18 §10.4.1.1.5: the value a metadata BulkDataURI names; Pixel Data as its frames, as stored."""
+    """PS3.18 §10.4.1.1.5: the value a metadata BulkDataURI names; Pixel Data as its frames, as stored.
+
+    Multipart by default; a single part when the client asks for a bare ``application/octet-stream``
+    (OHIF's ``singlepart: "bulkdata"``) and the value is one part.
+    """
     target = Target(study, series, instance)  # any tag, private ones too: metadata names them all
-    return _frames_answer(await service.bulkdata(principal, target, int(tag, 16)))
+    parts = await service.bulkdata(principal, target, int(tag, 16))
+    best = accepted(request)[0]
+    if len(parts) == 1 and not best.multipart and best.media_type == parts[0].media_type:
+        (part,) = parts
+        return Response(part.content, media_type=f"{part.media_type}; transfer-syntax={part.transfer_syntax}")
+    return _frames_answer(parts)
