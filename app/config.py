@@ -7,6 +7,7 @@ embedders can pass their own :class:`Settings`.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import types
 from enum import Enum
@@ -183,6 +184,43 @@ class Settings(BaseSettings):
     share_max_seconds: int = Field(
         30 * 24 * 3600, ge=60, le=10 * 365 * 24 * 3600, description="Longest lifetime a share link may be given."
     )
+    dicomweb_root: str = Field(
+        "/dicom-web",
+        pattern=r"^(/[A-Za-z0-9._~-]+)+$",
+        description="Path prefix of the DICOMweb services (STOW-RS, QIDO-RS, WADO-RS, WADO-URI).",
+    )
+    metadata_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Memory for WADO-RS metadata kept per instance for repeated series views (0 turns it off).",
+    )
+    cors_origins: str | None = Field(
+        None,
+        max_length=4096,
+        description="Comma-separated exact origins (https://viewer.example.org) browsers may call from; '*' refused.",
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients reach the service at (behind a proxy); RetrieveURLs are built from it.",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: str | None) -> str | None:
+        """Credentials (Authorization) cross origins only to origins named exactly: a wildcard would hand
+        every web page the caller's access (Fetch standard, CORS protocol and credentials)."""
+        for origin in cors_list(value):
+            if origin == "*" or not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(
+                    f"LIGHTBOX_CORS_ORIGINS takes exact origins such as https://viewer.example.org, not {origin[:80]!r}"
+                )
+        return value
+
+
+def cors_list(value: str | None) -> list[str]:
+    """The origins of ``LIGHTBOX_CORS_ORIGINS``, without trailing slashes."""
+    return [origin.strip().rstrip("/") for origin in (value or "").split(",") if origin.strip()]
 
 
 def is_loopback(host: str) -> bool:

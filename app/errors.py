@@ -16,6 +16,8 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     ├── UploadTooLarge          the upload exceeds the configured limit
     ├── UploadTimedOut          the client stopped sending the body
     ├── TooManyFiles            a bulk upload or archive holds more files than allowed
+    ├── NotAcceptable           no representation the client accepts can be produced
+    ├── UnsupportedMediaType    the request body is not of a media type the service takes
     ├── NotRenderable           the file has no image we can show faithfully
     │   ├── MalformedElement    an image-describing element (Rows, Window Center, ...) is unusable
     │   └── UnsupportedEncoding its transfer syntax / photometric cannot be decoded here
@@ -103,6 +105,14 @@ class UploadTimedOut(LightboxError):
 
 class TooManyFiles(LightboxError):
     """More files in one request or archive than ``LIGHTBOX_MAX_FILES_PER_UPLOAD`` allows."""
+
+
+class NotAcceptable(LightboxError):
+    """None of the media types or transfer syntaxes the client accepts can be produced (PS3.18 §8.7)."""
+
+
+class UnsupportedMediaType(LightboxError):
+    """The request body's media type is not one the service takes (STOW-RS wants application/dicom)."""
 
 
 class NotRenderable(LightboxError):

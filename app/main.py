@@ -20,15 +20,16 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
-from app.api.routes import admin, auth, files, grants, health, shares, upload
+from app.api.routes import admin, auth, dicomweb, files, grants, health, shares, upload
 from app.auth.credentials import Authenticator
-from app.config import Settings, exposure_problem, settings_from_environment
+from app.config import Settings, cors_list, exposure_problem, settings_from_environment
 from app.errors import IndexNeedsWrite
 from app.index.access import AccessStore
 from app.index.sql import SqlInstanceIndex
@@ -36,6 +37,7 @@ from app.index.urls import default_database_url
 from app.logging import configure_logging
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable, all_of
+from app.services.dicomweb import DicomWebService
 from app.services.grants import GrantService
 from app.services.instances import InstanceService
 from app.services.keys import KeyService
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await reconcile(instances, instances.guard)
         app.state.renders = RenderService(settings, instances)
         await _wire_access(app, settings, index)
+        app.state.dicomweb = DicomWebService(settings, instances, app.state.renders)
+        app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
         # this index's folder (marker, not empty), then a real write: either failing takes us out of traffic
         app.state.readiness_checks["storage"] = all_of(instances.guard.check, StorageWritable(store.staging))
         app.state.readiness_checks["index"] = index.ping
@@ -134,6 +138,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.readiness_checks = {}  # name -> async check; see app.readiness
     app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)
+    if origins := cors_list(settings.cors_origins):  # browser viewers on another origin (OHIF, Stone)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["Content-Type", "Content-Length", "Content-Location", "Warning", "X-Request-ID"],
+            max_age=600,
+        )
     install_docs(app)
     install_openapi(app)
     app.include_router(upload.router)
@@ -141,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     for router in (auth.router, admin.router, grants.router, shares.router):
         app.include_router(router)
+    app.include_router(dicomweb.router(), prefix=settings.dicomweb_root)
     return app
 
 

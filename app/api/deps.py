@@ -11,11 +11,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBasic, OAuth2PasswordBearer
 from starlette.requests import HTTPConnection
 
-from app.auth.credentials import CSRF_HEADER, SESSION_COOKIE, Authenticator, Presented
+from app.auth.credentials import CSRF_HEADER, SESSION_COOKIE, TOKEN_PARAMETER, Authenticator, Presented
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
 from app.errors import LightboxError
 from app.index.base import InstanceIndex
+from app.services.dicomweb import DicomWebService
 from app.services.grants import GrantService
 from app.services.instances import InstanceService
 from app.services.keys import KeyService
@@ -36,6 +37,11 @@ async def get_instances(request: Request) -> InstanceService:
 
 async def get_renders(request: Request) -> RenderService:
     service: RenderService = request.app.state.renders
+    return service
+
+
+async def get_dicomweb(request: Request) -> DicomWebService:
+    service: DicomWebService = request.app.state.dicomweb
     return service
 
 
@@ -92,7 +98,7 @@ def presented(connection: HTTPConnection) -> Presented:
         authorization=connection.headers.get("authorization"),
         cookie=connection.cookies.get(SESSION_COOKIE),
         csrf=connection.headers.get(CSRF_HEADER),
-        query_token=connection.query_params.get("token"),
+        query_token=connection.query_params.get(TOKEN_PARAMETER),
         client=client,
     )
 
@@ -134,6 +140,7 @@ async def get_principal(
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InstancesDep = Annotated[InstanceService, Depends(get_instances)]
 RendersDep = Annotated[RenderService, Depends(get_renders)]
+DicomWebDep = Annotated[DicomWebService, Depends(get_dicomweb)]
 IndexDep = Annotated[InstanceIndex, Depends(get_index)]
 UsersDep = Annotated[UserService, Depends(get_users)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]

@@ -29,6 +29,8 @@ STATUS_BY_ERROR: dict[type[errors.LightboxError], int] = {
     errors.UploadTimedOut: 408,
     errors.TooManyFiles: 413,
     errors.UnsupportedEncoding: 415,
+    errors.NotAcceptable: 406,
+    errors.UnsupportedMediaType: 415,
     errors.NotRenderable: 422,
     errors.StorageFull: 507,
     errors.StorageUnavailable: 503,

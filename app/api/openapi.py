@@ -37,12 +37,19 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[str]]] = {
         ["the upload is 2147549184 bytes, more than the limit of 1073807360 bytes"],
     ),
     415: (
-        "No installed decoder handles the pixel data's transfer syntax.",
-        ["no installed decoder handles the transfer syntax JPEG 2000 Part 2 Multi-component Image Compression"],
+        "No installed decoder handles the pixel data's transfer syntax, or the body's media type is not taken.",
+        [
+            "no installed decoder handles the transfer syntax JPEG 2000 Part 2 Multi-component Image Compression",
+            'STOW-RS takes multipart/related; type="application/dicom"',
+        ],
     ),
     422: (
         "The file holds no image that can be shown faithfully.",
         ["this file has no image: it holds no Pixel Data element"],
+    ),
+    406: (
+        "No representation the client accepts can be produced (PS3.18 8.7).",
+        ["the instances cannot be sent in transfer syntax 1.2.840.10008.1.2.4.50: use * or the default"],
     ),
     408: (
         "The client stopped sending the body; nothing was kept.",

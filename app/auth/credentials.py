@@ -24,6 +24,7 @@ from app.services.shares import ShareService
 from app.services.users import UserService, user_principal
 
 SESSION_COOKIE = "lightbox_session"
+TOKEN_PARAMETER = "token"  # ?token=<share token> on GET requests (a credential, never a search key)
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REQUIRED = "authentication required: send Authorization: Bearer <token> or Basic credentials"

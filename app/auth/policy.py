@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import ColumnElement, Select, false, or_, select, true
+from sqlalchemy import ColumnElement, FromClause, Select, false, or_, select, true
 
 from app.auth.principals import Principal, Role, Scope, ShareScope
 from app.errors import Forbidden
-from app.index.schema import grants, instances, series, studies, users
+from app.index.schema import grants, instances, patients, series, studies, users
 
 READ_ACCESS = ("read", "write")
 WRITE_ACCESS = ("write",)
@@ -30,6 +30,8 @@ _studies = studies.alias("policy_studies")
 _grantors = users.alias("policy_grantors")
 _shared_series_t = series.alias("policy_shared_series")
 _shared_studies = studies.alias("policy_shared_studies")
+_visible_series = series.alias("policy_visible_series")
+_visible_studies = studies.alias("policy_visible_studies")
 
 
 def _covered_series(grantee: str, access: Collection[str]) -> Select[tuple[int]]:
@@ -79,6 +81,32 @@ def visible(principal: Principal) -> ColumnElement[bool] | None:
     return or_(
         instances.c.owner == principal.name, instances.c.series_pk.in_(_covered_series(principal.name, READ_ACCESS))
     )
+
+
+def visible_series(principal: Principal, table: FromClause = series) -> ColumnElement[bool] | None:
+    """The condition on ``series`` rows (or an alias of them) this principal may see: the series of
+    :func:`visible` instances (series rows carry their instances' owner); None: everything."""
+    if principal.share is not None:
+        return table.c.id.in_(_shared_series(principal.share))
+    if principal.is_admin:
+        return None
+    return or_(table.c.owner == principal.name, table.c.id.in_(_covered_series(principal.name, READ_ACCESS)))
+
+
+def visible_studies(principal: Principal, table: FromClause = studies) -> ColumnElement[bool] | None:
+    """The condition on ``studies`` rows: a study is seen when one of its series is; None: everything."""
+    condition = visible_series(principal, _visible_series)
+    if condition is None:
+        return None
+    return table.c.id.in_(select(_visible_series.c.study_pk).where(condition).correlate(None))
+
+
+def visible_patients(principal: Principal, table: FromClause = patients) -> ColumnElement[bool] | None:
+    """The condition on ``patients`` rows: a patient is seen when one of their studies is; None: everything."""
+    condition = visible_studies(principal, _visible_studies)
+    if condition is None:
+        return None
+    return table.c.id.in_(select(_visible_studies.c.patient_pk).where(condition).correlate(None))
 
 
 def writable(principal: Principal) -> ColumnElement[bool]:

@@ -39,6 +39,12 @@ class InstanceAttributes:
     columns: int | None
     number_of_frames: int | None
     transfer_syntax_uid: str
+    study_time: str = ""
+    referring_physician_name: str = ""
+    study_id: str = ""
+    series_description: str = ""
+    pps_start_date: str = ""
+    pps_start_time: str = ""
 
 
 def _text(dataset: Dataset, keyword: str, width: int = MAX_TEXT) -> str:
@@ -86,4 +92,10 @@ def index_attributes(facts: IngestFacts) -> InstanceAttributes:
         columns=_number(dataset, "Columns"),
         number_of_frames=_number(dataset, "NumberOfFrames"),
         transfer_syntax_uid=facts.transfer_syntax_uid,
+        study_time=_text(dataset, "StudyTime"),
+        referring_physician_name=_text(dataset, "ReferringPhysicianName"),
+        study_id=_text(dataset, "StudyID"),
+        series_description=_text(dataset, "SeriesDescription"),
+        pps_start_date=_text(dataset, "PerformedProcedureStepStartDate"),
+        pps_start_time=_text(dataset, "PerformedProcedureStepStartTime"),
     )

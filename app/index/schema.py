@@ -46,6 +46,10 @@ studies = Table(
     Column("study_description", String(256), nullable=False),  # (0008,1030)
     Column("accession_number", String(256), nullable=False),  # (0008,0050)
     Column("modalities_in_study", String(256), nullable=False),  # (0008,0061), kept from the series
+    # QIDO-RS study matching keys (PS3.18 Table 10.6.1-5), migration 0003
+    Column("study_time", String(32), nullable=False, server_default=""),  # (0008,0030)
+    Column("referring_physician_name", String(256), nullable=False, server_default=""),  # (0008,0090)
+    Column("study_id", String(64), nullable=False, server_default=""),  # (0020,0010)
     UniqueConstraint("study_instance_uid", "owner", name="uq_studies_owner_study_uid"),
 )
 
@@ -58,6 +62,10 @@ series = Table(
     Column("series_instance_uid", String(256), nullable=False),  # (0020,000E)
     Column("modality", String(64), nullable=False, index=True),  # (0008,0060)
     Column("series_number", Integer),  # (0020,0011)
+    # QIDO-RS series matching keys (PS3.18 Table 10.6.1-5), migration 0003
+    Column("series_description", String(256), nullable=False, server_default=""),  # (0008,103E)
+    Column("pps_start_date", String(32), nullable=False, server_default=""),  # (0040,0244)
+    Column("pps_start_time", String(32), nullable=False, server_default=""),  # (0040,0245)
     UniqueConstraint("series_instance_uid", "owner", name="uq_series_owner_series_uid"),
 )
 

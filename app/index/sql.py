@@ -22,10 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from app.auth import policy
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
+from app.dicom.qido import SearchQuery
+from app.dicom.qido_result import needed_up_to, parse_header
 from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable, InstanceConflict
-from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance, StudyAccess
+from app.index.base import (
+    AddOutcome,
+    AddResult,
+    InstanceSummary,
+    ListPage,
+    ListQuery,
+    Located,
+    NewInstance,
+    SearchRow,
+    StudyAccess,
+)
 from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
+from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url, read_only_sqlite
 
 T = TypeVar("T")
@@ -48,16 +61,10 @@ def _sqlite_read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _like_pattern(text: str) -> str:
-    """DICOM wildcards (PS3.4 C.2.2.2.4: ``*`` any run, ``?`` one character) as a LIKE pattern."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
 def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnElement[bool]:
     if "*" in value or "?" in value:
         target = func.lower(column) if case_insensitive else column
-        pattern = _like_pattern(value.lower() if case_insensitive else value)
+        pattern = like_pattern(value.lower() if case_insensitive else value)
         like: ColumnElement[bool] = target.like(pattern, escape="\\")
         return like
     equal: ColumnElement[bool] = func.lower(column) == value.lower() if case_insensitive else column == value
@@ -217,6 +224,9 @@ class SqlInstanceIndex:
                     "study_description": a.study_description,
                     "accession_number": a.accession_number,
                     "modalities_in_study": "",
+                    "study_time": a.study_time,
+                    "referring_physician_name": a.referring_physician_name,
+                    "study_id": a.study_id,
                 },
                 known_study,
             )
@@ -224,7 +234,14 @@ class SqlInstanceIndex:
                 conn,
                 series,
                 {"owner": owner, "series_instance_uid": a.series_instance_uid},
-                {"study_pk": study_pk, "modality": a.modality, "series_number": a.series_number},
+                {
+                    "study_pk": study_pk,
+                    "modality": a.modality,
+                    "series_number": a.series_number,
+                    "series_description": a.series_description,
+                    "pps_start_date": a.pps_start_date,
+                    "pps_start_time": a.pps_start_time,
+                },
                 known_series,
             )
             if created:
@@ -464,6 +481,65 @@ class SqlInstanceIndex:
             return StudyAccess(bool(row.visible), bool(row.writable), bool(row.owned))
 
         return await self._guard(run)
+
+    async def search(self, principal: Principal, query: SearchQuery) -> list[SearchRow]:
+        statement = search_statement(principal, query)
+
+        async def run() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(statement)).all())
+
+        rows = await self._guard(run)
+        last_key = needed_up_to(query)
+
+        def parse() -> list[SearchRow]:  # headers parsed off the event loop, only as far as results need
+            return [
+                SearchRow(
+                    str(row.study_instance_uid),
+                    str(row.series_instance_uid),
+                    str(row.sop_instance_uid),
+                    str(row.modalities_in_study),
+                    int(row.related_series or 0),
+                    int(row.related_instances or 0),
+                    parse_header(row.header, last_key) if row.header else {},
+                )
+                for row in rows
+            ]
+
+        return await to_thread.run_sync(parse)
+
+    async def locate(
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        headers: bool = False,
+    ) -> list[Located]:
+        statement = locate_statement(principal, study_uid, series_uid, sop_uid, headers)
+
+        async def run() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(statement)).all())
+
+        rows = await self._guard(run)
+
+        def build() -> list[Located]:
+            return [
+                Located(
+                    str(row.name),
+                    str(row.study_instance_uid),
+                    str(row.series_instance_uid),
+                    str(row.sop_instance_uid),
+                    str(row.sop_class_uid),
+                    str(row.transfer_syntax_uid),
+                    row.number_of_frames,
+                    json.loads(row.header) if headers else None,
+                )
+                for row in rows
+            ]
+
+        return await to_thread.run_sync(build) if headers else build()
 
     async def names(self) -> set[str]:
         """Every stored name the index holds (start-up reconciliation with the storage folder)."""

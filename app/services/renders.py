@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 from anyio import to_thread
@@ -33,6 +35,7 @@ from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.sandbox import DecodeSandbox
 
+T = TypeVar("T")
 RENDERER_VERSION = "3"
 CACHE_ENTRY_OVERHEAD = 512  # bytes of key and bookkeeping counted per cached render
 log = logging.getLogger("lightbox.renders")
@@ -168,6 +171,13 @@ class RenderService:
             # codec decoders are native code that can abort on a hostile stream: decode in a worker process
             return await self._sandbox.run(render_file, path, None, request, self._encoding)
         return await to_thread.run_sync(render_file, path, header, request, self._encoding)
+
+    async def run_decoder(self, compressed: bool, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` within the render slots: in the decode sandbox when it decodes compressed data."""
+        async with self._slots:
+            if self._sandbox is not None and compressed:
+                return await self._sandbox.run(function, *args)
+            return await to_thread.run_sync(function, *args)
 
     def close(self) -> None:
         if self._sandbox is not None:
