@@ -1,5 +1,5 @@
 """The ``lightbox`` command: start the service (``lightbox`` or ``lightbox serve``), ``import`` files into
-a running service, ``reindex`` the storage folder.
+a running service, ``reindex`` the storage folder, ``audit export`` the audit trail.
 
 It is the production entry point: it validates every setting before anything starts (exit code 2
 and one line naming the variable), configures JSON logs for uvicorn and the app, runs
@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import json
 import logging
 import logging.config
 import os
@@ -21,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import uvicorn
@@ -120,8 +123,10 @@ def import_paths(paths: list[Path], url: str, workers: int) -> int:
 
 
 async def _reindex(settings: Settings) -> int:
+    from app.index.audit import SqlAuditLog
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
+    from app.services.audit import AuditService
     from app.services.instances import InstanceService
     from app.services.reindex import ReindexReport, reindex
     from app.storage.local import LocalBlobStore
@@ -140,9 +145,11 @@ async def _reindex(settings: Settings) -> int:
             )
             sys.stderr.flush()
 
+    audit = AuditService(SqlAuditLog(index.engine))
     try:
-        report = await reindex(InstanceService(settings, store, index), progress)
+        report = await reindex(InstanceService(settings, store, index, audit), progress)
     finally:
+        await audit.close()
         await index.close()
     print(
         f"reindexed {report.indexed} file(s) in {time.monotonic() - started:.1f} s; "
@@ -151,6 +158,42 @@ async def _reindex(settings: Settings) -> int:
     for name, why in report.failures[:50]:
         print(f"  not indexed: {name}: {why}")
     return 1 if report.failures else 0
+
+
+def _iso_moment(text: str) -> datetime:
+    """``--since``/``--until``: ISO 8601 (``2026-12-01``, ``2026-12-01T08:00:00+01:00``); UTC without a zone."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
+
+
+async def _export_audit(settings: Settings, since: datetime | None, until: datetime | None, form: str) -> int:
+    """Write the audit records (oldest first) to stdout as JSON lines or CSV, the fields of ``GET /admin/audit``."""
+    from app.index.audit import AuditQuery, SqlAuditLog
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+    from app.services.audit import FIELDS, as_dict, time_us
+
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    index = await SqlInstanceIndex.open(database_url(settings))
+    query = AuditQuery(since_us=time_us(since) if since else None, until_us=time_us(until) if until else None)
+    out = sys.stdout
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if form == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    try:
+        async for record in SqlAuditLog(index.engine).export(query):
+            entry = as_dict(record)
+            if writer is None:
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            else:
+                detail = entry["detail"]
+                writer.writerow({**entry, "detail": json.dumps(detail, ensure_ascii=False) if detail else ""})
+    finally:
+        await index.close()
+    out.flush()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,11 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     importing.add_argument("--url", default=DEFAULT_URL, help=f"the service (default {DEFAULT_URL})")
     importing.add_argument("--workers", type=int, default=4, help="uploads at once (default 4)")
     sub.add_parser("reindex", help="rebuild the index from the storage folder (stop the service first)")
+    auditing = sub.add_parser("audit", help="the audit trail")
+    audit_sub = auditing.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser("export", help="write the audit records to stdout, oldest first")
+    export.add_argument("--since", type=_iso_moment, help="records from this ISO 8601 time on (UTC without a zone)")
+    export.add_argument("--until", type=_iso_moment, help="records before this ISO 8601 time")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="JSON lines (default) or CSV")
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_paths(args.paths, args.url, max(1, args.workers))
     settings = _settings_or_exit()
     if args.command == "reindex":
         return asyncio.run(_reindex(settings))
+    if args.command == "audit":
+        return asyncio.run(_export_audit(settings, args.since, args.until, args.format))
     serve(settings)
     return 0

@@ -100,3 +100,11 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="An upload whose client sends nothing for this long is stopped (408)."
     )
+    audit_flush_seconds: float = Field(
+        0.1, gt=0, le=10, description="Audit records are written to the database in one batch this often."
+    )
+    audit_queue_records: int = Field(
+        10_000,
+        ge=1,
+        description="Audit records a worker may hold unwritten; when full, access to patient data is refused (503).",
+    )

@@ -4,6 +4,7 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
 
     LightboxError
     ├── InvalidRequest          a parameter a person typed is malformed
+    ├── Forbidden               the caller may see it but may not do this
     ├── NotFound
     │   ├── FileNotFound        no stored file has that name
     │   └── ElementNotFound     the file has no such element
@@ -17,6 +18,7 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     ├── StorageFull             the storage device has no room left
     ├── StorageUnavailable      the storage cannot be written (read-only, missing)
     └── IndexUnavailable        the metadata index cannot be read or written
+        └── AuditUnavailable    the audit trail cannot take the record (access refused: fail closed)
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class LightboxError(Exception):
 
 class InvalidRequest(LightboxError):
     """A query parameter or field is malformed."""
+
+
+class Forbidden(LightboxError):
+    """The caller may see the object but may not perform this action (architecture rule 8)."""
 
 
 class NotFound(LightboxError):
@@ -95,3 +101,7 @@ class StorageUnavailable(LightboxError):
 
 class IndexUnavailable(LightboxError):
     """The metadata index failed (database unreachable, locked, or refusing the write)."""
+
+
+class AuditUnavailable(IndexUnavailable):
+    """The audit trail's queue is full or closed: access to patient data is refused rather than unrecorded."""

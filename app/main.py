@@ -19,12 +19,14 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
-from app.api.routes import files, health, upload
+from app.api.routes import audit, files, health, upload
 from app.config import Settings
+from app.index.audit import SqlAuditLog
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable
+from app.services.audit import AuditService
 from app.services.instances import InstanceService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
@@ -52,7 +54,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
         index = await SqlInstanceIndex.open(database_url(settings))
         app.state.index = index
-        app.state.instances = InstanceService(settings, store, index)
+        app.state.audit = AuditService(
+            SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
+        )
+        await app.state.audit.start()
+        app.state.instances = InstanceService(settings, store, index, app.state.audit)
         await reconcile(app.state.instances)
         app.state.renders = RenderService(settings, app.state.instances)
         app.state.readiness_checks["storage"] = StorageWritable(store.staging)
@@ -66,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
                 log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
+            await app.state.audit.close()  # after the last request: every record of a clean stop is written
             await index.close()
             await to_thread.run_sync(app.state.renders.close)
             mark_worker_stopped()
@@ -89,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(upload.router)
     app.include_router(files.router)
     app.include_router(health.router)
+    app.include_router(audit.router)
     return app
 
 

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
 from app.index.base import InstanceIndex
+from app.services.audit import AuditService
 from app.services.instances import InstanceService
 from app.services.renders import RenderService
 
@@ -31,6 +32,11 @@ async def get_renders(request: Request) -> RenderService:
     return service
 
 
+async def get_audit(request: Request) -> AuditService:
+    service: AuditService = request.app.state.audit
+    return service
+
+
 async def get_index(request: Request) -> InstanceIndex:
     index: InstanceIndex = request.app.state.index
     return index
@@ -44,5 +50,6 @@ async def get_principal() -> Principal:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InstancesDep = Annotated[InstanceService, Depends(get_instances)]
 RendersDep = Annotated[RenderService, Depends(get_renders)]
+AuditDep = Annotated[AuditService, Depends(get_audit)]
 IndexDep = Annotated[InstanceIndex, Depends(get_index)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

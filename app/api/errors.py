@@ -17,6 +17,7 @@ log = logging.getLogger("lightbox.errors")
 STATUS_BY_ERROR: dict[type[errors.LightboxError], int] = {
     errors.InvalidRequest: 400,
     errors.InvalidDicom: 400,
+    errors.Forbidden: 403,
     errors.FileNotFound: 404,
     errors.ElementNotFound: 404,
     errors.InstanceConflict: 409,

@@ -22,6 +22,10 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[str]]] = {
             "malformed tag 'zz': use (gggg,eeee) with 4 hex digits each",
         ],
     ),
+    403: (
+        "The caller may not do this (for example: read the audit log without being an administrator).",
+        ["only an administrator may read the audit log"],
+    ),
     404: ("No stored file has that name, or the file has no such element.", ["no stored file is named 'x.dcm'"]),
     413: (
         "The upload is larger than LIGHTBOX_MAX_UPLOAD_BYTES.",
