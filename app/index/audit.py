@@ -7,7 +7,7 @@ the database refuse them. Rows carry plain strings; :mod:`app.services.audit` ow
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, func, insert, select
@@ -113,7 +113,7 @@ class SqlAuditLog:
     async def append(self, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
-        rows = [asdict(record) for record in records]
+        rows = [dict(vars(record)) for record in records]  # dataclasses.asdict costs 15x more (deep copies)
 
         async def write() -> None:
             async with self.engine.begin() as conn:

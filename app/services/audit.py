@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 import logging
 import re
@@ -128,6 +129,11 @@ def _clip(value: str | None, field: str) -> str | None:
     return None if value is None else value[: MAX_TEXT[field]]
 
 
+@functools.lru_cache(maxsize=256)
+def _is_secret(key: str) -> bool:
+    return SECRET_KEY.search(key) is not None
+
+
 def _detail_text(detail: Detail | None) -> str | None:
     """The caller's own words as JSON (credentials dropped), or None."""
     if not detail:
@@ -135,9 +141,7 @@ def _detail_text(detail: Detail | None) -> str | None:
     kept = {
         key: value
         for key, value in detail.items()
-        if value is not None
-        and not SECRET_KEY.search(key)
-        and not (isinstance(value, str) and value.startswith(KEY_PREFIX))
+        if value is not None and not _is_secret(key) and not (isinstance(value, str) and value.startswith(KEY_PREFIX))
     }
     return json.dumps(kept, sort_keys=True, ensure_ascii=False)[:MAX_DETAIL] if kept else None
 
