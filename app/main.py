@@ -57,7 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.audit = AuditService(
             SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
         )
-        await app.state.audit.start()
         app.state.instances = InstanceService(settings, store, index, app.state.audit)
         await reconcile(app.state.instances)
         app.state.renders = RenderService(settings, app.state.instances)
@@ -67,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caches["headers"] = app.state.instances.header_cache
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache
+        await app.state.audit.start()
         try:
             yield
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):

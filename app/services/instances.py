@@ -271,9 +271,10 @@ class InstanceService:
 
     async def attribute(self, principal: Principal, name: str, tag_text: str) -> Attribute:
         """One element, answered from the index's stored header; only bulk values read the file."""
-        with self.audit.on_failure(principal, Action.TAG, name=name, detail=_tag_detail(tag_text)):
+        detail = _tag_detail(tag_text)
+        with self.audit.on_failure(principal, Action.TAG, name=name, detail=detail):
             answer, study = await self._attribute(principal, name, tag_text)
-        self.audit.record(principal, Action.TAG, study_instance_uid=study, name=name, detail=_tag_detail(tag_text))
+        self.audit.record(principal, Action.TAG, study_instance_uid=study, name=name, detail=detail)
         return answer
 
     async def _attribute(self, principal: Principal, name: str, tag_text: str) -> tuple[Attribute, str]:
@@ -341,8 +342,8 @@ class InstanceService:
         with self.audit.on_failure(principal, Action.DELETE, name=name):
             study = await self.index.study_uid(principal, name)
             await self.index.remove(principal, name)
-        self.answer_cache.discard_where(lambda key: key[1] == name)
-        self._headers.discard_where(lambda key: key == name)
-        with anyio.CancelScope(shield=True):
-            await to_thread.run_sync(self.store.discard, name)
+            self.answer_cache.discard_where(lambda key: key[1] == name)
+            self._headers.discard_where(lambda key: key == name)
+            with anyio.CancelScope(shield=True):
+                await to_thread.run_sync(self.store.discard, name)
         self.audit.record(principal, Action.DELETE, study_instance_uid=study, name=name)
