@@ -173,7 +173,7 @@ async def _export_audit(settings: Settings, since: datetime | None, until: datet
     from app.index.audit import AuditQuery, SqlAuditLog
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
-    from app.services.audit import FIELDS, as_dict, time_us
+    from app.services.audit_view import FIELDS, as_dict, time_us
 
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     index = await SqlInstanceIndex.open(database_url(settings))

@@ -14,7 +14,7 @@ from app import cli
 from app.index.audit import AuditRecord, SqlAuditLog
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
-from app.services.audit import FIELDS
+from app.services.audit_view import FIELDS
 
 DAY_US = 86_400 * 1_000_000
 DEC_1 = 1_764_547_200 * 1_000_000  # 2025-12-01T00:00:00Z

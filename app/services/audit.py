@@ -30,11 +30,9 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from app.auth.principals import Principal
-from app.errors import AuditUnavailable, Forbidden, LightboxError
+from app.errors import AuditUnavailable, Forbidden
 from app.index.audit import AuditLog, AuditPage, AuditQuery, AuditRecord
 from app.logging import current_request, error_kind
 
@@ -269,7 +267,7 @@ class AuditService:
             self._wake.clear()
             try:
                 await self.flush()
-            except LightboxError as exc:
+            except Exception as exc:  # never let the writer die: records would pile up until access is refused
                 log.warning("audit records not written yet (%s); retrying", error_kind(exc))
                 self._wake.set()
 
@@ -296,7 +294,7 @@ class AuditService:
             try:
                 await self.flush()
                 return
-            except LightboxError as exc:
+            except Exception as exc:
                 log.warning("audit flush at shutdown failed (%s), attempt %d", error_kind(exc), attempt + 1)
                 await asyncio.sleep(0.2 * (attempt + 1))
         log.error("%d audit record(s) could not be written to the database; the log holds them", len(self._pending))
@@ -327,50 +325,4 @@ def _query_detail(query: AuditQuery) -> Detail:
         "action": query.action,
         "limit": query.limit,
         "offset": query.offset,
-    }
-
-
-#: Fields of a record as the API and ``lightbox audit export`` show it, in order.
-FIELDS = (
-    "time",
-    "actor",
-    "actor_type",
-    "action",
-    "outcome",
-    "reason",
-    "study_instance_uid",
-    "name",
-    "client",
-    "request_id",
-    "detail",
-)
-
-
-def iso_time(time_us: int) -> str:
-    """Microseconds since the epoch as ISO 8601 UTC: ``2026-12-02T06:47:31.123456Z``."""
-    return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def time_us(moment: datetime) -> int:
-    """A datetime as microseconds since the epoch; one without a zone is taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def as_dict(record: AuditRecord) -> dict[str, Any]:
-    """A record in :data:`FIELDS` order, ``detail`` as the JSON object it was stored as."""
-    return {
-        "time": iso_time(record.time_us),
-        "actor": record.actor,
-        "actor_type": record.actor_type,
-        "action": record.action,
-        "outcome": record.outcome,
-        "reason": record.reason,
-        "study_instance_uid": record.study_instance_uid,
-        "name": record.name,
-        "client": record.client,
-        "request_id": record.request_id,
-        "detail": json.loads(record.detail) if record.detail else None,
     }

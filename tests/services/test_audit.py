@@ -16,7 +16,8 @@ from app.errors import AuditUnavailable, FileNotFound, Forbidden, IndexUnavailab
 from app.index.audit import AuditQuery, SqlAuditLog
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
-from app.services.audit import ATNA_EVENTS, Action, AuditService, Outcome, as_dict, iso_time
+from app.services.audit import ATNA_EVENTS, Action, AuditService, Outcome
+from app.services.audit_view import as_dict, iso_time
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from app.api.deps import AuditDep, PrincipalDep
 from app.api.openapi import error_responses
 from app.index.audit import AuditQuery
-from app.services.audit import Action, as_dict, time_us
+from app.services.audit import Action
+from app.services.audit_view import as_dict, time_us
 
 router = APIRouter(tags=["administration"])
 
