@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.auth.principals import LOCAL_ADMIN, ActorType, Principal
 from app.errors import AuditUnavailable, FileNotFound, Forbidden, IndexUnavailable
-from app.index.audit import AuditQuery, SqlAuditLog
+from app.index.audit import AuditQuery, AuditRecord, SqlAuditLog
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.services.audit import ATNA_EVENTS, Action, AuditService, Outcome
@@ -52,10 +52,11 @@ def test_every_action_maps_to_a_dicom_audit_event() -> None:
 async def test_records_are_written_in_the_background_in_order(audit: AuditService) -> None:
     for number in range(20):
         audit.record(LOCAL_ADMIN, Action.TAG, name=f"n{number}.dcm")
-    deadline = asyncio.get_running_loop().time() + 5
-    while audit._pending and asyncio.get_running_loop().time() < deadline:
+    deadline = asyncio.get_running_loop().time() + 10
+    records: list[AuditRecord] = []
+    while len(records) < 20 and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)
-    records = (await audit.store.search(AuditQuery(limit=1000))).records  # read without flushing first
+        records = (await audit.store.search(AuditQuery(limit=1000))).records  # the store, never flushed here
     assert [r.name for r in reversed(records)] == [f"n{n}.dcm" for n in range(20)]
 
 
