@@ -8,7 +8,8 @@ log line are unchanged) and answers only when *all* of these hold; anything else
 * ``GET`` on exactly ``/dicomFile/<one path segment>`` with no root path,
 * the query string is exactly one ``tag`` parameter (parsed as Starlette parses it),
 * the principal is the default one (no dependency override installed),
-* :meth:`InstanceService.cached_attribute` has a trusted answer (same principal, name and tag).
+* :meth:`InstanceService.cached_attribute` has a trusted answer (same principal, name and tag)
+  and the audit trail can take its record (the service writes it, as for every lookup).
 
 The body is built by :func:`app.api.routes.files.attribute_response`, the function the full route
 uses, so the bytes and headers are identical. A cache miss, a malformed tag, an unknown file and
