@@ -79,8 +79,8 @@ class TagFastPath:
         if instances is None or route is None:
             return None
         tag = params[0][1]
+        scope["route"] = route  # before the lookup, so its audit log line names the route (routing sets it anyway)
         attribute = instances.cached_attribute(await get_principal(), name, tag)
         if attribute is None:
             return None
-        scope["route"] = route
         return attribute_response(attribute, tag)

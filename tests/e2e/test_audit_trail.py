@@ -48,6 +48,7 @@ def test_every_request_is_recorded_once_across_workers_and_restarts(tmp_path: Pa
     assert Counter(e["request_id"] for e in audit_lines) == Counter(expected.keys())  # once each
     assert all((e["action"], e["outcome"]) == expected[e["request_id"]] for e in audit_lines)
     assert name not in json.dumps(audit_lines)
+    assert {e["route"] for e in audit_lines} == {"/upload", "/dicomFile/{name}", "/dicomFile"}  # lean path too
 
     env = {**os.environ, "LIGHTBOX_STORAGE_DIR": str(tmp_path / "storage")}
     exported = subprocess.run([LIGHTBOX, "audit", "export"], env=env, capture_output=True, text=True, timeout=60)
