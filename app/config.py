@@ -204,6 +204,14 @@ class Settings(BaseSettings):
         pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
         description="Base URL clients reach the service at (behind a proxy); RetrieveURLs are built from it.",
     )
+    audit_flush_seconds: float = Field(
+        0.1, gt=0, le=10, description="Audit records are written to the database in one batch this often."
+    )
+    audit_queue_records: int = Field(
+        10_000,
+        ge=1,
+        description="Audit records a worker may hold unwritten; when full, access to patient data is refused (503).",
+    )
 
     @field_validator("cors_origins")
     @classmethod

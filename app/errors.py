@@ -26,7 +26,8 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     │   ├── StoredFileMissing   an indexed file's bytes are not in storage (deleted, or not mounted)
     │   └── StorageLooksWrong   the storage folder looks unmounted or is not this index's storage
     └── IndexUnavailable        the metadata index cannot be read or written
-        └── IndexNeedsWrite     the index needs a write (migration, creation) but its folder is read-only
+        ├── IndexNeedsWrite     the index needs a write (migration, creation) but its folder is read-only
+        └── AuditUnavailable    the audit trail cannot take the record (access refused: fail closed)
 """
 
 from __future__ import annotations
@@ -160,3 +161,7 @@ class IndexUnavailable(LightboxError):
 class IndexNeedsWrite(IndexUnavailable):
     """The index must be written before it can serve (a migration, its creation, an unclean WAL to
     recover) but lives in a read-only folder: the service cannot start."""
+
+
+class AuditUnavailable(IndexUnavailable):
+    """The audit trail's queue is full or closed: access to patient data is refused rather than unrecorded."""

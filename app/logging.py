@@ -34,6 +34,8 @@ from typing import Any, Literal
 from app.config import Settings
 
 REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "error")
+#: Fields of an audit event's log line (``"audit": true``); never names, UIDs or queries (patient data).
+AUDIT_FIELDS = ("audit", "action", "outcome", "reason", "actor", "actor_type")
 
 
 @dataclass
@@ -53,6 +55,12 @@ class RequestContext:
         route = self.scope.get("route")
         path = getattr(route, "path", None)
         return path if isinstance(path, str) else None
+
+    @property
+    def client(self) -> str | None:
+        """The client's address as the server sees it (uvicorn applies trusted proxy headers first)."""
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)
@@ -186,7 +194,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
-        for name in (*REQUEST_FIELDS, "client"):
+        for name in (*REQUEST_FIELDS, "client", *AUDIT_FIELDS):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value

@@ -27,16 +27,18 @@ from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
-from app.api.routes import admin, auth, dicomweb, files, grants, health, shares, upload
+from app.api.routes import admin, audit, auth, dicomweb, files, grants, health, shares, upload
 from app.auth.credentials import Authenticator
 from app.config import Settings, cors_list, exposure_problem, settings_from_environment
 from app.errors import IndexNeedsWrite
 from app.index.access import AccessStore
+from app.index.audit import SqlAuditLog
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.logging import configure_logging
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable, all_of
+from app.services.audit import AuditService
 from app.services.dicomweb import DicomWebService
 from app.services.grants import GrantService
 from app.services.instances import InstanceService
@@ -101,7 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.startup_refusal = f"lightbox cannot start: {exc.message}"  # one line, no traceback
             raise
         app.state.index = index
-        app.state.instances = instances = InstanceService(settings, store, index)
+        app.state.audit = AuditService(
+            SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
+        )
+        app.state.instances = instances = InstanceService(settings, store, index, app.state.audit)
         await reconcile(instances, instances.guard)
         app.state.renders = RenderService(settings, instances)
         await _wire_access(app, settings, index)
@@ -115,11 +120,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caches["headers"] = app.state.instances.header_cache
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache
+        await app.state.audit.start()
         try:
             yield
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
                 log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
+            await app.state.audit.close()  # after the last request: every record of a clean stop is written
             await index.close()
             await to_thread.run_sync(app.state.renders.close)
             mark_worker_stopped()
@@ -156,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (auth.router, admin.router, grants.router, shares.router):
         app.include_router(router)
     app.include_router(dicomweb.router(), prefix=settings.dicomweb_root)
+    app.include_router(audit.router)
     return app
 
 

@@ -16,6 +16,7 @@ from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
 from app.errors import LightboxError
 from app.index.base import InstanceIndex
+from app.services.audit import AuditService
 from app.services.dicomweb import DicomWebService
 from app.services.grants import GrantService
 from app.services.instances import InstanceService
@@ -42,6 +43,11 @@ async def get_renders(request: Request) -> RenderService:
 
 async def get_dicomweb(request: Request) -> DicomWebService:
     service: DicomWebService = request.app.state.dicomweb
+    return service
+
+
+async def get_audit(request: Request) -> AuditService:
+    service: AuditService = request.app.state.audit
     return service
 
 
@@ -141,6 +147,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 InstancesDep = Annotated[InstanceService, Depends(get_instances)]
 RendersDep = Annotated[RenderService, Depends(get_renders)]
 DicomWebDep = Annotated[DicomWebService, Depends(get_dicomweb)]
+AuditDep = Annotated[AuditService, Depends(get_audit)]
 IndexDep = Annotated[InstanceIndex, Depends(get_index)]
 UsersDep = Annotated[UserService, Depends(get_users)]
 KeysDep = Annotated[KeyService, Depends(get_keys)]

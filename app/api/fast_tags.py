@@ -11,7 +11,8 @@ log line are unchanged) and answers only when *all* of these hold; anything else
   other path resolves it (:func:`app.api.deps.resolve_principal`), may see everything (an
   administrator; single-user mode's local administrator): other callers' answers are never cached,
   so a revoked grant or share can never be answered from memory,
-* :meth:`InstanceService.cached_attribute` has a trusted answer (same name and tag).
+* :meth:`InstanceService.cached_attribute` has a trusted answer (same name and tag)
+  and the audit trail can take its record (the service writes it, as for every lookup).
 
 The body is built by :func:`app.api.routes.files.attribute_response`, the function the full route
 uses, so the bytes and headers are identical. A cache miss, a malformed tag, an unknown file and
@@ -87,8 +88,8 @@ class TagFastPath:
         except LightboxError:
             return None  # the full path answers the 401/403 (and counts it)
         tag = params[0][1]
+        scope["route"] = route  # before the lookup, so its audit log line names the route (routing sets it anyway)
         attribute = instances.cached_attribute(principal, name, tag)
         if attribute is None:
             return None
-        scope["route"] = route
         return attribute_response(attribute, tag)

@@ -137,6 +137,11 @@ class InstanceIndex(Protocol):
 
     async def exists(self, principal: Principal, name: str) -> bool: ...
 
+    async def study_uid(self, principal: Principal, name: str) -> str:
+        """The Study Instance UID (0020,000D) of ``name``: the audit record's study, and the same
+        visibility check as :meth:`header` (FileNotFound if unknown or not visible), in one query."""
+        ...
+
     async def query(self, principal: Principal, query: ListQuery) -> ListPage: ...
 
     async def search(self, principal: Principal, query: SearchQuery) -> list[SearchRow]:

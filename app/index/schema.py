@@ -1,4 +1,5 @@
-"""The index tables (SQLAlchemy Core): patient -> study -> series -> instance, each row owned.
+"""The index tables (SQLAlchemy Core): patient -> study -> series -> instance, each row owned;
+and the append-only audit trail (``audit_records``).
 
 Portable SQL only (SQLite and PostgreSQL): no JSON operators, no dialect-specific upserts;
 uniqueness is enforced by constraints so concurrent uploads cannot both insert.
@@ -167,4 +168,27 @@ shares = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Column("expires_at_us", BigInteger, nullable=False),
+)
+
+#: One row per audited event (app/services/audit.py). Append-only: migration 0006_audit adds
+#: triggers that refuse UPDATE and DELETE. No foreign keys: a record outlives what it names.
+audit_records = Table(
+    "audit_records",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("time_us", BigInteger, nullable=False),  # microseconds since the Unix epoch, UTC
+    Column("actor", String(128), nullable=False),
+    Column("actor_type", String(16), nullable=False),  # app.auth.principals.ActorType
+    Column("action", String(32), nullable=False),  # app.services.audit.Action
+    Column("outcome", String(16), nullable=False),  # app.services.audit.Outcome
+    Column("reason", String(64)),  # the error kind of a failure or denial
+    Column("study_instance_uid", String(256)),  # (0020,000D)
+    Column("name", String(300)),  # the stored name
+    Column("client", String(128)),  # network address of the caller
+    Column("request_id", String(64)),
+    Column("detail", Text),  # JSON: what the caller asked (a list's query, the tag looked up)
+    Index("ix_audit_records_time", "time_us", "id"),
+    Index("ix_audit_records_actor_time", "actor", "time_us"),
+    Index("ix_audit_records_study_time", "study_instance_uid", "time_us"),
+    Index("ix_audit_records_action_time", "action", "time_us"),
 )

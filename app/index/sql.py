@@ -366,6 +366,30 @@ class SqlInstanceIndex:
 
         return await self._guard(lookup)
 
+    async def study_uid(self, principal: Principal, name: str) -> str:
+        """The Study Instance UID (0020,000D) of a stored file ``principal`` may see (for audit records)."""
+        statement = (
+            select(studies.c.study_instance_uid)
+            .select_from(
+                instances.join(series, series.c.id == instances.c.series_pk).join(
+                    studies, studies.c.id == series.c.study_pk
+                )
+            )
+            .where(instances.c.name == name)
+        )
+        seen = policy.visible(principal)
+        if seen is not None:
+            statement = statement.where(seen)
+
+        async def lookup() -> str:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(statement)).first()
+            if row is None:
+                raise FileNotFound(f"no stored file is named {name[:80]!r}")
+            return str(row.study_instance_uid)
+
+        return await self._guard(lookup)
+
     @staticmethod
     def _conditions(principal: Principal, q: ListQuery) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []

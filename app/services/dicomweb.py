@@ -8,7 +8,8 @@ are involved. Independent of HTTP: the routes pass parsed requests and a base UR
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from app.dicom.transcode import to_explicit_little
 from app.dicom.wado_metadata import metadata_json
 from app.errors import FileNotFound, NotAcceptable, NotRenderable
 from app.index.base import Located
+from app.services.audit import Action, Detail
 from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.renders import RenderedImage, RenderRequest, RenderService
@@ -43,6 +45,10 @@ class Target:
     study: str
     series: str | None = None
     instance: str | None = None
+
+    @property
+    def level(self) -> str:
+        return "instance" if self.instance else "series" if self.series else "study"
 
     def describe(self) -> str:
         if self.instance:
@@ -87,6 +93,13 @@ class DicomWebService:
         self._metadata: LruCache[str, str] = LruCache(1 << 20, settings.metadata_cache_bytes, len)
         self.metadata_cache = self._metadata  # read-only view for metrics (hits/misses)
 
+    @contextmanager
+    def _audited(self, principal: Principal, action: Action, study: str | None, detail: Detail) -> Iterator[None]:
+        """One audit record per DICOMweb request (rule 9): the failure if the body raises, else success."""
+        with self.instances.audit.on_failure(principal, action, detail=detail):
+            yield
+        self.instances.audit.record(principal, action, study_instance_uid=study, detail=detail)
+
     async def _locate(self, principal: Principal, target: Target, headers: bool = False) -> list[Located]:
         found = await self.index.locate(principal, target.study, target.series, target.instance, headers)
         if not found:
@@ -96,40 +109,44 @@ class DicomWebService:
     # -- QIDO-RS ------------------------------------------------------------------------------
     async def search(self, principal: Principal, query: SearchQuery, base_url: str) -> bytes:
         """QIDO-RS (PS3.18 §10.6): the matching results as an ``application/dicom+json`` array."""
-        rows = await self.index.search(principal, query)
+        with self._audited(principal, Action.LIST, query.study_uid, {"dicomweb": "search", "level": str(query.level)}):
+            rows = await self.index.search(principal, query)
 
-        def shape() -> bytes:
-            results = [
-                result_json(
-                    query,
-                    row.header,
-                    base_url,
-                    (row.study_instance_uid, row.series_instance_uid, row.sop_instance_uid),
-                    row.modalities_in_study,
-                    row.related_series,
-                    row.related_instances,
-                )
-                for row in rows
-            ]
-            return json.dumps(results, separators=(",", ":")).encode()
+            def shape() -> bytes:
+                results = [
+                    result_json(
+                        query,
+                        row.header,
+                        base_url,
+                        (row.study_instance_uid, row.series_instance_uid, row.sop_instance_uid),
+                        row.modalities_in_study,
+                        row.related_series,
+                        row.related_instances,
+                    )
+                    for row in rows
+                ]
+                return json.dumps(results, separators=(",", ":")).encode()
 
-        return await to_thread.run_sync(shape)
+            return await to_thread.run_sync(shape)
 
     # -- WADO-RS ------------------------------------------------------------------------------
     async def retrieve(self, principal: Principal, target: Target, syntax: str) -> Retrieval:
         """Instances as ``application/dicom`` parts (PS3.18 §10.4.1.1.1): as stored (``*``) or transcoded."""
-        found = await self._locate(principal, target)
-        as_stored = [item.transfer_syntax_uid in (syntax, "*") or syntax == "*" for item in found]
-        if syntax not in ("*", EXPLICIT_LITTLE) and not all(as_stored):
-            raise NotAcceptable(f"the instances cannot be sent in transfer syntax {syntax[:64]}: use * or the default")
-        for item, kept in zip(found, as_stored, strict=True):
-            if not kept and _is_compressed(item.transfer_syntax_uid) and not _decodable(item.transfer_syntax_uid):
+        with self._audited(principal, Action.DOWNLOAD, target.study, {"dicomweb": "retrieve", "of": target.level}):
+            found = await self._locate(principal, target)
+            as_stored = [item.transfer_syntax_uid in (syntax, "*") or syntax == "*" for item in found]
+            if syntax not in ("*", EXPLICIT_LITTLE) and not all(as_stored):
                 raise NotAcceptable(
-                    f"an instance is stored in {item.transfer_syntax_uid} and cannot be decoded here: "
-                    "ask for transfer-syntax=* to receive it as stored"
+                    f"the instances cannot be sent in transfer syntax {syntax[:64]}: use * or the default"
                 )
-        first = await self._instance_part(found[0], as_stored[0])  # before the answer starts: its error is a 4xx
-        return Retrieval(self._instance_parts(first, found[1:], as_stored[1:]))
+            for item, kept in zip(found, as_stored, strict=True):
+                if not kept and _is_compressed(item.transfer_syntax_uid) and not _decodable(item.transfer_syntax_uid):
+                    raise NotAcceptable(
+                        f"an instance is stored in {item.transfer_syntax_uid} and cannot be decoded here: "
+                        "ask for transfer-syntax=* to receive it as stored"
+                    )
+            first = await self._instance_part(found[0], as_stored[0])  # before the answer starts: its error is a 4xx
+            return Retrieval(self._instance_parts(first, found[1:], as_stored[1:]))
 
     async def _instance_parts(self, first: Part, found: list[Located], as_stored: list[bool]) -> AsyncIterator[Part]:
         """One part per instance: the stored file itself (sent in chunks), or its transcoded bytes."""
@@ -138,7 +155,7 @@ class DicomWebService:
             yield await self._instance_part(item, kept)
 
     async def _instance_part(self, item: Located, kept: bool) -> Part:
-        path = await to_thread.run_sync(self.instances.store.existing_path, item.name)
+        path = await self.instances.stored_path(item.name)
         if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
             return f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", path
         compressed = _is_compressed(item.transfer_syntax_uid)
@@ -155,16 +172,17 @@ class DicomWebService:
         change) is kept in a bounded cache with a placeholder for the base URL, so a viewer opening a
         series again costs a join of strings.
         """
-        found = await self._locate(principal, target)
-        texts = [self._metadata.get(item.name) for item in found]
-        if any(text is None for text in texts):
-            with_headers = await self._locate(principal, target, headers=True)
-            texts = await to_thread.run_sync(self._metadata_texts, with_headers)
+        with self._audited(principal, Action.METADATA, target.study, {"dicomweb": "metadata", "of": target.level}):
+            found = await self._locate(principal, target)
+            texts = [self._metadata.get(item.name) for item in found]
+            if any(text is None for text in texts):
+                with_headers = await self._locate(principal, target, headers=True)
+                texts = await to_thread.run_sync(self._metadata_texts, with_headers)
 
-        def join() -> bytes:
-            return ("[" + ",".join(text or "" for text in texts) + "]").replace(BASE_PLACEHOLDER, base_url).encode()
+            def join() -> bytes:
+                return ("[" + ",".join(text or "" for text in texts) + "]").replace(BASE_PLACEHOLDER, base_url).encode()
 
-        return await to_thread.run_sync(join)
+            return await to_thread.run_sync(join)
 
     def _metadata_texts(self, found: list[Located]) -> list[str | None]:
         texts: list[str | None] = []
@@ -183,54 +201,57 @@ class DicomWebService:
         self, principal: Principal, target: Target, numbers: list[int], accept: list[MediaRange]
     ) -> list[Frame]:
         """Frames of one instance (PS3.18 §10.4.1.1.4), as stored or decoded as the client accepts."""
-        (item,) = (await self._locate(principal, target))[:1]
-        encoding = frame_encoding(accept, item.transfer_syntax_uid)
-        if encoding is FrameEncoding.DECODED:
-            if not _decodable(item.transfer_syntax_uid):
-                raise NotAcceptable(f"frames stored in {item.transfer_syntax_uid} cannot be decoded here")
-            path = await to_thread.run_sync(self.instances.store.existing_path, item.name)
-            decoded = await self.renders.run_decoder(True, decoded_frames, path, numbers, self.settings.max_pixels)
-            return [Frame(data, OCTET_STREAM, EXPLICIT_LITTLE) for data in decoded]
-        path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
-        frames = await to_thread.run_sync(stored_frames, path, header, numbers, self.settings.max_pixels)
-        if encoding is FrameEncoding.STORED_AS_OCTETS:
-            return [Frame(frame.content, OCTET_STREAM, frame.transfer_syntax) for frame in frames]
-        return frames
+        with self._audited(principal, Action.DOWNLOAD, target.study, {"dicomweb": "frames", "frames": len(numbers)}):
+            (item,) = (await self._locate(principal, target))[:1]
+            encoding = frame_encoding(accept, item.transfer_syntax_uid)
+            if encoding is FrameEncoding.DECODED:
+                if not _decodable(item.transfer_syntax_uid):
+                    raise NotAcceptable(f"frames stored in {item.transfer_syntax_uid} cannot be decoded here")
+                path = await self.instances.stored_path(item.name)
+                decoded = await self.renders.run_decoder(True, decoded_frames, path, numbers, self.settings.max_pixels)
+                return [Frame(data, OCTET_STREAM, EXPLICIT_LITTLE) for data in decoded]
+            path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
+            frames = await to_thread.run_sync(stored_frames, path, header, numbers, self.settings.max_pixels)
+            if encoding is FrameEncoding.STORED_AS_OCTETS:
+                return [Frame(frame.content, OCTET_STREAM, frame.transfer_syntax) for frame in frames]
+            return frames
 
     async def bulkdata(self, principal: Principal, target: Target, tag: int) -> list[Frame]:
         """A bulk value (PS3.18 §10.4.1.1.5): Pixel Data as its frames as stored, others as octets."""
-        (item,) = (await self._locate(principal, target))[:1]
-        path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
-        if tag in PIXEL_TAGS:  # encapsulated: one part per frame; native: the whole value, little endian
-            count = max(int(item.number_of_frames or 1), 1)
-            frames = await to_thread.run_sync(
-                stored_frames, path, header, list(range(1, count + 1)), self.settings.max_pixels
-            )
-            if _is_compressed(item.transfer_syntax_uid):
-                return frames
-            return [Frame(b"".join(frame.content for frame in frames), OCTET_STREAM, EXPLICIT_LITTLE)]
+        with self._audited(principal, Action.DOWNLOAD, target.study, {"dicomweb": "bulkdata", "tag": f"{tag:08X}"}):
+            (item,) = (await self._locate(principal, target))[:1]
+            path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
+            if tag in PIXEL_TAGS:  # encapsulated: one part per frame; native: the whole value, little endian
+                count = max(int(item.number_of_frames or 1), 1)
+                frames = await to_thread.run_sync(
+                    stored_frames, path, header, list(range(1, count + 1)), self.settings.max_pixels
+                )
+                if _is_compressed(item.transfer_syntax_uid):
+                    return frames
+                return [Frame(b"".join(frame.content for frame in frames), OCTET_STREAM, EXPLICIT_LITTLE)]
 
-        def value() -> bytes:
-            if tag not in header:
-                raise FileNotFound(f"the instance has no element ({tag >> 16:04X},{tag & 0xFFFF:04X})")
-            data: Any = header[tag].value
-            if not isinstance(data, bytes | bytearray):
-                raise FileNotFound("only binary elements are served as bulk data")
-            return bytes(data)
+            def value() -> bytes:
+                if tag not in header:
+                    raise FileNotFound(f"the instance has no element ({tag >> 16:04X},{tag & 0xFFFF:04X})")
+                data: Any = header[tag].value
+                if not isinstance(data, bytes | bytearray):
+                    raise FileNotFound("only binary elements are served as bulk data")
+                return bytes(data)
 
-        return [Frame(await to_thread.run_sync(value), OCTET_STREAM, EXPLICIT_LITTLE)]
+            return [Frame(await to_thread.run_sync(value), OCTET_STREAM, EXPLICIT_LITTLE)]
 
     async def rendered(self, principal: Principal, target: Target, request: RenderRequest) -> RenderedImage:
         """A rendered instance or frame (PS3.18 §10.4.1.1.3); for a study or series, its first instance."""
         item = (await self._locate(principal, target))[0]
-        return await self.renders.render(item.name, request)
+        return await self.renders.render(principal, item.name, request)
 
     async def rendered_all(self, principal: Principal, target: Target, request: RenderRequest) -> list[RenderedImage]:
         """A rendered study or series (PS3.18 §10.4.1.1.3): each instance's frame rendered, in series order."""
         found = await self._locate(principal, target)
-        return [await self.renders.render(item.name, request) for item in found]
+        return [await self.renders.render(principal, item.name, request) for item in found]
 
     async def stored_file(self, principal: Principal, target: Target) -> Path:
         """The stored file of one instance, byte for byte (WADO-URI ``application/dicom``, PS3.18 §9)."""
-        item = (await self._locate(principal, target))[0]
-        return await to_thread.run_sync(self.instances.store.existing_path, item.name)
+        with self._audited(principal, Action.DOWNLOAD, target.study, {"dicomweb": "wado-uri"}):
+            item = (await self._locate(principal, target))[0]
+            return await self.instances.stored_path(item.name)

@@ -2,7 +2,8 @@
 
 Stored files never change, so a render is fully identified by its inputs: file, frame, window,
 size, format, quality (and the encoder settings). That key names both the ETag and the cache
-entry, so a repeated view is a dictionary lookup.
+entry, so a repeated view is a dictionary lookup. Every view is checked against what the caller
+may see and recorded in the audit trail, a cached one and a "not modified" one included.
 
 Renders run in worker threads: the header is parsed once and cached by :class:`InstanceService`,
 and what remains (file read, decoders, numpy, Pillow resampling, ISA-L deflate) releases the GIL,
@@ -25,12 +26,14 @@ import anyio
 from anyio import to_thread
 from pydicom.dataset import Dataset
 
+from app.auth.principals import Principal
 from app.config import Settings
 from app.dicom.encode import encode_jpeg, encode_png, fit_within
 from app.dicom.ingest import read_header
 from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax
 from app.dicom.render import Window, to_display
 from app.errors import LightboxError, NotRenderable
+from app.services.audit import Action
 from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.sandbox import DecodeSandbox
@@ -145,8 +148,28 @@ class RenderService:
         """A strong validator derived from every input of the render."""
         return '"' + hashlib.sha256(self._key(name, request).encode()).hexdigest()[:32] + '"'
 
-    async def render(self, name: str, request: RenderRequest) -> RenderedImage:
-        """The cached render when there is one, else a fresh render in a worker thread."""
+    @staticmethod
+    def _detail(request: RenderRequest) -> dict[str, str | int]:
+        return {"frame": request.frame, "format": request.format.value}
+
+    async def not_modified(self, principal: Principal, name: str, request: RenderRequest) -> None:
+        """The caller already holds this render (its ETag matched): check it may see it, record the view."""
+        audit = self.instances.audit
+        with audit.on_failure(principal, Action.RENDER, name=name, detail=self._detail(request)):
+            study = await self.instances.index.study_uid(principal, name)
+        detail = {**self._detail(request), "not_modified": True}
+        audit.record(principal, Action.RENDER, study_instance_uid=study, name=name, detail=detail)
+
+    async def render(self, principal: Principal, name: str, request: RenderRequest) -> RenderedImage:
+        """The cached render when there is one, else a fresh render; FileNotFound when not visible."""
+        audit = self.instances.audit
+        with audit.on_failure(principal, Action.RENDER, name=name, detail=self._detail(request)):
+            study = await self.instances.index.study_uid(principal, name)
+            image = await self._cached_render(name, request)
+        audit.record(principal, Action.RENDER, study_instance_uid=study, name=name, detail=self._detail(request))
+        return image
+
+    async def _cached_render(self, name: str, request: RenderRequest) -> RenderedImage:
         key = self._key(name, request)
         cached = self.cache.get(key)
         if cached is not None:
@@ -154,7 +177,7 @@ class RenderService:
         try:
             path, header = await self.instances.stored_header(name)
             async with self._slots:
-                content = await self._render(path, header, request)
+                content = await self._draw(path, header, request)
         except LightboxError:
             raise
         except Exception as exc:  # a header pydicom cannot parse, an exception a worker could not send back
@@ -163,7 +186,7 @@ class RenderService:
         self.cache.put(key, image)
         return image
 
-    async def _render(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
+    async def _draw(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
         syntax = transfer_syntax(header)
         if self._sandbox is not None and syntax.is_transfer_syntax and syntax.is_compressed:
             # bombs, unknown syntaxes and bad headers are answered here, without a worker process

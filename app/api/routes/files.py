@@ -102,12 +102,12 @@ async def dicom_file(
         if quality is not None and image_format is not ImageFormat.JPEG:
             raise InvalidRequest("quality applies to JPEG only: use ?jpeg&quality=1..100")
         render = RenderRequest(frame, _parse_window(window), size, image_format, quality)
-        await instances.check_exists(name, principal)
         etag = renders.etag(name, render)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
         if _matches(etag, request.headers.get("if-none-match")):
+            await renders.not_modified(principal, name, render)
             return Response(status_code=304, headers=headers)
-        image = await timed_render(request, renders.render(name, render))
+        image = await timed_render(request, renders.render(principal, name, render))
         headers["Content-Disposition"] = f'inline; filename="{name}.{image_format.value}"'
         return Response(image.content, media_type=image.media_type, headers=headers)
     raise InvalidRequest(
