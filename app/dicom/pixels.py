@@ -28,7 +28,7 @@ from pydicom.encaps import encapsulate, get_frame
 from pydicom.pixels.decoders.base import Decoder, get_decoder
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from app.dicom import codecs
+from app.dicom import codecs, video
 from app.dicom.image_pixel import ImagePixel, read_image_pixel
 from app.dicom.streams import check_frame
 from app.errors import InvalidRequest, LightboxError, NotRenderable, UnsupportedEncoding
@@ -61,9 +61,9 @@ def pixel_data_tag(ds: Dataset) -> int:
     raise NotRenderable("this file has no image: it holds no Pixel Data element")
 
 
-def geometry(ds: Dataset, max_pixels: int) -> ImagePixel:
+def geometry(ds: Dataset, max_pixels: int, per_frame: bool = False) -> ImagePixel:
     """Read and sanity-check the declared image before anything is decoded."""
-    return read_image_pixel(ds, max_pixels)
+    return read_image_pixel(ds, max_pixels, per_frame)
 
 
 def _decoder(syntax: UID) -> tuple[Decoder, str]:
@@ -175,7 +175,26 @@ def check_before_decoding(path: Path, ds: Dataset, index: int, max_pixels: int) 
     _frame(path, ds, index, max_pixels, decode=False)
 
 
+def _video_frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:
+    """One frame of a video transfer syntax (PS3.5 8.2.5-8.2.7): the bitstream's head checked, then decoded."""
+    tag = pixel_data_tag(ds)
+    syntax = transfer_syntax(ds)
+    image = geometry(ds, max_pixels, per_frame=True)
+    if not 0 <= index < image.frames:
+        raise InvalidRequest(f"frame {index + 1} is out of range: this file has {image.frames} frame(s)")
+    with ExitStack() as stack:
+        source, _available, _vr = _value_source(stack, path, ds, tag, syntax)
+        start = source.tell()
+        video.check_head(syntax, source, image, max_pixels)
+        if not decode:
+            return None
+        source.seek(start)
+        return video.decode_video_frame(syntax, source, image, index, max_pixels)
+
+
 def _frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:
+    if video.is_video(transfer_syntax(ds)):
+        return _video_frame(path, ds, index, max_pixels, decode)
     tag = pixel_data_tag(ds)
     syntax = transfer_syntax(ds)
     decoder, plugin = _decoder(syntax)
