@@ -109,3 +109,53 @@ def encapsulate_fragments(pieces: list[bytes]) -> bytes:
         padded = piece + b"\x00" * (len(piece) % 2)
         out += b"\xfe\xff\x00\xe0" + len(padded).to_bytes(4, "little") + padded
     return bytes(out)
+
+
+class BitWriter:
+    """MSB-first bits with Exp-Golomb codes, to write parameter sets no encoder would (H.264 7.3.2.1.1)."""
+
+    def __init__(self) -> None:
+        self.bits: list[int] = []
+
+    def u(self, n: int, value: int) -> BitWriter:
+        self.bits += [(value >> (n - 1 - i)) & 1 for i in range(n)]
+        return self
+
+    def ue(self, value: int) -> BitWriter:
+        code = value + 1
+        return self.u(2 * code.bit_length() - 1, code)
+
+    def rbsp(self) -> bytes:
+        """The bits with rbsp_trailing_bits, emulation prevention bytes inserted (7.4.1)."""
+        bits = [*self.bits, 1] + [0] * (-(len(self.bits) + 1) % 8)
+        raw = bytes(int("".join(map(str, bits[i : i + 8])), 2) for i in range(0, len(bits), 8))
+        out = bytearray()
+        for byte in raw:
+            if len(out) >= 2 and out[-1] == 0 and out[-2] == 0 and byte <= 3:
+                out.append(3)
+            out.append(byte)
+        return bytes(out)
+
+
+def h264_sps(width_mbs: int, height_mbs: int) -> bytes:
+    """A Baseline-profile sequence parameter set NAL unit (with start code) declaring the given size."""
+    bits = BitWriter().u(8, 66).u(8, 0).u(8, 30).ue(0)  # profile, constraints, level, sps id
+    bits.ue(0).ue(2).ue(1).u(1, 0)  # log2_max_frame_num-4, poc type 2, one reference, no gaps
+    bits.ue(width_mbs - 1).ue(height_mbs - 1).u(1, 1).u(1, 1).u(1, 0).u(1, 0)  # frame_mbs_only, 8x8, no crop, no VUI
+    return b"\x00\x00\x00\x01\x67" + bits.rbsp()
+
+
+def mpeg2_declaring(stream: bytes, width: int, height: int) -> bytes:
+    """``stream`` with its sequence headers (and extensions) rewritten to declare ``width`` x ``height``."""
+    out = bytearray(stream)
+    start = out.find(b"\x00\x00\x01\xb3")
+    while start >= 0:
+        packed = ((width & 0xFFF) << 12) | (height & 0xFFF)
+        out[start + 4 : start + 7] = packed.to_bytes(3, "big")
+        extension = out.find(b"\x00\x00\x01\xb5", start)
+        if extension >= 0 and out[extension + 4] >> 4 == 1:
+            ext = int.from_bytes(out[extension + 4 : extension + 8], "big") & ~(0xF << 13)
+            ext |= ((width >> 12) & 3) << 15 | ((height >> 12) & 3) << 13
+            out[extension + 4 : extension + 8] = ext.to_bytes(4, "big")
+        start = out.find(b"\x00\x00\x01\xb3", start + 4)
+    return bytes(out)
