@@ -11,12 +11,15 @@ import pytest
 from PIL import Image
 from pydicom import uid
 
+from app.config import Settings
 from tests.conftest import upload
 from tests.dicom.video_builders import encode, frames_of, h264_sps, video_dicom
 
 pytestmark = pytest.mark.anyio
 
-CASES = {  # syntax as stored -> the encoder's family, and fragments of 64 bytes or one (PS3.5 8.2.5)
+CASES: dict[
+    str, tuple[str, int | None]
+] = {  # syntax as stored -> the encoder's family, and fragments of 64 bytes or one (PS3.5 8.2.5)
     uid.MPEG2MPML: (uid.MPEG2MPML, None),
     uid.MPEG2MPHLF: (uid.MPEG2MPML, 64),
     uid.MPEG4HP41F: (uid.MPEG4HP41, 64),
@@ -78,3 +81,17 @@ async def test_bad_video_requests_and_streams(client: httpx.AsyncClient, tmp_pat
     assert answer.status_code == 422
     assert "could not be decoded" in answer.json()["error"]
     assert (await client.get(f"/dicomFile/{name}?png&frame=2")).status_code == 200  # the sandbox still serves
+
+
+class TestInTheSandbox:
+    """Video decoding is native code on untrusted bytes: it runs in the decode sandbox, under its time limit."""
+
+    @pytest.fixture
+    def settings(self, tmp_path: Path) -> Settings:
+        return Settings(storage_dir=tmp_path / "storage", decode_timeout_seconds=0.001)
+
+    async def test_a_video_render_is_stopped_at_the_time_limit(self, client: httpx.AsyncClient, tmp_path: Path) -> None:
+        name, _ = await store(client, tmp_path, video_dicom(uid.MPEG2MPML, encode(uid.MPEG2MPML, frames_of()), 5))
+        answer = await client.get(f"/dicomFile/{name}?png&frame=5")
+        assert answer.status_code == 422
+        assert answer.json()["error"] == "decoding took longer than 0 s and was stopped"
