@@ -28,9 +28,10 @@ from pydicom.encaps import encapsulate, get_frame
 from pydicom.pixels.decoders.base import Decoder, get_decoder
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from app.dicom import codecs, video
-from app.dicom.image_pixel import ImagePixel, read_image_pixel
+from app.dicom import codecs, video, video_media
+from app.dicom.image_pixel import ImagePixel, optional_float, read_image_pixel
 from app.dicom.streams import check_frame
+from app.dicom.video_streams import VideoCodec
 from app.errors import InvalidRequest, LightboxError, NotRenderable, UnsupportedEncoding
 
 codecs.install()  # pydicom's decoder registry is process-wide; registering is idempotent
@@ -190,6 +191,30 @@ def _video_frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: b
             return None
         source.seek(start)
         return video.decode_video_frame(syntax, source, image, index, max_pixels)
+
+
+def video_file(path: Path, ds: Dataset, max_pixels: int) -> tuple[bytes, str]:
+    """The stored video as PS3.18 rendered media (content, media type); see :mod:`app.dicom.video_media`.
+
+    MPEG-2 is its stored elementary stream; H.264 and HEVC are remuxed into MP4 (native code: sandbox only).
+    """
+    syntax = transfer_syntax(ds)
+    if not video.is_video(syntax):
+        raise NotRenderable(f"this file holds no video: its transfer syntax is {syntax.name} ({str(syntax)[:64]})")
+    tag = pixel_data_tag(ds)
+    image = geometry(ds, max_pixels, per_frame=True)
+    frame_time = optional_float(ds, "FrameTime")
+    rate = optional_float(ds, "CineRate")
+    if frame_time is None and rate:
+        frame_time = 1000.0 / rate
+    media_type = video.VIDEO_SYNTAXES[syntax].media_type
+    with ExitStack() as stack:
+        source, _available, _vr = _value_source(stack, path, ds, tag, syntax)
+        chunks = video.fragments(source)
+        if video.VIDEO_SYNTAXES[syntax].codec is VideoCodec.MPEG2:
+            return b"".join(chunks), media_type
+        ticks = video_media.frame_ticks(frame_time)
+        return video_media.remux(syntax, chunks, image, max_pixels, ticks), media_type
 
 
 def _frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:

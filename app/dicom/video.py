@@ -24,7 +24,7 @@ from pydicom import uid
 from pydicom.encaps import generate_fragments, parse_basic_offsets
 
 from app.dicom.image_pixel import ImagePixel
-from app.dicom.video_streams import VideoCodec, parameter_sets
+from app.dicom.video_streams import MAX_HEADERS, VideoCodec, parameter_sets
 from app.errors import InvalidRequest, NotRenderable
 
 if TYPE_CHECKING:
@@ -92,9 +92,11 @@ def _aligned(value: int) -> int:
     return -(-value // ALIGNMENT) * ALIGNMENT
 
 
-def check_chunk(codec: VideoCodec, chunk: bytes, image: ImagePixel, max_pixels: int) -> None:
+def check_chunk(
+    codec: VideoCodec, chunk: bytes, image: ImagePixel, max_pixels: int, limit: int | None = MAX_HEADERS
+) -> None:
     """Refuse sequence parameters declaring more than the pixel budget or (beyond block alignment) the header."""
-    for header in parameter_sets(codec, chunk):
+    for header in parameter_sets(codec, chunk, limit):
         declared = f"{header.columns} x {header.rows}"
         if header.rows * header.columns * max(header.components, 1) > max_pixels:
             raise NotRenderable(

@@ -166,14 +166,14 @@ PATTERNS = {
 }
 
 
-def parameter_sets(codec: VideoCodec, data: bytes) -> Iterator[StreamHeader]:
-    """The sizes of the first :data:`MAX_HEADERS` sequence headers / SPSs in ``data``.
+def parameter_sets(codec: VideoCodec, data: bytes, limit: int | None = MAX_HEADERS) -> Iterator[StreamHeader]:
+    """The sizes of the first ``limit`` (None: all) sequence headers / SPSs in ``data``.
 
     A parameter set cut off at the end of ``data`` is skipped (the decoder's own pixel limit
     still applies); one that is malformed is refused: no decoder could use it either.
     """
     for count, match in enumerate(PATTERNS[codec].finditer(data)):
-        if count >= MAX_HEADERS:
+        if limit is not None and count >= limit:
             return
         start = match.start()
         end = data.find(b"\x00\x00\x01", start + 4)

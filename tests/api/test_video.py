@@ -8,11 +8,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from PIL import Image
 from pydicom import uid
 
 from app.config import Settings
-from tests.conftest import upload
+from app.errors import NotRenderable
+from tests.conftest import sample, upload
 from tests.dicom.video_builders import encode, frames_of, h264_sps, video_dicom
 
 pytestmark = pytest.mark.anyio
@@ -81,6 +83,19 @@ async def test_bad_video_requests_and_streams(client: httpx.AsyncClient, tmp_pat
     assert answer.status_code == 422
     assert "could not be decoded" in answer.json()["error"]
     assert (await client.get(f"/dicomFile/{name}?png&frame=2")).status_code == 200  # the sandbox still serves
+
+
+async def test_the_service_serves_the_video_itself(app: FastAPI, client: httpx.AsyncClient, tmp_path: Path) -> None:
+    """What DICOMweb's rendered video needs (PS3.18 8.7.4): RenderService.video, in the decode sandbox."""
+    stream = encode(uid.MPEG2MPML, frames_of())
+    mpeg2, _ = await store(client, tmp_path, video_dicom(uid.MPEG2MPML, stream, 5))
+    served = await app.state.renders.video(mpeg2)
+    assert served.media_type == "video/mpeg" and served.content in (stream, stream + b"\x00")
+    h264, _ = await store(client, tmp_path, video_dicom(uid.MPEG4HP41F, encode(uid.MPEG4HP41, frames_of()), 5, 64))
+    served = await app.state.renders.video(h264)
+    assert served.media_type == "video/mp4" and served.content[4:8] == b"ftyp"
+    with pytest.raises(NotRenderable, match="holds no video"):
+        await app.state.renders.video(await upload(client, sample("JPEG2000.dcm")))
 
 
 class TestInTheSandbox:

@@ -108,6 +108,7 @@ def test_a_later_parameter_set_is_checked_while_decoding(tmp_path: Path, monkeyp
     """The head of the stream is fine; a bomb further on is caught fragment by fragment, before FFmpeg sees it."""
     frames = frames_of()
     stream = encode(uid.MPEG4HP41, frames)
+    stream += b"\x00" * (len(stream) % 2)  # trailing_zero_8bits (H.264 B.1.1): fragments of even length
     monkeypatch.setattr(video, "HEAD_BYTES", len(stream))  # the head check reads the first fragment only
     bomb = h264_sps(4096, 4096)
     path = write(tmp_path, video_dicom(uid.MPEG4HP41, stream + bomb + stream, frames=10, fragment_size=len(stream)))

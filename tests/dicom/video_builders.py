@@ -102,6 +102,7 @@ def video_dicom(
 
 def encapsulate_fragments(pieces: list[bytes]) -> bytes:
     """An empty Basic Offset Table, then each piece as one fragment (even-length, PS3.5 A.4)."""
+    assert all(len(piece) % 2 == 0 for piece in pieces[:-1]), "only the last fragment may need a pad byte"
     if len(pieces) == 1:
         return encapsulate(pieces)
     out = bytearray(b"\xfe\xff\x00\xe0\x00\x00\x00\x00")
