@@ -15,13 +15,13 @@ FFmpeg's ``max_pixels`` refuses any picture above the budget the header check us
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from pydicom import uid
-from pydicom.encaps import generate_fragments, parse_basic_offsets
 
 from app.dicom.image_pixel import ImagePixel
 from app.dicom.video_streams import MAX_HEADERS, VideoCodec, parameter_sets
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lightbox.video")
 
+CHUNK_BYTES = 1 << 20  # bitstream read (and checked, and fed to the decoder) this much at a time
+UNDEFINED_LENGTH = 0xFFFFFFFF
 HEAD_BYTES = 1 << 20  # a decoder needs the sequence parameters before the first picture: they are at the start
 #: Macroblock / coding-block slack between the header's Rows x Columns and the coded picture (H.264 codes
 #: 1080 lines as 1088 when the cropping rectangle is omitted; field pictures round to 32 lines).
@@ -79,13 +81,32 @@ def is_video(syntax: str) -> bool:
 
 
 def fragments(source: BinaryIO) -> Iterator[bytes]:
-    """The Pixel Data fragments after the (empty, PS3.5 A.4) Basic Offset Table, one at a time."""
-    try:
-        parse_basic_offsets(source)
-        yield from generate_fragments(source)
-    except (ValueError, KeyError, EOFError, OSError) as exc:
-        log.debug("reading the video fragments failed: %s", exc)
-        raise NotRenderable("the encapsulated pixel data is malformed: the video fragments could not be read") from None
+    """The bitstream in the Pixel Data fragments (PS3.5 A.4), in pieces of at most :data:`CHUNK_BYTES`.
+
+    Items are read one header at a time: the (empty) Basic Offset Table is skipped, each fragment
+    is yielded in pieces (a non-fragmentable syntax keeps the whole video in one fragment, up to
+    4 GiB), and the Sequence Delimitation Item or the end of the file ends the stream.
+    """
+    first = True
+    while True:
+        header = source.read(8)
+        if len(header) < 8:
+            return  # the end of the value (a defined-length read) or of the file
+        group, element, length = struct.unpack("<HHI", header)
+        if (group, element) == (0xFFFE, 0xE0DD):
+            return
+        if (group, element) != (0xFFFE, 0xE000) or length == UNDEFINED_LENGTH:
+            raise NotRenderable("the encapsulated pixel data is malformed: the video fragments could not be read")
+        if first:  # the Basic Offset Table: a video has one frame item list, no offsets to use
+            first = False
+            source.seek(length, 1)
+            continue
+        while length:
+            piece = source.read(min(length, CHUNK_BYTES))
+            if not piece:
+                raise NotRenderable("the video's pixel data is cut short: a fragment ends past the end of the file")
+            length -= len(piece)
+            yield piece
 
 
 def _aligned(value: int) -> int:

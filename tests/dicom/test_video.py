@@ -6,11 +6,13 @@ Videos are generated here with PyAV's encoders (solid colours with a moving bar,
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydicom import dcmread, uid
+from pydicom.dataelem import RawDataElement
 
 from app.dicom import video
 from app.dicom.pixels import check_before_decoding, decode_frame
@@ -132,3 +134,31 @@ def test_a_truncated_stream_shows_what_it_holds(tmp_path: Path) -> None:
     path = write(tmp_path, video_dicom(uid.MPEG2MPML, stream[:40], frames=5))
     with pytest.raises(NotRenderable):
         decode_frame(path, dcmread(path), 0, BUDGET)
+
+
+def test_one_large_fragment_is_read_in_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-fragmentable syntax keeps the whole video in one fragment: it is read, checked and fed in pieces."""
+    frames = frames_of()
+    stream = encode(uid.MPEG4HP41, frames)
+    path = write(tmp_path, video_dicom(uid.MPEG4HP41, stream, len(frames)))
+    monkeypatch.setattr(video, "CHUNK_BYTES", 37)
+    header = dcmread(path, defer_size=1024)
+    with path.open("rb") as source:
+        raw = header.get_item("PixelData", keep_deferred=True)
+        assert isinstance(raw, RawDataElement)
+        source.seek(raw.value_tell)
+        pieces = list(video.fragments(source))
+    assert max(map(len, pieces)) == 37 and b"".join(pieces) in (stream, stream + b"\x00")
+    for index in (0, 4):
+        assert closest(decode_frame(path, header, index, BUDGET), frames)[0] == index
+
+
+def test_fragments_end_at_the_delimiter_and_refuse_a_cut_or_foreign_item() -> None:
+    item = b"\xfe\xff\x00\xe0"
+    bitstream = item + b"\x00" * 4 + item + b"\x04\x00\x00\x00abcd" + item + b"\x02\x00\x00\x00ef"
+    delimited = bitstream + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" + b"trailing data"
+    assert b"".join(video.fragments(io.BytesIO(delimited))) == b"abcdef"
+    with pytest.raises(NotRenderable, match="cut short"):
+        list(video.fragments(io.BytesIO(bitstream[:-1])))
+    with pytest.raises(NotRenderable, match="could not be read"):
+        list(video.fragments(io.BytesIO(bitstream + b"\x10\x00\x10\x00\x00\x00\x00\x00")))
