@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         512 * 1024 * 1024,
         gt=0,
-        description="Largest rows x columns x frames x samples a file may declare before a render is refused.",
+        description="Largest rows x columns x frames x samples a file may declare before a render is refused"
+        " (for video, whose frames are decoded one at a time: rows x columns x samples).",
     )
     png_compress_level: int = Field(
         1, ge=0, le=9, description="zlib level of rendered PNGs (1 = fast, large; 6 = Pillow's default)."

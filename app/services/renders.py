@@ -30,8 +30,9 @@ from app.auth.principals import Principal
 from app.config import Settings
 from app.dicom.encode import encode_jpeg, encode_png, fit_within
 from app.dicom.ingest import read_header
-from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax
+from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax, video_file
 from app.dicom.render import Window, to_display
+from app.dicom.video import is_video
 from app.errors import LightboxError, NotRenderable
 from app.services.audit import Action
 from app.services.cache import LruCache
@@ -71,6 +72,14 @@ class RenderedImage:
 
 
 @dataclass(frozen=True)
+class RenderedVideo:
+    """The stored video as a PS3.18 rendered media type (``video/mpeg`` or ``video/mp4``)."""
+
+    content: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
 class Encoding:
     """What a render needs from the settings (picklable, for worker processes)."""
 
@@ -100,6 +109,18 @@ def render_file(path: Path, header: Dataset | None, request: RenderRequest, enco
         raise
     except MemoryError:
         raise NotRenderable("the image could not be rendered within the service's memory limits") from None
+    except Exception as exc:
+        raise unexpected(exc) from None
+
+
+def video_of(path: Path, header: Dataset | None, max_pixels: int) -> tuple[bytes, str]:
+    """:func:`video_file` with the header read when None, every failure a :class:`LightboxError`."""
+    try:
+        return video_file(path, header if header is not None else read_header(path), max_pixels)
+    except (LightboxError, KeyboardInterrupt, SystemExit):
+        raise
+    except MemoryError:
+        raise NotRenderable("the video could not be served within the service's memory limits") from None
     except Exception as exc:
         raise unexpected(exc) from None
 
@@ -185,6 +206,37 @@ class RenderService:
         image = RenderedImage(content, MEDIA_TYPES[request.format], self.etag(name, request))
         self.cache.put(key, image)
         return image
+
+    async def video(self, principal: Principal, name: str) -> RenderedVideo:
+        """The video of a stored file of a video transfer syntax (PS3.5 8.2.5-8.2.7), playable by a browser.
+
+        MPEG-2 as its stored elementary stream, H.264 and HEVC remuxed into MP4 without re-encoding
+        (:mod:`app.dicom.video_media`), in the decode sandbox. A file of another syntax is NotRenderable.
+        Not cached: videos are large and a client fetches one once.
+        """
+        audit = self.instances.audit
+        with audit.on_failure(principal, Action.DOWNLOAD, name=name, detail={"video": True}):
+            study = await self.instances.index.study_uid(principal, name)
+            video = await self._video(name)
+        audit.record(principal, Action.DOWNLOAD, study_instance_uid=study, name=name, detail={"video": True})
+        return video
+
+    async def _video(self, name: str) -> RenderedVideo:
+        try:
+            path, header = await self.instances.stored_header(name)
+            syntax = transfer_syntax(header)
+            if not is_video(syntax):
+                raise NotRenderable(f"this file holds no video: its transfer syntax is {syntax.name}")
+            async with self._slots:
+                if self._sandbox is not None:
+                    content, media_type = await self._sandbox.run(video_of, path, None, self._encoding.max_pixels)
+                else:
+                    content, media_type = await to_thread.run_sync(video_of, path, header, self._encoding.max_pixels)
+        except LightboxError:
+            raise
+        except Exception as exc:
+            raise unexpected(exc) from None
+        return RenderedVideo(content, media_type)
 
     async def _draw(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
         syntax = transfer_syntax(header)
