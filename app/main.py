@@ -36,6 +36,7 @@ from app.services.instances import InstanceService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
+from app.tracing import install_tracing, tracing_from_environment
 
 log = logging.getLogger("lightbox")
 
@@ -49,9 +50,11 @@ def database_url(settings: Settings) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured."""
+    tracing = None
     if settings is None:
         settings = settings_from_environment()
         configure_logging(settings)
+        tracing = tracing_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
         index = await SqlInstanceIndex.open(database_url(settings))
+        if app.state.tracing is not None:
+            app.state.tracing.instrument_engine(index.engine.sync_engine)
         app.state.index = index
         app.state.instances = InstanceService(settings, store, index)
         await reconcile(app.state.instances)
@@ -78,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await index.close()
             await to_thread.run_sync(app.state.renders.close)
             mark_worker_stopped()
+            if app.state.tracing is not None:
+                await to_thread.run_sync(app.state.tracing.shutdown)
 
     app = ObservedFastAPI(
         title="Lightbox",
@@ -88,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    install_tracing(app, tracing)
     app.state.metrics = Metrics()
     app.state.in_flight = InFlight()
     app.state.readiness_checks = {}  # name -> async check; see app.readiness

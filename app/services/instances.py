@@ -30,6 +30,7 @@ from app.services.archives import is_zip
 from app.services.cache import LruCache
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
+from app.tracing import span
 
 AnswerKey = tuple[str, str, int]  # (principal, stored name, tag)
 WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thread
@@ -143,7 +144,8 @@ class InstanceService:
             staged.flush_to_disk(uploaded_at_us * 1000)
             if staged.size == 0:
                 raise InvalidDicom("the file is empty")
-            attributes, header = self.describe_blocking(staged.path)
+            with span("upload.validate", size=staged.size):
+                attributes, header = self.describe_blocking(staged.path)
             return Prepared(staged, original_name, attributes, header, uploaded_at_us)
         except BaseException:
             staged.discard()
@@ -180,7 +182,8 @@ class InstanceService:
             prepared.header,
         )
         try:
-            result = await self.index.add(entry)
+            with span("index.commit"):
+                result = await self.index.add(entry)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(self.store.discard, name)

@@ -32,6 +32,7 @@ from app.errors import LightboxError, NotRenderable
 from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.sandbox import DecodeSandbox
+from app.tracing import set_span_attribute, span
 
 RENDERER_VERSION = "3"
 CACHE_ENTRY_OVERHEAD = 512  # bytes of key and bookkeeping counted per cached render
@@ -101,13 +102,16 @@ def render_file(path: Path, header: Dataset | None, request: RenderRequest, enco
 def _render(path: Path, header: Dataset | None, request: RenderRequest, encoding: Encoding) -> bytes:
     header = header if header is not None else read_header(path)
     index = request.frame - 1
-    stored = decode_frame(path, header, index, encoding.max_pixels)
-    image = to_display(stored, header, index, request.window)
-    if request.size is not None:
-        image = fit_within(image, request.size)
-    if request.format is ImageFormat.JPEG:
-        return encode_jpeg(image, request.quality or encoding.jpeg_quality)
-    return encode_png(image, encoding.png_compress_level)
+    with span("render.decode", frame=request.frame):
+        stored = decode_frame(path, header, index, encoding.max_pixels)
+    with span("render.window", custom_window=request.window is not None):
+        image = to_display(stored, header, index, request.window)
+    with span("render.encode", format=request.format.value, size=request.size or 0):
+        if request.size is not None:
+            image = fit_within(image, request.size)
+        if request.format is ImageFormat.JPEG:
+            return encode_jpeg(image, request.quality or encoding.jpeg_quality)
+        return encode_png(image, encoding.png_compress_level)
 
 
 class RenderService:
@@ -144,8 +148,16 @@ class RenderService:
 
     async def render(self, name: str, request: RenderRequest) -> RenderedImage:
         """The cached render when there is one, else a fresh render in a worker thread."""
+        with span("render", frame=request.frame, format=request.format.value) as current:
+            image = await self._render_cached(name, request)
+            if current is not None:
+                current.set_attribute("lightbox.bytes", len(image.content))
+            return image
+
+    async def _render_cached(self, name: str, request: RenderRequest) -> RenderedImage:
         key = self._key(name, request)
         cached = self.cache.get(key)
+        set_span_attribute("cache_hit", cached is not None)
         if cached is not None:
             return cached
         try:

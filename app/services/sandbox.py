@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from app.errors import NotRenderable
+from app.tracing import span
 
 T = TypeVar("T")
 log = logging.getLogger("lightbox.sandbox")
@@ -62,6 +63,10 @@ class DecodeSandbox:
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in a worker process; crashes and overruns become :class:`NotRenderable`."""
+        with span("decode_sandbox", timeout_seconds=self._timeout):
+            return await self._run(function, *args)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
         pool = self._current_pool()
         future = asyncio.wrap_future(pool.submit(function, *args))
         try:
