@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.index = index
         app.state.instances = InstanceService(settings, store, index)
         await reconcile(app.state.instances)
-        app.state.renders = RenderService(settings, app.state.instances)
+        app.state.renders = RenderService(settings, app.state.instances, app.state.metrics.sandbox_replaced)
+        app.state.storage_root = store.root  # free space for /metrics (disk alerts)
         app.state.readiness_checks["storage"] = StorageWritable(store.staging)
         app.state.readiness_checks["index"] = index.ping
         app.state.index_counts = index.counts

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -117,13 +118,15 @@ def _render(path: Path, header: Dataset | None, request: RenderRequest, encoding
 class RenderService:
     """Decode one frame, apply the display pipeline, resize, encode; the stored file is never modified."""
 
-    def __init__(self, settings: Settings, instances: InstanceService) -> None:
+    def __init__(
+        self, settings: Settings, instances: InstanceService, on_sandbox_replaced: Callable[[str], None] | None = None
+    ) -> None:
         self.settings = settings
         self.instances = instances
         self._slots = anyio.CapacityLimiter(settings.render_threads)
         self._encoding = Encoding(settings.max_pixels, settings.png_compress_level, settings.jpeg_quality)
         self._sandbox = (
-            DecodeSandbox(settings.render_threads, settings.decode_timeout_seconds)
+            DecodeSandbox(settings.render_threads, settings.decode_timeout_seconds, on_sandbox_replaced)
             if settings.isolate_decoders
             else None
         )
