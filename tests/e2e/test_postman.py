@@ -25,6 +25,9 @@ COLLECTION = POSTMAN / "lightbox.postman_collection.json"
 ENVIRONMENT = POSTMAN / "lightbox.postman_environment.json"
 NEWMAN = POSTMAN / "node_modules" / ".bin" / "newman"
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
+# Operations allowed to be missing from the collection for now, e.g. ("POST", "/auth/login") while its
+# requests are being written into the "Auth" folder. Keep it empty: a new endpoint gets its requests.
+NOT_YET_IN_COLLECTION: set[tuple[str, str]] = set()
 
 
 def requests(items: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -62,7 +65,8 @@ def test_collection_covers_every_public_operation(collection: dict[str, Any]) ->
         (item["request"]["method"], template_of(item["request"]["url"]["path"]))
         for _, item in requests(collection["item"])
     }
-    assert operations - covered == set()
+    assert operations - covered - NOT_YET_IN_COLLECTION == set()
+    assert operations - covered >= NOT_YET_IN_COLLECTION, "covered now: remove it from NOT_YET_IN_COLLECTION"
     queries = {q["key"] for _, item in requests(collection["item"]) for q in item["request"]["url"].get("query", [])}
     assert {"tag", "png", "jpeg", "size", "window", "frame", "quality", "metadata", "download"} <= queries
     assert {"Modality", "PatientName", "StudyDate", "SOPInstanceUID", "limit", "offset"} <= queries
