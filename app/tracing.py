@@ -26,19 +26,19 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
-from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
-from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
+
+if TYPE_CHECKING:  # the SDK and the instrumentations are imported only when tracing is on
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger("lightbox.tracing")
 
@@ -76,6 +76,8 @@ def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 def _resource() -> Resource:
     """``OTEL_SERVICE_NAME``/``OTEL_RESOURCE_ATTRIBUTES`` as given; ``service.name`` defaults to lightbox."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
+
     resource = Resource.create({SERVICE_VERSION: __version__})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: "lightbox"}))
@@ -138,6 +140,8 @@ class Tracing:
     """One tracer provider and what it instruments; :func:`install_tracing` puts it on an app."""
 
     def __init__(self, processor: SpanProcessor, provider: TracerProvider | None = None) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+
         self.provider = provider or TracerProvider(resource=_resource())
         self.provider.add_span_processor(processor)
         self.tracer = self.provider.get_tracer(INSTRUMENTATION_NAME, __version__)
@@ -145,6 +149,8 @@ class Tracing:
     @classmethod
     def from_exporter(cls, exporter: SpanExporter, provider: TracerProvider | None = None) -> Tracing:
         """Spans batched to ``exporter`` (``OTEL_BSP_*`` tune the batches)."""
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         return cls(BatchSpanProcessor(exporter), provider)
 
     def wrap_asgi(self, stack: ASGIApp) -> ASGIApp:
@@ -152,6 +158,8 @@ class Tracing:
 
         def span_details(scope: Scope) -> tuple[str, dict[str, str]]:
             return str(scope.get("method", "HTTP")), {}  # renamed by NameServerSpan once routed
+
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
         middleware: ASGIApp = OpenTelemetryMiddleware(
             NameServerSpan(stack),
@@ -166,6 +174,8 @@ class Tracing:
 
     def instrument_engine(self, engine: Engine) -> None:
         """A span per SQL statement (the statement with placeholders, never the bound values)."""
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
         usage = metrics.NoOpMeterProvider().get_meter(INSTRUMENTATION_NAME).create_up_down_counter("unused")
         EngineTracer(self.tracer, engine, usage, enable_commenter=False)  # type: ignore[no-untyped-call]
 
@@ -178,6 +188,8 @@ class Tracing:
         global _tracer
         if _tracer is self.tracer:
             _tracer = None
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
         EngineTracer.remove_all_event_listeners()  # type: ignore[no-untyped-call]
         self.provider.shutdown()
 
