@@ -7,6 +7,9 @@ the client's file name (often a patient's name) is in every stored name, hence i
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -167,6 +170,16 @@ async def test_untraced_app_has_no_tracing_layer_and_spans_cost_nothing(
     first, second = span("render", frame=1), span("index.commit")
     assert first is second and isinstance(first, nullcontext)  # one shared no-op, no allocation
     assert tracing.current_trace_id() is None
+
+
+def test_an_untraced_service_does_not_even_import_the_sdk() -> None:
+    code = (
+        "import sys, app.main; app.main.create_app(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry.sdk', 'opentelemetry.instrumentation'))))"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LIGHTBOX_"))}
+    result = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
