@@ -32,8 +32,9 @@ from http import HTTPStatus
 from typing import Any, Literal
 
 from app.config import Settings
+from app.tracing import current_trace_id
 
-REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "error")
+REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "error", "trace_id")
 #: Fields of an audit event's log line (``"audit": true``); never names, UIDs or queries (patient data).
 AUDIT_FIELDS = ("audit", "action", "outcome", "reason", "actor", "actor_type")
 
@@ -101,6 +102,7 @@ class RequestContextFilter(logging.Filter):
             record.route = context.route
             record.status = context.status
             record.error = context.error
+            record.trace_id = current_trace_id()  # None (left out) unless traced: see app.tracing
             if record.name == "uvicorn.access":
                 record.duration_ms = context.elapsed_ms()
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:

@@ -48,6 +48,7 @@ from app.services.renders import RenderService
 from app.services.shares import ShareService
 from app.services.users import UserService
 from app.storage.local import LocalBlobStore
+from app.tracing import install_tracing, tracing_from_environment
 
 log = logging.getLogger("lightbox")
 
@@ -84,9 +85,11 @@ def announce_admin_password(password: str) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured."""
+    tracing = None
     if settings is None:
         settings = settings_from_environment()
         configure_logging(settings)
+        tracing = tracing_from_environment()
     problem = exposure_problem(settings)
     if problem:  # rule 7, also for a bare `uvicorn app.main:app` (the `lightbox` command exits 2 earlier)
         raise RuntimeError(problem)
@@ -102,16 +105,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except IndexNeedsWrite as exc:
             app.state.startup_refusal = f"lightbox cannot start: {exc.message}"  # one line, no traceback
             raise
+        if app.state.tracing is not None:
+            app.state.tracing.instrument_engine(index.engine.sync_engine)
         app.state.index = index
         app.state.audit = AuditService(
             SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
         )
         app.state.instances = instances = InstanceService(settings, store, index, app.state.audit)
         await reconcile(instances, instances.guard)
-        app.state.renders = RenderService(settings, instances)
+        app.state.renders = RenderService(settings, instances, app.state.metrics.sandbox_replaced)
         await _wire_access(app, settings, index)
         app.state.dicomweb = DicomWebService(settings, instances, app.state.renders)
         app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
+        app.state.storage_root = store.root  # free space for /metrics (disk alerts)
         # this index's folder (marker, not empty), then a real write: either failing takes us out of traffic
         app.state.readiness_checks["storage"] = all_of(instances.guard.check, StorageWritable(store.staging))
         app.state.readiness_checks["index"] = index.ping
@@ -130,6 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await index.close()
             await to_thread.run_sync(app.state.renders.close)
             mark_worker_stopped()
+            if app.state.tracing is not None:
+                await to_thread.run_sync(app.state.tracing.shutdown)
 
     app = ObservedFastAPI(
         title="Lightbox",
@@ -140,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    install_tracing(app, tracing)
     app.state.metrics = Metrics()
     app.state.in_flight = InFlight()
     app.state.readiness_checks = {}  # name -> async check; see app.readiness

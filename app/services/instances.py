@@ -36,6 +36,7 @@ from app.services.cache import LruCache
 from app.services.storage_guard import StorageGuard
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
+from app.tracing import span
 
 AnswerKey = tuple[str, int]  # (stored name, tag); only answers for callers who see everything
 CachedAnswer = tuple[float, Attribute, str]  # (trusted until, answer, Study Instance UID for the audit record)
@@ -202,7 +203,8 @@ class InstanceService:
             staged.flush_to_disk(uploaded_at_us * 1000)
             if staged.size == 0:
                 raise InvalidDicom("the file is empty")
-            described = self.describe_blocking(staged.path)
+            with span("upload.validate", size=staged.size):
+                described = self.describe_blocking(staged.path)
             return Prepared(
                 staged, original_name, described.attributes, described.header, uploaded_at_us, described.warnings
             )
@@ -244,7 +246,8 @@ class InstanceService:
             prepared.header,
         )
         try:
-            result = await self.index.add(entry)
+            with span("index.commit"):
+                result = await self.index.add(entry)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(self.store.discard, name)

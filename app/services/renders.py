@@ -38,6 +38,7 @@ from app.services.audit import Action
 from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.sandbox import DecodeSandbox
+from app.tracing import set_span_attribute, span
 
 T = TypeVar("T")
 RENDERER_VERSION = "3"
@@ -128,25 +129,30 @@ def video_of(path: Path, header: Dataset | None, max_pixels: int) -> tuple[bytes
 def _render(path: Path, header: Dataset | None, request: RenderRequest, encoding: Encoding) -> bytes:
     header = header if header is not None else read_header(path)
     index = request.frame - 1
-    stored = decode_frame(path, header, index, encoding.max_pixels)
-    image = to_display(stored, header, index, request.window)
-    if request.size is not None:
-        image = fit_within(image, request.size)
-    if request.format is ImageFormat.JPEG:
-        return encode_jpeg(image, request.quality or encoding.jpeg_quality)
-    return encode_png(image, encoding.png_compress_level)
+    with span("render.decode", frame=request.frame):
+        stored = decode_frame(path, header, index, encoding.max_pixels)
+    with span("render.window", custom_window=request.window is not None):
+        image = to_display(stored, header, index, request.window)
+    with span("render.encode", format=request.format.value, size=request.size or 0):
+        if request.size is not None:
+            image = fit_within(image, request.size)
+        if request.format is ImageFormat.JPEG:
+            return encode_jpeg(image, request.quality or encoding.jpeg_quality)
+        return encode_png(image, encoding.png_compress_level)
 
 
 class RenderService:
     """Decode one frame, apply the display pipeline, resize, encode; the stored file is never modified."""
 
-    def __init__(self, settings: Settings, instances: InstanceService) -> None:
+    def __init__(
+        self, settings: Settings, instances: InstanceService, on_sandbox_replaced: Callable[[str], None] | None = None
+    ) -> None:
         self.settings = settings
         self.instances = instances
         self._slots = anyio.CapacityLimiter(settings.render_threads)
         self._encoding = Encoding(settings.max_pixels, settings.png_compress_level, settings.jpeg_quality)
         self._sandbox = (
-            DecodeSandbox(settings.render_threads, settings.decode_timeout_seconds)
+            DecodeSandbox(settings.render_threads, settings.decode_timeout_seconds, on_sandbox_replaced)
             if settings.isolate_decoders
             else None
         )
@@ -186,13 +192,17 @@ class RenderService:
         audit = self.instances.audit
         with audit.on_failure(principal, Action.RENDER, name=name, detail=self._detail(request)):
             study = await self.instances.index.study_uid(principal, name)
-            image = await self._cached_render(name, request)
+            with span("render", frame=request.frame, format=request.format.value) as current:
+                image = await self._cached_render(name, request)
+                if current is not None:
+                    current.set_attribute("lightbox.bytes", len(image.content))
         audit.record(principal, Action.RENDER, study_instance_uid=study, name=name, detail=self._detail(request))
         return image
 
     async def _cached_render(self, name: str, request: RenderRequest) -> RenderedImage:
         key = self._key(name, request)
         cached = self.cache.get(key)
+        set_span_attribute("cache_hit", cached is not None)
         if cached is not None:
             return cached
         try:
