@@ -26,13 +26,14 @@ from app.dicom.negotiation import FrameEncoding, MediaRange, frame_encoding
 from app.dicom.qido import SearchQuery
 from app.dicom.qido_result import result_json, retrieve_url
 from app.dicom.transcode import to_explicit_little
+from app.dicom.video import VIDEO_SYNTAXES, is_video
 from app.dicom.wado_metadata import metadata_json
 from app.errors import FileNotFound, NotAcceptable, NotRenderable
 from app.index.base import Located
 from app.services.audit import Action, Detail
 from app.services.cache import LruCache
 from app.services.instances import InstanceService
-from app.services.renders import RenderedImage, RenderRequest, RenderService
+from app.services.renders import RenderedImage, RenderedVideo, RenderRequest, RenderService
 
 #: Stands for the base URL in cached metadata (JSON-safe, replaced by the request's base URL when sent).
 BASE_PLACEHOLDER = "lightbox-base-url:"
@@ -244,6 +245,18 @@ class DicomWebService:
         """A rendered instance or frame (PS3.18 §10.4.1.1.3); for a study or series, its first instance."""
         item = (await self._locate(principal, target))[0]
         return await self.renders.render(principal, item.name, request)
+
+    async def rendered_video(self, principal: Principal, target: Target, ranges: list[MediaRange]) -> RenderedVideo:
+        """A video instance as its rendered media type (PS3.18 §8.7.4: ``video/mpeg`` for MPEG-2,
+        ``video/mp4`` for H.264 and HEVC), when the client asks for video."""
+        item = (await self._locate(principal, target))[0]
+        syntax = item.transfer_syntax_uid
+        if not is_video(syntax):
+            raise NotAcceptable("this instance holds no video: ask for image/jpeg or image/png")
+        media_type = VIDEO_SYNTAXES[syntax].media_type
+        if not any(media.accepts(media_type) for media in ranges):
+            raise NotAcceptable(f"this video is served as {media_type}")
+        return await self.renders.video(principal, item.name)
 
     async def rendered_all(self, principal: Principal, target: Target, request: RenderRequest) -> list[RenderedImage]:
         """A rendered study or series (PS3.18 §10.4.1.1.3): each instance's frame rendered, in series order."""

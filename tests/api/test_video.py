@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from PIL import Image
-from pydicom import uid
+from pydicom import dcmread, uid
 
 from app.auth.principals import LOCAL_ADMIN
 from app.config import Settings
@@ -97,6 +97,32 @@ async def test_the_service_serves_the_video_itself(app: FastAPI, client: httpx.A
     assert served.media_type == "video/mp4" and served.content[4:8] == b"ftyp"
     with pytest.raises(NotRenderable, match="holds no video"):
         await app.state.renders.video(LOCAL_ADMIN, await upload(client, sample("JPEG2000.dcm")))
+
+
+async def test_dicomweb_serves_the_video_as_its_rendered_media_type(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    """PS3.18 8.7.4: a rendered video instance asked for as video/* is the video; images stay the default."""
+    stream = encode(uid.MPEG4HP41, frames_of())
+    header = dcmread(io.BytesIO(video_dicom(uid.MPEG4HP41F, stream, 5, 64)))
+    header.StudyInstanceUID, header.SeriesInstanceUID = uid.generate_uid(), uid.generate_uid()  # addressable
+    buffer = io.BytesIO()
+    header.save_as(buffer, enforce_file_format=True)
+    await store(client, tmp_path, buffer.getvalue())
+    rendered = (
+        f"/dicom-web/studies/{header.StudyInstanceUID}/series/{header.SeriesInstanceUID}"
+        f"/instances/{header.SOPInstanceUID}/rendered"
+    )
+    video = await client.get(rendered, headers={"Accept": "video/mp4"})
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    assert video.content[4:8] == b"ftyp"
+    assert (await client.get(rendered, headers={"Accept": "video/mpeg"})).status_code == 406  # H.264 is MP4
+    image = await client.get(rendered)
+    assert image.headers["content-type"] == "image/jpeg"  # the default rendered type (PS3.18 8.7.4)
+    ct = dcmread(sample("CT_small.dcm"), stop_before_pixels=True)
+    await upload(client, sample("CT_small.dcm"))
+    still = (
+        f"/dicom-web/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}/rendered"
+    )
+    assert (await client.get(still, headers={"Accept": "video/mp4"})).status_code == 406
 
 
 class TestInTheSandbox:

@@ -35,6 +35,12 @@ RENDER_ERRORS = error_responses(400, 404, 406, 415, 422, 503)
 IMAGE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/jpeg": BINARY, "image/png": BINARY}, "description": "The rendered image."}
 }
+MEDIA: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"image/jpeg": BINARY, "image/png": BINARY, "video/mp4": BINARY, "video/mpeg": BINARY},
+        "description": "The rendered image; a video instance asked for as video/* is sent as its video.",
+    }
+}
 IMAGES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"multipart/related": BINARY}, "description": "One rendered image per instance."}
 }
@@ -148,7 +154,7 @@ async def rendered_series(
 @router.get(
     "/studies/{study}/series/{series}/instances/{instance}/rendered",
     summary="WADO-RS rendered instance",
-    responses={**RENDER_ERRORS, **IMAGE},
+    responses={**RENDER_ERRORS, **MEDIA},
 )
 async def rendered_instance(
     request: Request,
@@ -161,8 +167,13 @@ async def rendered_instance(
     viewport: ViewportParam = None,
     quality: QualityParam = None,
 ) -> Response:
-    """PS3.18 §10.4.1.1.3: the first frame as image/jpeg (default) or image/png, through the renderer's cache."""
+    """PS3.18 §10.4.1.1.3: the first frame as image/jpeg (default) or image/png, through the renderer's cache;
+    a video instance as ``video/mp4`` or ``video/mpeg`` (PS3.18 §8.7.4) when ``Accept`` asks for video."""
     target = Target(study, series, instance)
+    ranges = accepted(request)
+    if any(media.media_type.startswith("video/") for media in ranges):
+        video = await service.rendered_video(principal, target, ranges)
+        return Response(video.content, media_type=video.media_type, headers={"Cache-Control": "private"})
     return await _render(request, service, principal, target, 1, window, viewport, quality)
 
 
