@@ -259,10 +259,11 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         return await _call(context, "Delete", work())
 
     # -- streams --------------------------------------------------------------------------------
-    def Render(  # noqa: N802
+    async def Render(  # noqa: N802 (an async generator: grpc.aio tells streams by the function's kind)
         self, request: pb.RenderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ImageChunk]:
-        return _stream(context, "Render", self._render(request, context))
+        async for message in _stream(context, "Render", self._render(request, context)):
+            yield message
 
     async def _render(self, request: pb.RenderRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         name = _name(request.name)
@@ -276,10 +277,11 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             else:
                 yield pb.ImageChunk(data=data)
 
-    def Download(  # noqa: N802
+    async def Download(  # noqa: N802 (an async generator: grpc.aio tells streams by the function's kind)
         self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.FileChunk]:
-        return _stream(context, "Download", self._download(request, context))
+        async for message in _stream(context, "Download", self._download(request, context)):
+            yield message
 
     async def _download(self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         name = _name(request.name)

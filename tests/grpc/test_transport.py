@@ -1,0 +1,99 @@
+"""The server around the RPCs: cancelled uploads, health following readiness, reflection, generated code."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+from fastapi import FastAPI
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from app.config import Settings, exposure_problem
+from app.errors import IndexUnavailable
+from app.grpc import lightbox_pb2 as pb
+from app.grpc import lightbox_pb2_grpc
+from tests.conftest import sample
+
+pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
+GENERATED = ("lightbox_pb2.py", "lightbox_pb2.pyi", "lightbox_pb2_grpc.py")
+
+
+async def test_a_client_cancelling_mid_upload_leaves_nothing(
+    grpc_app: FastAPI, stub: lightbox_pb2_grpc.LightboxStub
+) -> None:
+    sent = asyncio.Event()
+    data = sample("CT_small.dcm").read_bytes()
+
+    async def messages() -> AsyncIterator[pb.UploadRequest]:
+        yield pb.UploadRequest(start=pb.UploadStart(file_name="half.dcm"))
+        yield pb.UploadRequest(chunk=data[:4096])
+        sent.set()
+        await asyncio.sleep(3600)  # the rest never comes
+
+    call = stub.Upload(messages())
+    await sent.wait()
+    staging = grpc_app.state.instances.store.staging
+    for _ in range(200):  # the server has staged the first bytes
+        if any(staging.iterdir()):
+            break
+        await asyncio.sleep(0.01)
+    assert any(staging.iterdir())
+    call.cancel()
+    for _ in range(200):
+        if not any(staging.iterdir()):
+            break
+        await asyncio.sleep(0.01)
+    assert list(staging.iterdir()) == []
+    assert (await stub.List(pb.ListRequest())).total == 0
+
+
+async def test_health_follows_readiness(grpc_app: FastAPI, channel: grpc.aio.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "lightbox.v1.Lightbox"):
+        answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def failing() -> None:
+        raise IndexUnavailable("the database is unreachable")
+
+    grpc_app.state.readiness_checks["index"] = failing
+    answer = await health.Check(health_pb2.HealthCheckRequest())
+    assert answer.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await health.Check(health_pb2.HealthCheckRequest(service="other.Service"))
+    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_reflection_lists_the_services(channel: grpc.aio.Channel) -> None:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    names = [
+        service.name
+        async for answer in stub.ServerReflectionInfo(iter([request]))
+        for service in answer.list_services_response.service
+    ]
+    assert {"lightbox.v1.Lightbox", "grpc.health.v1.Health"} <= set(names)
+
+
+def test_grpc_beyond_loopback_needs_auth(tmp_path: Path) -> None:
+    open_grpc = Settings(storage_dir=tmp_path, grpc_port=50051, grpc_host="0.0.0.0")
+    assert "LIGHTBOX_GRPC_HOST" in (exposure_problem(open_grpc) or "")
+    assert exposure_problem(open_grpc.model_copy(update={"auth_required": True})) is None
+    assert exposure_problem(Settings(storage_dir=tmp_path, grpc_host="0.0.0.0")) is None  # no port: no gRPC
+
+
+def test_committed_generated_code_matches_the_proto(tmp_path: Path) -> None:
+    """scripts/protoc into a temporary folder gives the committed files byte for byte."""
+    subprocess.run(
+        [str(ROOT / "scripts" / "protoc"), str(tmp_path)], check=True, env={"PYTHON": sys.executable}, cwd=ROOT
+    )
+    for name in GENERATED:
+        fresh = (tmp_path / "app" / "grpc" / name).read_text()
+        assert fresh == (ROOT / "app" / "grpc" / name).read_text(), f"{name} is stale: run scripts/protoc"
