@@ -1,7 +1,8 @@
 """``lightbox.v1.Lightbox``: each RPC resolves the caller, parses, calls the service the HTTP route
 calls, and shapes the answer (architecture rule 2); the audit records come from those services.
 
-Errors leave through :mod:`app.grpc.errors` (one table); every RPC runs inside :func:`_call`.
+Errors leave through :mod:`app.grpc.errors` (one table); every RPC runs inside
+:meth:`LightboxServicer._call` or ``_stream`` (request context, access line, metrics).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.errors import InvalidRequest, UploadTooLarge
 from app.grpc import lightbox_pb2 as pb
 from app.grpc import lightbox_pb2_grpc
 from app.grpc.errors import status_of
+from app.grpc.observe import Call, observed, peer_address
 from app.index.base import DEFAULT_LIMIT, MAX_LIMIT, InstanceSummary, ListQuery
 from app.services.archives import is_zip
 from app.services.instances import InstanceService
@@ -37,24 +39,9 @@ CHUNK = 256 * 1024  # bytes per streamed message: well under the 4 MiB message l
 MAX_NAME = 300  # as HTTP's {name}
 
 
-async def _call(context: grpc.aio.ServicerContext, method: str, work: Awaitable[T]) -> T:
-    """Run ``work``; a domain error ends the call with its code and message, anything else as INTERNAL."""
-    try:
-        return await work
-    except Exception as exc:  # LightboxError: its code; anything else: INTERNAL
-        code, message = status_of(exc, method)
-        await context.abort(code, message)
-        raise AssertionError("unreachable: abort raises") from None
-
-
-async def _stream(context: grpc.aio.ServicerContext, method: str, messages: AsyncIterator[T]) -> AsyncIterator[T]:
-    """:func:`_call` for server streams: an error after the first message still ends with its code."""
-    try:
-        async for message in messages:
-            yield message
-    except Exception as exc:  # LightboxError: its code; anything else: INTERNAL
-        code, message_text = status_of(exc, method)
-        await context.abort(code, message_text)
+def _fail(call: Call, exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+    call.code, message = status_of(exc, method)
+    return call.code, message
 
 
 def _name(text: str) -> str:
@@ -135,6 +122,26 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         self.renders: RenderService = state.renders
         self.authenticator: Authenticator = state.authenticator
 
+    async def _call(self, context: grpc.aio.ServicerContext, method: str, work: Awaitable[T]) -> T:
+        """Run ``work`` observed; a domain error ends the call with its code and message, anything else INTERNAL."""
+        async with observed(self.state, context, method) as call:
+            try:
+                return await work
+            except Exception as exc:  # LightboxError: its code; anything else: INTERNAL, logged
+                await context.abort(*_fail(call, exc, method))
+                raise AssertionError("unreachable: abort raises") from None
+
+    async def _stream(
+        self, context: grpc.aio.ServicerContext, method: str, messages: AsyncIterator[T]
+    ) -> AsyncIterator[T]:
+        """:meth:`_call` for server streams: an error after the first message still ends with its code."""
+        async with observed(self.state, context, method) as call:
+            try:
+                async for message in messages:
+                    yield message
+            except Exception as exc:
+                await context.abort(*_fail(call, exc, method))
+
     async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
         """As HTTP: single-user mode is the local administrator; else the ``authorization`` metadata."""
         if not self.settings.auth_required:
@@ -142,14 +149,18 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         metadata = dict(context.invocation_metadata() or ())
         authorization = metadata.get("authorization")
         return await self.authenticator.resolve(
-            Presented(method="POST", authorization=authorization if isinstance(authorization, str) else None)
+            Presented(
+                method="POST",
+                authorization=authorization if isinstance(authorization, str) else None,
+                client=peer_address(context),
+            )
         )
 
     # -- Upload (client stream) ---------------------------------------------------------------
     async def Upload(  # noqa: N802 (the generated base class names the RPCs)
         self, request_iterator: AsyncIterator[pb.UploadRequest], context: grpc.aio.ServicerContext
     ) -> pb.UploadReply:
-        return await _call(context, "Upload", self._upload(request_iterator, context))
+        return await self._call(context, "Upload", self._upload(request_iterator, context))
 
     async def _upload(
         self, requests: AsyncIterator[pb.UploadRequest], context: grpc.aio.ServicerContext
@@ -214,7 +225,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
                 tag=request.tag,
             )
 
-        return await _call(context, "GetAttribute", work())
+        return await self._call(context, "GetAttribute", work())
 
     async def GetMetadata(  # noqa: N802
         self, request: pb.MetadataRequest, context: grpc.aio.ServicerContext
@@ -223,7 +234,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             body = await self.instances.metadata(await self.principal(context), _name(request.name))
             return pb.Metadata(dicom_json=body.decode())
 
-        return await _call(context, "GetMetadata", work())
+        return await self._call(context, "GetMetadata", work())
 
     async def List(self, request: pb.ListRequest, context: grpc.aio.ServicerContext) -> pb.ListReply:  # noqa: N802
         async def work() -> pb.ListReply:
@@ -249,20 +260,20 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             token = encode_page_token(following) if page.items and following < page.total else ""
             return pb.ListReply(instances=[_instance(i) for i in page.items], total=page.total, next_page_token=token)
 
-        return await _call(context, "List", work())
+        return await self._call(context, "List", work())
 
     async def Delete(self, request: pb.DeleteRequest, context: grpc.aio.ServicerContext) -> pb.DeleteReply:  # noqa: N802
         async def work() -> pb.DeleteReply:
             await self.instances.delete(await self.principal(context), _name(request.name))
             return pb.DeleteReply()
 
-        return await _call(context, "Delete", work())
+        return await self._call(context, "Delete", work())
 
     # -- streams --------------------------------------------------------------------------------
     async def Render(  # noqa: N802 (an async generator: grpc.aio tells streams by the function's kind)
         self, request: pb.RenderRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ImageChunk]:
-        async for message in _stream(context, "Render", self._render(request, context)):
+        async for message in self._stream(context, "Render", self._render(request, context)):
             yield message
 
     async def _render(self, request: pb.RenderRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
@@ -280,7 +291,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
     async def Download(  # noqa: N802 (an async generator: grpc.aio tells streams by the function's kind)
         self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.FileChunk]:
-        async for message in _stream(context, "Download", self._download(request, context)):
+        async for message in self._stream(context, "Download", self._download(request, context)):
             yield message
 
     async def _download(self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:

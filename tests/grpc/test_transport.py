@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,6 +20,7 @@ from app.errors import IndexUnavailable
 from app.grpc import lightbox_pb2 as pb
 from app.grpc import lightbox_pb2_grpc
 from tests.conftest import sample
+from tests.grpc.conftest import upload
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +99,26 @@ def test_committed_generated_code_matches_the_proto(tmp_path: Path) -> None:
     for name in GENERATED:
         fresh = (tmp_path / "app" / "grpc" / name).read_text()
         assert fresh == (ROOT / "app" / "grpc" / name).read_text(), f"{name} is stale: run scripts/protoc"
+
+
+async def test_request_ids_metrics_and_audit_per_rpc(
+    grpc_app: FastAPI, stub: lightbox_pb2_grpc.LightboxStub, http: httpx.AsyncClient
+) -> None:
+    name = (await upload(stub, sample("CT_small.dcm"))).name
+    call = stub.GetMetadata(pb.MetadataRequest(name=name), metadata=(("x-request-id", "pipeline-42"),))
+    await call
+    assert ("x-request-id", "pipeline-42") in tuple(await call.trailing_metadata())
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetMetadata(pb.MetadataRequest(name="missing.dcm"), metadata=(("x-request-id", "bad id: spaces"),))
+    generated = dict(caught.value.trailing_metadata() or ())["x-request-id"]
+    assert len(generated) == 32 and generated != "bad id: spaces"
+    registry = grpc_app.state.metrics.registry
+    labels = {"method": "GetMetadata", "code": "NOT_FOUND"}
+    assert registry.get_sample_value("lightbox_grpc_requests_total", labels) == 1
+    assert registry.get_sample_value("lightbox_grpc_requests_total", {"method": "Upload", "code": "OK"}) == 1
+    await grpc_app.state.audit.flush()
+    records = (await http.get("/admin/audit", params={"limit": 100})).json()["data"]
+    by_id = {r["request_id"]: r for r in records}
+    assert (by_id["pipeline-42"]["action"], by_id["pipeline-42"]["name"]) == ("metadata", name)
+    assert by_id["pipeline-42"]["client"] == "127.0.0.1"
+    assert by_id[generated]["outcome"] == "failure"
