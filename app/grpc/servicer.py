@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import grpc
 from anyio import to_thread
 from starlette.datastructures import State
@@ -22,7 +23,7 @@ from app.api.routes.files import date_range, parse_window
 from app.auth.credentials import Authenticator, Presented
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
-from app.errors import InvalidRequest, UploadTooLarge
+from app.errors import InvalidRequest, UploadTimedOut, UploadTooLarge
 from app.grpc import lightbox_pb2 as pb
 from app.grpc import lightbox_pb2_grpc
 from app.grpc.errors import status_of
@@ -42,6 +43,21 @@ MAX_NAME = 300  # as HTTP's {name}
 def _fail(call: Call, exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
     call.code, message = status_of(exc, method)
     return call.code, message
+
+
+async def _within(messages: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
+    """The client's messages, each within ``seconds`` (LIGHTBOX_BODY_READ_TIMEOUT_SECONDS, as HTTP bodies):
+    a stalled client must not hold a staged file and a connection for ever."""
+    iterator = aiter(messages)
+    while True:
+        try:
+            with anyio.fail_after(seconds):
+                message = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadTimedOut(f"no data for {seconds:g} s: the upload was stopped") from None
+        yield message
 
 
 def _name(text: str) -> str:
@@ -166,13 +182,14 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         self, requests: AsyncIterator[pb.UploadRequest], context: grpc.aio.ServicerContext
     ) -> pb.UploadReply:
         session = UploadSession(self.instances, await self.principal(context))
-        first = await anext(requests, None)
+        messages = _within(requests, self.settings.body_read_timeout_seconds)
+        first = await anext(messages, None)
         if first is None or first.WhichOneof("part") != "start":
             raise InvalidRequest("the first message must be `start` with the file name")
         name = first.start.file_name[:MAX_NAME] or None
         upload = await self.instances.begin_upload(name)
         try:
-            await self._receive(upload, requests, first.start.expected_sha256.lower())
+            await self._receive(upload, messages, first.start.expected_sha256.lower())
         except UploadTooLarge as exc:
             await upload.abort()
             session.fail_part(name, exc)
@@ -198,8 +215,8 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         )
 
     @staticmethod
-    async def _receive(upload: IncomingFile, requests: AsyncIterator[pb.UploadRequest], expected: str) -> None:
-        async for message in requests:
+    async def _receive(upload: IncomingFile, messages: AsyncIterator[pb.UploadRequest], expected: str) -> None:
+        async for message in messages:
             if message.WhichOneof("part") != "chunk":
                 raise InvalidRequest("only the first message carries `start`; the others carry `chunk`")
             await upload.write(message.chunk)

@@ -122,3 +122,19 @@ async def test_request_ids_metrics_and_audit_per_rpc(
     assert (by_id["pipeline-42"]["action"], by_id["pipeline-42"]["name"]) == ("metadata", name)
     assert by_id["pipeline-42"]["client"] == "127.0.0.1"
     assert by_id[generated]["outcome"] == "failure"
+
+
+async def test_a_stalled_upload_is_stopped_and_leaves_nothing(
+    grpc_app: FastAPI, stub: lightbox_pb2_grpc.LightboxStub
+) -> None:
+    grpc_app.state.settings.body_read_timeout_seconds = 0.3
+
+    async def messages() -> AsyncIterator[pb.UploadRequest]:
+        yield pb.UploadRequest(start=pb.UploadStart(file_name="slow.dcm"))
+        yield pb.UploadRequest(chunk=sample("CT_small.dcm").read_bytes()[:4096])
+        await asyncio.sleep(3600)
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.Upload(messages())
+    assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert list(grpc_app.state.instances.store.staging.iterdir()) == []
