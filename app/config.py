@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -222,6 +222,13 @@ class Settings(BaseSettings):
     )
     grpc_tls_cert: Path | None = Field(None, description="PEM certificate chain: the gRPC API serves TLS.")
     grpc_tls_key: Path | None = Field(None, description="PEM private key of LIGHTBOX_GRPC_TLS_CERT.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        """A TLS certificate is served with its key: one without the other is a mistake, not plain text."""
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("LIGHTBOX_GRPC_TLS_CERT and LIGHTBOX_GRPC_TLS_KEY go together: set both or neither")
+        return self
 
     @field_validator("cors_origins")
     @classmethod

@@ -28,11 +28,9 @@ SERVICE_NAME = lightbox_pb2.DESCRIPTOR.services_by_name["Lightbox"].full_name
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS from ``LIGHTBOX_GRPC_TLS_CERT``/``_KEY`` when both are given (read once, at start)."""
-    if settings.grpc_tls_cert is None and settings.grpc_tls_key is None:
-        return None
+    """TLS from ``LIGHTBOX_GRPC_TLS_CERT``/``_KEY`` (both or neither: :class:`Settings` checks), read once at start."""
     if settings.grpc_tls_cert is None or settings.grpc_tls_key is None:
-        raise RuntimeError("LIGHTBOX_GRPC_TLS_CERT and LIGHTBOX_GRPC_TLS_KEY go together")
+        return None
     pair = (settings.grpc_tls_key.read_bytes(), settings.grpc_tls_cert.read_bytes())
     return grpc.ssl_server_credentials([pair])
 

@@ -14,12 +14,15 @@ import pytest
 from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from pydantic import ValidationError
 
 from app.config import Settings, exposure_problem
 from app.errors import IndexUnavailable
 from app.grpc import lightbox_pb2 as pb
 from app.grpc import lightbox_pb2_grpc
+from app.main import create_app
 from tests.conftest import sample
+from tests.e2e.server import free_port
 from tests.grpc.conftest import upload
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +141,40 @@ async def test_a_stalled_upload_is_stopped_and_leaves_nothing(
         await stub.Upload(messages())
     assert caught.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert list(grpc_app.state.instances.store.staging.iterdir()) == []
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for localhost (openssl, as an operator would make one)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_when_a_certificate_is_given(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    port = free_port()
+    settings = Settings(storage_dir=tmp_path / "storage", grpc_port=port, grpc_tls_cert=cert, grpc_tls_key=key)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        async with grpc.aio.secure_channel(f"localhost:{port}", credentials) as channel:
+            stub = lightbox_pb2_grpc.LightboxStub(channel)  # type: ignore[no-untyped-call]
+            assert (await stub.List(pb.ListRequest())).total == 0
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as plain:
+            stub = lightbox_pb2_grpc.LightboxStub(plain)  # type: ignore[no-untyped-call]
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.List(pb.ListRequest(), timeout=5)
+            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_certificate_needs_its_key(tmp_path: Path, certificate: tuple[Path, Path]) -> None:
+    with pytest.raises(ValidationError, match="LIGHTBOX_GRPC_TLS_KEY go together"):
+        Settings(storage_dir=tmp_path, grpc_port=free_port(), grpc_tls_cert=certificate[0])
+    with pytest.raises(ValidationError, match="LIGHTBOX_GRPC_TLS_KEY go together"):
+        Settings(storage_dir=tmp_path, grpc_port=free_port(), grpc_tls_key=certificate[1])
