@@ -114,7 +114,7 @@ def _render_request(request: pb.RenderRequest) -> RenderRequest:
 
 
 def _read_range(path: Path, offset: int, length: int) -> list[bytes]:
-    """At most one chunk per call would cost a thread hop each; a range is read in one hop, in chunks."""
+    """Up to ``length`` bytes from ``offset`` in stream-sized chunks: one thread hop per range, not per chunk."""
     chunks = []
     with path.open("rb") as handle:
         handle.seek(offset)
