@@ -166,6 +166,16 @@ class Metrics:
         self.rpc_seconds.labels(method).observe(seconds)
         if error is not None and code != "OK":
             self.request_errors.labels(error).inc()
+        if method == "Upload" and code != "OK":
+            self.reject_upload(error or code.lower())
+
+    def count_upload(self, size: int, created: bool) -> None:
+        """One file uploaded: stored (counted with its bytes), or identical to one stored before."""
+        if created:
+            self.uploads.inc()
+            self.upload_bytes.inc(size)
+        else:
+            self.upload_duplicates.inc()
 
     def reject_upload(self, reason: str) -> None:
         self.upload_rejections.labels(reason).inc()
@@ -305,7 +315,11 @@ def record_upload_rejected(request: Request, reason: str) -> None:
 
 async def timed_render(request: Request, work: Awaitable[T]) -> T:
     """``image = await timed_render(request, renders.render(...))``: count and time one render."""
-    metrics = metrics_of(request)
+    return await timed(metrics_of(request), work)
+
+
+async def timed(metrics: Metrics, work: Awaitable[T]) -> T:
+    """:func:`timed_render` for a transport that holds the app's metrics (gRPC)."""
     started = time.perf_counter()
     outcome = "cancelled"
     try:

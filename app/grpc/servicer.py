@@ -29,6 +29,7 @@ from app.grpc import lightbox_pb2_grpc
 from app.grpc.errors import status_of
 from app.grpc.observe import Call, observed, peer_address
 from app.index.base import DEFAULT_LIMIT, MAX_LIMIT, InstanceSummary, ListQuery
+from app.metrics import timed
 from app.services.archives import is_zip
 from app.services.instances import InstanceService
 from app.services.instances import Upload as IncomingFile
@@ -204,6 +205,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             raise outcome.error
         assert outcome.stored is not None
         stored = outcome.stored
+        self.state.metrics.count_upload(stored.size, stored.created)
         return pb.UploadReply(
             name=stored.name,
             size=stored.size,
@@ -296,7 +298,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
     async def _render(self, request: pb.RenderRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         name = _name(request.name)
         render = _render_request(request)
-        image = await self.renders.render(await self.principal(context), name, render)
+        image = await timed(self.state.metrics, self.renders.render(await self.principal(context), name, render))
         etag = self.renders.etag(name, render)
         for start in range(0, max(len(image.content), 1), CHUNK):
             data = image.content[start : start + CHUNK]

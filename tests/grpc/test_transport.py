@@ -23,7 +23,7 @@ from app.grpc import lightbox_pb2_grpc
 from app.main import create_app
 from tests.conftest import sample
 from tests.e2e.server import free_port
-from tests.grpc.conftest import upload
+from tests.grpc.conftest import upload, upload_messages
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,6 +119,14 @@ async def test_request_ids_metrics_and_audit_per_rpc(
     labels = {"method": "GetMetadata", "code": "NOT_FOUND"}
     assert registry.get_sample_value("lightbox_grpc_requests_total", labels) == 1
     assert registry.get_sample_value("lightbox_grpc_requests_total", {"method": "Upload", "code": "OK"}) == 1
+    assert registry.get_sample_value("lightbox_uploads_total") == 1
+    await upload(stub, sample("CT_small.dcm"))
+    assert registry.get_sample_value("lightbox_upload_duplicates_total") == 1
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.Upload(iter(upload_messages("notes.txt", b"plain text, not DICOM")))
+    assert registry.get_sample_value("lightbox_upload_rejections_total", {"reason": "invalid_dicom"}) == 1
+    assert [c async for c in stub.Render(pb.RenderRequest(name=name))]
+    assert registry.get_sample_value("lightbox_renders_total", {"outcome": "ok"}) == 1
     await grpc_app.state.audit.flush()
     records = (await http.get("/admin/audit", params={"limit": 100})).json()["data"]
     by_id = {r["request_id"]: r for r in records}
