@@ -71,6 +71,12 @@ async def test_another_users_object_is_not_found_by_every_rpc(stub: Stub, world:
     assert attribute.keyword == "Modality" and "CT" in attribute.text
 
 
+async def test_these_tests_cover_every_rpc(stub: Stub) -> None:
+    """A new RPC must join the access tests (as a new route joins tests/auth/test_route_access.py)."""
+    rpcs = {method.name for method in pb.DESCRIPTOR.services_by_name["Lightbox"].methods}
+    assert rpcs == set(name_rpcs(stub, "x", ())) | {"List", "Upload"}
+
+
 async def test_without_valid_credentials_every_rpc_is_unauthenticated(stub: Stub, world: World) -> None:
     for metadata in ((), as_("lbt_not-a-real-token"), (("authorization", "Digest x"),)):
         calls = name_rpcs(stub, world.name_a, metadata)
