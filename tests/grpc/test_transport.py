@@ -186,3 +186,10 @@ def test_a_certificate_needs_its_key(tmp_path: Path, certificate: tuple[Path, Pa
         Settings(storage_dir=tmp_path, grpc_port=free_port(), grpc_tls_cert=certificate[0])
     with pytest.raises(ValidationError, match="LIGHTBOX_GRPC_TLS_KEY go together"):
         Settings(storage_dir=tmp_path, grpc_port=free_port(), grpc_tls_key=certificate[1])
+
+
+def test_the_readme_shows_the_service_as_the_proto_defines_it() -> None:
+    proto = (ROOT / "app" / "grpc" / "lightbox.proto").read_text()
+    start = proto.index("service Lightbox {")
+    service = proto[start : proto.index("\n}\n", start) + 3]
+    assert service in (ROOT / "README.md").read_text(), "README's gRPC section: copy the service from lightbox.proto"
