@@ -7,126 +7,48 @@ Errors leave through :mod:`app.grpc.errors` (one table); every RPC runs inside
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
 from typing import Any, TypeVar
 
-import anyio
 import grpc
 from anyio import to_thread
 from starlette.datastructures import State
 
-from app.api.routes.files import date_range, parse_window
+from app.api.routes.files import date_range
 from app.auth.credentials import Authenticator, Presented
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
-from app.errors import InvalidRequest, UploadTimedOut, UploadTooLarge
+from app.errors import InvalidRequest, UploadTooLarge
 from app.grpc import lightbox_pb2 as pb
 from app.grpc import lightbox_pb2_grpc
 from app.grpc.errors import status_of
+from app.grpc.messages import (
+    CHUNK,
+    MAX_NAME,
+    decode_page_token,
+    encode_page_token,
+    instance_message,
+    read_range,
+    render_request,
+    stored_name,
+    within,
+)
 from app.grpc.observe import Call, observed, peer_address
-from app.index.base import DEFAULT_LIMIT, MAX_LIMIT, InstanceSummary, ListQuery
+from app.index.base import DEFAULT_LIMIT, MAX_LIMIT, ListQuery
 from app.metrics import timed
 from app.services.archives import is_zip
 from app.services.instances import InstanceService
 from app.services.instances import Upload as IncomingFile
-from app.services.renders import ImageFormat, RenderRequest, RenderService
+from app.services.renders import RenderService
 from app.services.uploads import UploadSession
 
 T = TypeVar("T")
-CHUNK = 256 * 1024  # bytes per streamed message: well under the 4 MiB message limit of any client
-MAX_NAME = 300  # as HTTP's {name}
 
 
 def _fail(call: Call, exc: Exception, method: str) -> tuple[grpc.StatusCode, str]:
     call.code, message = status_of(exc, method)
     return call.code, message
-
-
-async def _within(messages: AsyncIterator[T], seconds: float) -> AsyncIterator[T]:
-    """The client's messages, each within ``seconds`` (LIGHTBOX_BODY_READ_TIMEOUT_SECONDS, as HTTP bodies):
-    a stalled client must not hold a staged file and a connection for ever."""
-    iterator = aiter(messages)
-    while True:
-        try:
-            with anyio.fail_after(seconds):
-                message = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise UploadTimedOut(f"no data for {seconds:g} s: the upload was stopped") from None
-        yield message
-
-
-def _name(text: str) -> str:
-    if not text or len(text) > MAX_NAME:
-        raise InvalidRequest(f"name must be a stored name of 1 to {MAX_NAME} characters")
-    return text
-
-
-def encode_page_token(offset: int) -> str:
-    """Opaque to clients; today the offset of the next page (newest first, as ``GET /dicomFile``)."""
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_page_token(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidRequest("page_token is not one this service issued") from None
-    if not isinstance(offset, int) or not 0 <= offset <= 2**31:
-        raise InvalidRequest("page_token is not one this service issued")
-    return offset
-
-
-def _instance(item: InstanceSummary) -> pb.Instance:
-    return pb.Instance(
-        name=item.name,
-        patient_id=item.patient_id or "",
-        patient_name=item.patient_name or "",
-        study_instance_uid=item.study_instance_uid or "",
-        study_date=item.study_date or "",
-        series_instance_uid=item.series_instance_uid or "",
-        sop_instance_uid=item.sop_instance_uid or "",
-        modality=item.modality or "",
-        size=item.size,
-    )
-
-
-def _render_request(request: pb.RenderRequest) -> RenderRequest:
-    """The fields of ``GET /dicomFile/{name}?png`` with the same bounds (frame, window, size, quality)."""
-    frame = request.frame or 1
-    if not 1 <= frame <= 2**31:
-        raise InvalidRequest("frame is 1-based: 1 or more")
-    if not 0 <= request.size <= 65535:
-        raise InvalidRequest("size must be 1..65535 (0: as stored)")
-    image_format = ImageFormat.JPEG if request.format == pb.IMAGE_FORMAT_JPEG else ImageFormat.PNG
-    if request.quality and image_format is not ImageFormat.JPEG:
-        raise InvalidRequest("quality applies to JPEG only")
-    if not 0 <= request.quality <= 100:
-        raise InvalidRequest("quality must be 1..100 (0: the default)")
-    window = parse_window(f"{request.window_center!r},{request.window_width!r}") if request.has_window else None
-    return RenderRequest(frame, window, request.size or None, image_format, request.quality or None)
-
-
-def _read_range(path: Path, offset: int, length: int) -> list[bytes]:
-    """Up to ``length`` bytes from ``offset`` in stream-sized chunks: one thread hop per range, not per chunk."""
-    chunks = []
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        remaining = length
-        while remaining > 0:
-            data = handle.read(min(CHUNK, remaining))
-            if not data:
-                break
-            chunks.append(data)
-            remaining -= len(data)
-    return chunks
 
 
 class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
@@ -183,7 +105,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         self, requests: AsyncIterator[pb.UploadRequest], context: grpc.aio.ServicerContext
     ) -> pb.UploadReply:
         session = UploadSession(self.instances, await self.principal(context))
-        messages = _within(requests, self.settings.body_read_timeout_seconds)
+        messages = within(requests, self.settings.body_read_timeout_seconds)
         first = await anext(messages, None)
         if first is None or first.WhichOneof("part") != "start":
             raise InvalidRequest("the first message must be `start` with the file name")
@@ -235,7 +157,9 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         async def work() -> pb.Attribute:
             if not request.tag or len(request.tag) > 200:
                 raise InvalidRequest("tag must be (gggg,eeee), gggg,eeee, ggggeeee or a keyword")
-            attribute = await self.instances.attribute(await self.principal(context), _name(request.name), request.tag)
+            attribute = await self.instances.attribute(
+                await self.principal(context), stored_name(request.name), request.tag
+            )
             return pb.Attribute(
                 keyword=attribute.keyword,
                 vr=attribute.vr,
@@ -250,7 +174,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         self, request: pb.MetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.Metadata:
         async def work() -> pb.Metadata:
-            body = await self.instances.metadata(await self.principal(context), _name(request.name))
+            body = await self.instances.metadata(await self.principal(context), stored_name(request.name))
             return pb.Metadata(dicom_json=body.decode())
 
         return await self._call(context, "GetMetadata", work())
@@ -277,13 +201,15 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             page = await self.instances.list(await self.principal(context), query)
             following = offset + len(page.items)
             token = encode_page_token(following) if page.items and following < page.total else ""
-            return pb.ListReply(instances=[_instance(i) for i in page.items], total=page.total, next_page_token=token)
+            return pb.ListReply(
+                instances=[instance_message(i) for i in page.items], total=page.total, next_page_token=token
+            )
 
         return await self._call(context, "List", work())
 
     async def Delete(self, request: pb.DeleteRequest, context: grpc.aio.ServicerContext) -> pb.DeleteReply:  # noqa: N802
         async def work() -> pb.DeleteReply:
-            await self.instances.delete(await self.principal(context), _name(request.name))
+            await self.instances.delete(await self.principal(context), stored_name(request.name))
             return pb.DeleteReply()
 
         return await self._call(context, "Delete", work())
@@ -296,8 +222,8 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             yield message
 
     async def _render(self, request: pb.RenderRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        name = _name(request.name)
-        render = _render_request(request)
+        name = stored_name(request.name)
+        render = render_request(request)
         image = await timed(self.state.metrics, self.renders.render(await self.principal(context), name, render))
         etag = self.renders.etag(name, render)
         for start in range(0, max(len(image.content), 1), CHUNK):
@@ -314,7 +240,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             yield message
 
     async def _download(self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        name = _name(request.name)
+        name = stored_name(request.name)
         if request.offset < 0 or request.length < 0:
             raise InvalidRequest("offset and length must not be negative")
         path = await self.instances.file_path(await self.principal(context), name)
@@ -325,7 +251,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
         first = True
         position = request.offset
         while first or position < end:
-            chunks = await to_thread.run_sync(_read_range, path, position, min(end - position, 16 * CHUNK))
+            chunks = await to_thread.run_sync(read_range, path, position, min(end - position, 16 * CHUNK))
             for data in chunks or [b""]:
                 yield pb.FileChunk(size=size, data=data) if first else pb.FileChunk(data=data)
                 first = False
