@@ -1,3 +1,4 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -57,18 +58,20 @@ class AttributeRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
 
 class Attribute(_message.Message):
-    __slots__ = ("keyword", "vr", "text", "value_json", "tag")
+    __slots__ = ("keyword", "vr", "text", "value_json", "tag", "value")
     KEYWORD_FIELD_NUMBER: _ClassVar[int]
     VR_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
     keyword: str
     vr: str
     text: str
     value_json: str
     tag: str
-    def __init__(self, keyword: _Optional[str] = ..., vr: _Optional[str] = ..., text: _Optional[str] = ..., value_json: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+    value: _struct_pb2.Value
+    def __init__(self, keyword: _Optional[str] = ..., vr: _Optional[str] = ..., text: _Optional[str] = ..., value_json: _Optional[str] = ..., tag: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
 
 class MetadataRequest(_message.Message):
     __slots__ = ("name",)

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+from google.protobuf import json_format, struct_pb2
 
 from app.api.routes.files import parse_window
+from app.dicom.attributes import Attribute
 from app.errors import InvalidRequest, UploadTimedOut
 from app.grpc import lightbox_pb2 as pb
 from app.index.base import InstanceSummary
@@ -104,3 +106,23 @@ def read_range(path: Path, offset: int, length: int) -> list[bytes]:
             chunks.append(data)
             remaining -= len(data)
     return chunks
+
+
+def typed_value(value_json: str) -> struct_pb2.Value:
+    """The ``?tag=`` answer's JSON value as ``google.protobuf.Value``: generic clients read it typed."""
+    typed = struct_pb2.Value()
+    json_format.ParseDict(json.loads(value_json), typed)
+    return typed
+
+
+def attribute_message(attribute: Attribute, tag: str) -> pb.Attribute:
+    """The ``?tag=`` answer: its fields, the value as JSON text (exact) and typed."""
+    value_json = json.dumps(attribute.value)
+    return pb.Attribute(
+        keyword=attribute.keyword,
+        vr=attribute.vr,
+        text=attribute.text,
+        value_json=value_json,
+        tag=tag,
+        value=typed_value(value_json),
+    )

@@ -7,7 +7,6 @@ Errors leave through :mod:`app.grpc.errors` (one table); every RPC runs inside
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ from app.grpc.errors import status_of
 from app.grpc.messages import (
     CHUNK,
     MAX_NAME,
+    attribute_message,
     decode_page_token,
     encode_page_token,
     instance_message,
@@ -160,13 +160,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
             attribute = await self.instances.attribute(
                 await self.principal(context), stored_name(request.name), request.tag
             )
-            return pb.Attribute(
-                keyword=attribute.keyword,
-                vr=attribute.vr,
-                text=attribute.text,
-                value_json=json.dumps(attribute.value),
-                tag=request.tag,
-            )
+            return attribute_message(attribute, request.tag)
 
         return await self._call(context, "GetAttribute", work())
 

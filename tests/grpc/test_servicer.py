@@ -10,6 +10,7 @@ import grpc
 import httpx
 import pytest
 from fastapi import FastAPI
+from google.protobuf import json_format
 from pydicom import dcmread
 
 from app.grpc import lightbox_pb2 as pb
@@ -83,6 +84,7 @@ async def test_get_attribute_matches_http(stub: Stub, http: httpx.AsyncClient) -
             tag,
         )
         assert json.loads(attribute.value_json) == body["value"]
+        assert json_format.MessageToDict(attribute.value) == body["value"]
     code, _ = await _code(stub.GetAttribute(pb.AttributeRequest(name=name, tag="(7777,7777)")))
     assert code is grpc.StatusCode.NOT_FOUND
     code, _ = await _code(stub.GetAttribute(pb.AttributeRequest(name=name, tag="(zz")))
