@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61pp/grpc/lightbox.proto\x12\x0blightbox.v1\x1a\x1cgoogle/protobuf/struct.proto\"9\n\x0bUploadStart\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x02 \x01(\t\"S\n\rUploadRequest\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x18.lightbox.v1.UploadStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x99\x01\n\x0bUploadReply\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x16\n\x0e\x61lready_stored\x18\x04 \x01(\x08\x12\x18\n\x10sop_instance_uid\x18\x05 \x01(\t\x12\x1a\n\x12study_instance_uid\x18\x06 \x01(\t\x12\x10\n\x08warnings\x18\x07 \x03(\t\"-\n\x10\x41ttributeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\t\"~\n\tAttribute\x12\x0f\n\x07keyword\x18\x01 \x01(\t\x12\n\n\x02vr\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nvalue_json\x18\x04 \x01(\t\x12\x0b\n\x03tag\x18\x05 \x01(\t\x12%\n\x05value\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\"\x1f\n\x0fMetadataRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x1e\n\x08Metadata\x12\x12\n\ndicom_json\x18\x01 \x01(\t\"\xd7\x01\n\x0bListRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x14\n\x0cpatient_name\x18\x04 \x01(\t\x12\x1a\n\x12study_instance_uid\x18\x05 \x01(\t\x12\x1b\n\x13series_instance_uid\x18\x06 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x07 \x01(\t\x12\x10\n\x08modality\x18\x08 \x01(\t\x12\x12\n\nstudy_date\x18\t \x01(\t\"\xc9\x01\n\x08Instance\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x14\n\x0cpatient_name\x18\x03 \x01(\t\x12\x1a\n\x12study_instance_uid\x18\x04 \x01(\t\x12\x12\n\nstudy_date\x18\x05 \x01(\t\x12\x1b\n\x13series_instance_uid\x18\x06 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x07 \x01(\t\x12\x10\n\x08modality\x18\x08 \x01(\t\x12\x0c\n\x04size\x18\t \x01(\x03\"]\n\tListReply\x12(\n\tinstances\x18\x01 \x03(\x0b\x32\x15.lightbox.v1.Instance\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\x1d\n\rDeleteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\r\n\x0b\x44\x65leteReply\"\xb6\x01\n\rRenderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66rame\x18\x02 \x01(\x05\x12\x12\n\nhas_window\x18\x03 \x01(\x08\x12\x15\n\rwindow_center\x18\x04 \x01(\x01\x12\x14\n\x0cwindow_width\x18\x05 \x01(\x01\x12\x0c\n\x04size\x18\x06 \x01(\x05\x12(\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x18.lightbox.v1.ImageFormat\x12\x0f\n\x07quality\x18\x08 \x01(\x05\"<\n\nImageChunk\x12\x0c\n\x04\x65tag\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"?\n\x0f\x44ownloadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\'\n\tFileChunk\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*:\n\x0bImageFormat\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x00\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x01\x32\xd6\x03\n\x08Lightbox\x12@\n\x06Upload\x12\x1a.lightbox.v1.UploadRequest\x1a\x18.lightbox.v1.UploadReply(\x01\x12\x45\n\x0cGetAttribute\x12\x1d.lightbox.v1.AttributeRequest\x1a\x16.lightbox.v1.Attribute\x12\x42\n\x0bGetMetadata\x12\x1c.lightbox.v1.MetadataRequest\x1a\x15.lightbox.v1.Metadata\x12\x38\n\x04List\x12\x18.lightbox.v1.ListRequest\x1a\x16.lightbox.v1.ListReply\x12>\n\x06\x44\x65lete\x12\x1a.lightbox.v1.DeleteRequest\x1a\x18.lightbox.v1.DeleteReply\x12?\n\x06Render\x12\x1a.lightbox.v1.RenderRequest\x1a\x17.lightbox.v1.ImageChunk0\x01\x12\x42\n\x08\x44ownload\x12\x1c.lightbox.v1.DownloadRequest\x1a\x16.lightbox.v1.FileChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x61pp/grpc/lightbox.proto\x12\x0blightbox.v1\x1a\x1cgoogle/protobuf/struct.proto\"9\n\x0bUploadStart\x12\x11\n\tfile_name\x18\x01 \x01(\t\x12\x17\n\x0f\x65xpected_sha256\x18\x02 \x01(\t\"S\n\rUploadRequest\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x18.lightbox.v1.UploadStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x99\x01\n\x0bUploadReply\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x16\n\x0e\x61lready_stored\x18\x04 \x01(\x08\x12\x18\n\x10sop_instance_uid\x18\x05 \x01(\t\x12\x1a\n\x12study_instance_uid\x18\x06 \x01(\t\x12\x10\n\x08warnings\x18\x07 \x03(\t\"-\n\x10\x41ttributeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\t\"~\n\tAttribute\x12\x0f\n\x07keyword\x18\x01 \x01(\t\x12\n\n\x02vr\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x12\n\nvalue_json\x18\x04 \x01(\t\x12\x0b\n\x03tag\x18\x05 \x01(\t\x12%\n\x05value\x18\x06 \x01(\x0b\x32\x16.google.protobuf.Value\"\x1f\n\x0fMetadataRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x08Metadata\x12\x12\n\ndicom_json\x18\x01 \x01(\t\x12\'\n\x06header\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xd7\x01\n\x0bListRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\npatient_id\x18\x03 \x01(\t\x12\x14\n\x0cpatient_name\x18\x04 \x01(\t\x12\x1a\n\x12study_instance_uid\x18\x05 \x01(\t\x12\x1b\n\x13series_instance_uid\x18\x06 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x07 \x01(\t\x12\x10\n\x08modality\x18\x08 \x01(\t\x12\x12\n\nstudy_date\x18\t \x01(\t\"\xc9\x01\n\x08Instance\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\npatient_id\x18\x02 \x01(\t\x12\x14\n\x0cpatient_name\x18\x03 \x01(\t\x12\x1a\n\x12study_instance_uid\x18\x04 \x01(\t\x12\x12\n\nstudy_date\x18\x05 \x01(\t\x12\x1b\n\x13series_instance_uid\x18\x06 \x01(\t\x12\x18\n\x10sop_instance_uid\x18\x07 \x01(\t\x12\x10\n\x08modality\x18\x08 \x01(\t\x12\x0c\n\x04size\x18\t \x01(\x03\"]\n\tListReply\x12(\n\tinstances\x18\x01 \x03(\x0b\x32\x15.lightbox.v1.Instance\x12\r\n\x05total\x18\x02 \x01(\x03\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\x1d\n\rDeleteRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\r\n\x0b\x44\x65leteReply\"\xb6\x01\n\rRenderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66rame\x18\x02 \x01(\x05\x12\x12\n\nhas_window\x18\x03 \x01(\x08\x12\x15\n\rwindow_center\x18\x04 \x01(\x01\x12\x14\n\x0cwindow_width\x18\x05 \x01(\x01\x12\x0c\n\x04size\x18\x06 \x01(\x05\x12(\n\x06\x66ormat\x18\x07 \x01(\x0e\x32\x18.lightbox.v1.ImageFormat\x12\x0f\n\x07quality\x18\x08 \x01(\x05\"<\n\nImageChunk\x12\x0c\n\x04\x65tag\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"?\n\x0f\x44ownloadRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\"\'\n\tFileChunk\x12\x0c\n\x04size\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c*:\n\x0bImageFormat\x12\x14\n\x10IMAGE_FORMAT_PNG\x10\x00\x12\x15\n\x11IMAGE_FORMAT_JPEG\x10\x01\x32\xd6\x03\n\x08Lightbox\x12@\n\x06Upload\x12\x1a.lightbox.v1.UploadRequest\x1a\x18.lightbox.v1.UploadReply(\x01\x12\x45\n\x0cGetAttribute\x12\x1d.lightbox.v1.AttributeRequest\x1a\x16.lightbox.v1.Attribute\x12\x42\n\x0bGetMetadata\x12\x1c.lightbox.v1.MetadataRequest\x1a\x15.lightbox.v1.Metadata\x12\x38\n\x04List\x12\x18.lightbox.v1.ListRequest\x1a\x16.lightbox.v1.ListReply\x12>\n\x06\x44\x65lete\x12\x1a.lightbox.v1.DeleteRequest\x1a\x18.lightbox.v1.DeleteReply\x12?\n\x06Render\x12\x1a.lightbox.v1.RenderRequest\x1a\x17.lightbox.v1.ImageChunk0\x01\x12\x42\n\x08\x44ownload\x12\x1c.lightbox.v1.DownloadRequest\x1a\x16.lightbox.v1.FileChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'app.grpc.lightbox_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEFORMAT']._serialized_start=1526
-  _globals['_IMAGEFORMAT']._serialized_end=1584
+  _globals['_IMAGEFORMAT']._serialized_start=1567
+  _globals['_IMAGEFORMAT']._serialized_end=1625
   _globals['_UPLOADSTART']._serialized_start=70
   _globals['_UPLOADSTART']._serialized_end=127
   _globals['_UPLOADREQUEST']._serialized_start=129
@@ -47,25 +47,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METADATAREQUEST']._serialized_start=545
   _globals['_METADATAREQUEST']._serialized_end=576
   _globals['_METADATA']._serialized_start=578
-  _globals['_METADATA']._serialized_end=608
-  _globals['_LISTREQUEST']._serialized_start=611
-  _globals['_LISTREQUEST']._serialized_end=826
-  _globals['_INSTANCE']._serialized_start=829
-  _globals['_INSTANCE']._serialized_end=1030
-  _globals['_LISTREPLY']._serialized_start=1032
-  _globals['_LISTREPLY']._serialized_end=1125
-  _globals['_DELETEREQUEST']._serialized_start=1127
-  _globals['_DELETEREQUEST']._serialized_end=1156
-  _globals['_DELETEREPLY']._serialized_start=1158
-  _globals['_DELETEREPLY']._serialized_end=1171
-  _globals['_RENDERREQUEST']._serialized_start=1174
-  _globals['_RENDERREQUEST']._serialized_end=1356
-  _globals['_IMAGECHUNK']._serialized_start=1358
-  _globals['_IMAGECHUNK']._serialized_end=1418
-  _globals['_DOWNLOADREQUEST']._serialized_start=1420
-  _globals['_DOWNLOADREQUEST']._serialized_end=1483
-  _globals['_FILECHUNK']._serialized_start=1485
-  _globals['_FILECHUNK']._serialized_end=1524
-  _globals['_LIGHTBOX']._serialized_start=1587
-  _globals['_LIGHTBOX']._serialized_end=2057
+  _globals['_METADATA']._serialized_end=649
+  _globals['_LISTREQUEST']._serialized_start=652
+  _globals['_LISTREQUEST']._serialized_end=867
+  _globals['_INSTANCE']._serialized_start=870
+  _globals['_INSTANCE']._serialized_end=1071
+  _globals['_LISTREPLY']._serialized_start=1073
+  _globals['_LISTREPLY']._serialized_end=1166
+  _globals['_DELETEREQUEST']._serialized_start=1168
+  _globals['_DELETEREQUEST']._serialized_end=1197
+  _globals['_DELETEREPLY']._serialized_start=1199
+  _globals['_DELETEREPLY']._serialized_end=1212
+  _globals['_RENDERREQUEST']._serialized_start=1215
+  _globals['_RENDERREQUEST']._serialized_end=1397
+  _globals['_IMAGECHUNK']._serialized_start=1399
+  _globals['_IMAGECHUNK']._serialized_end=1459
+  _globals['_DOWNLOADREQUEST']._serialized_start=1461
+  _globals['_DOWNLOADREQUEST']._serialized_end=1524
+  _globals['_FILECHUNK']._serialized_start=1526
+  _globals['_FILECHUNK']._serialized_end=1565
+  _globals['_LIGHTBOX']._serialized_start=1628
+  _globals['_LIGHTBOX']._serialized_end=2098
 # @@protoc_insertion_point(module_scope)

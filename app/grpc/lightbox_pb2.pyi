@@ -80,10 +80,12 @@ class MetadataRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class Metadata(_message.Message):
-    __slots__ = ("dicom_json",)
+    __slots__ = ("dicom_json", "header")
     DICOM_JSON_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
     dicom_json: str
-    def __init__(self, dicom_json: _Optional[str] = ...) -> None: ...
+    header: _struct_pb2.Struct
+    def __init__(self, dicom_json: _Optional[str] = ..., header: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class ListRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "patient_id", "patient_name", "study_instance_uid", "series_instance_uid", "sop_instance_uid", "modality", "study_date")

@@ -115,6 +115,13 @@ def typed_value(value_json: str) -> struct_pb2.Value:
     return typed
 
 
+def metadata_message(dicom_json: bytes) -> pb.Metadata:
+    """The ``?metadata`` answer as text, and its one data set as a ``google.protobuf.Struct``."""
+    header = struct_pb2.Struct()
+    json_format.ParseDict(json.loads(dicom_json)[0], header)
+    return pb.Metadata(dicom_json=dicom_json.decode(), header=header)
+
+
 def attribute_message(attribute: Attribute, tag: str) -> pb.Attribute:
     """The ``?tag=`` answer: its fields, the value as JSON text (exact) and typed."""
     value_json = json.dumps(attribute.value)

@@ -29,6 +29,7 @@ from app.grpc.messages import (
     decode_page_token,
     encode_page_token,
     instance_message,
+    metadata_message,
     read_range,
     render_request,
     stored_name,
@@ -169,7 +170,7 @@ class LightboxServicer(lightbox_pb2_grpc.LightboxServicer):
     ) -> pb.Metadata:
         async def work() -> pb.Metadata:
             body = await self.instances.metadata(await self.principal(context), stored_name(request.name))
-            return pb.Metadata(dicom_json=body.decode())
+            return await to_thread.run_sync(metadata_message, body)  # large headers: off the loop
 
         return await self._call(context, "GetMetadata", work())
 

@@ -97,6 +97,9 @@ async def test_get_metadata_is_the_http_dicom_json(stub: Stub, http: httpx.Async
     name = (await upload(stub, sample("MR_small.dcm"))).name
     metadata = await stub.GetMetadata(pb.MetadataRequest(name=name))
     assert metadata.dicom_json.encode() == (await http.get(f"/dicomFile/{name}", params={"metadata": ""})).content
+    header = json_format.MessageToDict(metadata.header)
+    assert header["00100010"] == json.loads(metadata.dicom_json)[0]["00100010"]
+    assert header["00080060"] == {"vr": "CS", "Value": ["MR"]}
     code, _ = await _code(stub.GetMetadata(pb.MetadataRequest(name="missing.dcm")))
     assert code is grpc.StatusCode.NOT_FOUND
 
