@@ -117,6 +117,10 @@ async def test_request_ids_metrics_and_audit_per_rpc(
     assert len(generated) == 32 and generated != "bad id: spaces"
     registry = grpc_app.state.metrics.registry
     labels = {"method": "GetMetadata", "code": "NOT_FOUND"}
+    for _ in range(200):  # the client may see the status before the server's call has finished
+        if registry.get_sample_value("lightbox_grpc_requests_total", labels):
+            break
+        await asyncio.sleep(0.01)
     assert registry.get_sample_value("lightbox_grpc_requests_total", labels) == 1
     assert registry.get_sample_value("lightbox_grpc_requests_total", {"method": "Upload", "code": "OK"}) == 1
     assert registry.get_sample_value("lightbox_uploads_total") == 1
@@ -124,7 +128,12 @@ async def test_request_ids_metrics_and_audit_per_rpc(
     assert registry.get_sample_value("lightbox_upload_duplicates_total") == 1
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.Upload(iter(upload_messages("notes.txt", b"plain text, not DICOM")))
-    assert registry.get_sample_value("lightbox_upload_rejections_total", {"reason": "invalid_dicom"}) == 1
+    rejected = {"reason": "invalid_dicom"}
+    for _ in range(200):
+        if registry.get_sample_value("lightbox_upload_rejections_total", rejected):
+            break
+        await asyncio.sleep(0.01)
+    assert registry.get_sample_value("lightbox_upload_rejections_total", rejected) == 1
     assert [c async for c in stub.Render(pb.RenderRequest(name=name))]
     assert registry.get_sample_value("lightbox_renders_total", {"outcome": "ok"}) == 1
     await grpc_app.state.audit.flush()
