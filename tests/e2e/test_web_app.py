@@ -1,0 +1,212 @@
+"""The browser app (/ui/) in Debian's headless Chromium against the real ``lightbox`` with auth required.
+
+One flow, as a person uses it: sign in, upload through the file input, search, open a study, view
+and window an image, step frames, read the header, share the study, open the link in a fresh
+context (no cookies), revoke it, sign out. Every request stays on 127.0.0.1. Screenshots at 375 and
+1440 px are written to the test's temporary folder (its path is printed).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image, ImageChops
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from pydicom.data import get_testdata_file
+
+from tests.e2e.process import Server, lightbox
+from tests.e2e.test_docs_browser import CHROMIUM, CHROMIUM_ARGS
+
+PASSWORD = "correct-horse-battery-staple"
+FILES = ("CT_small.dcm", "MR_small.dcm", "emri_small.dcm")
+WIDE = {"width": 1440, "height": 1000}
+PHONE = {"width": 375, "height": 812}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with lightbox(
+        tmp_path_factory.mktemp("webapp"), auth_required="true", admin_password=PASSWORD, workers="1"
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "install Debian's chromium (scripts/test does)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+def local_only(page: Page, server: Server, blocked: list[str]) -> None:
+    """Abort (and remember) any request that would leave the service's origin."""
+
+    def route(route: Route) -> None:
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", route)
+
+
+def shown_image(page: Page) -> Image.Image:
+    """The pixels of ``viewer-image`` as the page decoded them (drawn at natural size on a canvas)."""
+    encoded = page.evaluate(
+        """() => {
+            const img = document.querySelector('[data-testid=viewer-image]');
+            const canvas = document.createElement('canvas');
+            canvas.width = img.naturalWidth;
+            canvas.height = img.naturalHeight;
+            canvas.getContext('2d').drawImage(img, 0, 0);
+            return canvas.toDataURL('image/png').split(',')[1];
+        }"""
+    )
+    return Image.open(io.BytesIO(base64.b64decode(encoded)))
+
+
+def shots(page: Page, folder: Path, name: str) -> None:
+    """The page at 1440 px and at 375 px (phone), full height."""
+    for label, size in (("1440", WIDE), ("375", PHONE)):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(WIDE)
+
+
+def test_sign_in_upload_find_view_share_and_sign_out(
+    server: Server, browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("screenshots")
+    print(f"screenshots in {folder}")
+    blocked: list[str] = []
+    context = browser.new_context(viewport=WIDE)
+    page = context.new_page()
+    local_only(page, server, blocked)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(server.url + "/")
+    assert page.url == server.url + "/ui/"
+    expect(page.get_by_test_id("login-submit")).to_be_visible()
+    shots(page, folder, "login")
+    page.get_by_test_id("login-username").fill("admin")
+    page.get_by_test_id("login-password").fill("wrong password")
+    page.get_by_test_id("login-submit").click()
+    expect(page.locator("#login-error")).to_have_text("Wrong user name or password.")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.locator("#who")).to_have_text("Signed in as admin")
+
+    not_dicom = folder / "notes.txt"
+    not_dicom.write_text("not an image")
+    page.get_by_test_id("upload-input").set_input_files([*(get_testdata_file(f) for f in FILES), str(not_dicom)])
+    results = page.get_by_test_id("upload-result")
+    expect(results).to_have_count(4)
+    expect(page.locator("#upload-summary")).to_have_text("4 of 4 files done, 3 stored", timeout=20_000)
+    texts = results.all_inner_texts()
+    assert [t.startswith("Stored as ") for t in texts].count(True) == 3, texts
+    assert any(t.startswith("Refused: ") for t in texts), texts
+    expect(page.get_by_test_id("upload-progress")).to_have_count(4)
+    expect(page.get_by_test_id("study-row")).to_have_count(3)
+    shots(page, folder, "list")
+
+    page.get_by_test_id("search-input").fill("ct1")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_test_id("study-row")).to_have_count(1)
+    expect(page.get_by_test_id("study-row")).to_contain_text("CompressedSamples^CT1")
+
+    with page.expect_response(lambda r: "/rendered?" in r.url) as rendered:
+        page.get_by_role("button", name="Open the study of CompressedSamples^CT1, 2004-01-19").click()
+    expect(page.get_by_test_id("series-row")).to_have_count(1)
+    expect(page.get_by_test_id("instance-row")).to_have_count(1)
+    expect(page.get_by_test_id("viewer-image")).to_have_attribute("src", re.compile("^blob:"))
+    size = int(rendered.value.url.split("viewport=")[1].split("%2C")[0])
+    expect(page.get_by_test_id("frame-index")).to_have_text("Frame 1 of 1")
+    default = shown_image(page).convert("L")
+    assert default.getextrema()[1] > 64, "the image is black"
+    with httpx.Client(base_url=server.url, auth=("admin", PASSWORD)) as api:
+        name = api.get("/dicomFile", params={"PatientID": "1CT1"}).json()["data"][0]["name"]
+        png = api.get(f"/dicomFile/{name}?png&size={size}").content
+    expected = Image.open(io.BytesIO(png)).convert("L")
+    assert ImageChops.difference(default, expected).getbbox() is None, "the viewer differs from ?png"
+
+    with page.expect_response(lambda r: "window=" in r.url):
+        page.get_by_test_id("window-preset").select_option(label="Bone (300/1500)")
+    page.wait_for_function("document.querySelector('[data-testid=viewer-image]').alt.includes('frame 1')")
+    page.wait_for_timeout(200)
+    boned = shown_image(page).convert("L")
+    assert ImageChops.difference(default, boned).getbbox() is not None, "the window preset changed nothing"
+
+    page.get_by_text("Header", exact=True).click()
+    expect(page.get_by_test_id("tags-table")).to_contain_text("CompressedSamples^CT1")
+    page.locator("#tags-filter").fill("PatientID")
+    expect(page.get_by_test_id("tags-table").locator("tbody tr:visible")).to_have_count(1)
+    expect(page.get_by_test_id("tags-table").locator("tbody tr:visible")).to_contain_text("1CT1")
+    shots(page, folder, "viewer")
+
+    page.get_by_test_id("share-button").click()
+    page.get_by_test_id("share-expiry").select_option(label="1 hour")
+    page.get_by_test_id("share-create").click()
+    expect(page.get_by_test_id("share-url")).to_have_value(re.compile(re.escape(f"{server.url}/ui/#share=lbs_")))
+    link = page.get_by_test_id("share-url").input_value()
+    assert link.startswith(f"{server.url}/ui/#share=lbs_")
+    expect(page.get_by_test_id("share-revoke")).to_have_count(1)
+
+    guest = browser.new_context(viewport=WIDE)
+    assert guest.cookies() == []
+    shared = guest.new_page()
+    local_only(shared, server, blocked)
+    seen: list[str] = []
+    shared.on("request", lambda request: seen.append(request.url))
+    shared.goto(link)
+    expect(shared.locator("#study-title")).to_contain_text("CompressedSamples^CT1")
+    expect(shared.get_by_test_id("viewer-image")).to_have_attribute("src", re.compile("^blob:"))
+    expect(shared.get_by_test_id("study-row")).to_have_count(0)
+    expect(shared.get_by_test_id("upload-input")).to_be_hidden()
+    expect(shared.get_by_test_id("share-button")).to_be_hidden()
+    shots(shared, folder, "share")
+    assert not any("lbs_" in url for url in seen if not url.startswith(server.url + "/ui/#")), "token in a URL"
+    studies = shared.evaluate(
+        """async (token) => (await fetch('/dicom-web/studies', {headers: {Authorization: 'Bearer ' + token}})).json()""",
+        link.split("#share=")[1],
+    )
+    assert len(studies) == 1 and studies[0]["00100020"]["Value"] == ["1CT1"]
+
+    page.get_by_test_id("share-revoke").click()
+    expect(page.get_by_test_id("share-revoke")).to_have_count(0)
+    refused = guest.new_page()
+    refused.goto(link)
+    expect(refused.locator("#notice")).to_have_text("This link is no longer valid (it expired or was revoked).")
+    expect(refused.locator("#study")).to_be_hidden()
+    guest.close()
+
+    page.get_by_role("button", name="← All studies").click()
+    page.get_by_test_id("search-input").fill("")
+    page.get_by_role("button", name="Search").click()
+    page.locator("tr", has_text="(no name)").get_by_role("button").click()
+    expect(page.get_by_test_id("frame-index")).to_have_text("Frame 1 of 10")
+    page.get_by_test_id("frame-next").click()
+    expect(page.get_by_test_id("frame-index")).to_have_text("Frame 2 of 10")
+    page.get_by_test_id("viewer-image").focus()
+    page.locator("#stage").press("ArrowRight")
+    expect(page.get_by_test_id("frame-index")).to_have_text("Frame 3 of 10")
+    page.wait_for_function("document.querySelector('[data-testid=viewer-image]').alt.endsWith('frame 3 of 10')")
+    shots(page, folder, "multiframe")
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_test_id("login-submit")).to_be_visible()
+    page.reload()
+    expect(page.get_by_test_id("login-submit")).to_be_visible()
+    context.close()
+    assert blocked == []
+    assert errors == []
