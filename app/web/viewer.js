@@ -44,6 +44,7 @@ export function setUpViewer({ fail }) {
       }
       if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
       img.src = url;
+      img.dataset.window = params.get("window") ?? "";
       img.alt = `${current.label}, frame ${current.frame} of ${current.frames}`;
       status.textContent = "";
     } catch (error) {
