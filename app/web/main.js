@@ -3,6 +3,7 @@
 // 401 shows the sign-in form.
 
 import { ApiError, DICOMWEB, getJson, isShare, login, logout, signedIn, useShareToken, whoAmI } from "./api.js";
+import { setUpActions } from "./actions.js";
 import { setUpShare } from "./share.js";
 import { setUpStudies } from "./studies.js";
 import { setUpStudy } from "./study.js";
@@ -36,7 +37,8 @@ function fail(error) {
 }
 
 const viewer = setUpViewer({ fail });
-const study = setUpStudy({ viewer, fail });
+const study = setUpStudy({ viewer, fail, onGone: () => showList("The study has no more instances.") });
+setUpActions({ currentInstance: () => viewer.instance(), onDeleted: () => study.open(study.current()), fail });
 const share = setUpShare({ currentStudy: () => study.current(), fail });
 const studies = setUpStudies({
   fail,
@@ -86,11 +88,14 @@ $("logout").addEventListener("click", async () => {
   showLogin();
 });
 
-$("back").addEventListener("click", () => {
+function showList(message = "") {
   viewer.clear();
+  notify(message);
   only("upload", "studies");
   studies.load();
-});
+}
+
+$("back").addEventListener("click", () => showList());
 
 async function start() {
   const fragment = new URLSearchParams(location.hash.slice(1));

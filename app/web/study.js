@@ -20,7 +20,7 @@ function rowButton(testid, label, onClick) {
   return { li, button };
 }
 
-export function setUpStudy({ viewer, fail }) {
+export function setUpStudy({ viewer, fail, onGone }) {
   const title = document.getElementById("study-title");
   const meta = document.getElementById("study-meta");
   const seriesList = document.getElementById("series-list");
@@ -55,6 +55,10 @@ export function setUpStudy({ viewer, fail }) {
       instanceList.replaceChildren();
       try {
         const [found] = await getJson(`${DICOMWEB}/studies?StudyInstanceUID=${encodeURIComponent(uid)}`);
+        if (!found) {
+          onGone();
+          return;
+        }
         title.textContent = `${text(found, TAG.PatientName) || "(no name)"} — ${date(text(found, TAG.StudyDate)) || "no date"}`;
         meta.textContent = [
           text(found, TAG.PatientID) && `Patient ID ${text(found, TAG.PatientID)}`,

@@ -147,6 +147,21 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     boned = shown_image(page).convert("L")
     assert ImageChops.difference(default, boned).getbbox() is not None, "the window preset changed nothing"
 
+    box = page.locator("#stage").bounding_box()
+    assert box is not None
+    x, y = round(box["x"] + box["width"] / 2), round(box["y"] + box["height"] / 2)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y - 40, steps=6)  # right: wider; up: higher centre (1500/256 per pixel)
+    page.mouse.up()
+    expect(page.get_by_test_id("viewer-image")).to_have_attribute("data-window", "534,1852")
+    page.get_by_role("button", name="Zoom in").click()
+    expect(page.locator("#stage")).to_have_class(re.compile("zoomed"))
+    wide = page.get_by_test_id("viewer-image").bounding_box()
+    assert wide is not None and wide["width"] > box["width"] * 1.4
+    page.get_by_role("button", name="Fit").click()
+    expect(page.locator("#stage")).not_to_have_class(re.compile("zoomed"))
+
     page.get_by_text("Header", exact=True).click()
     expect(page.get_by_test_id("tags-table")).to_contain_text("CompressedSamples^CT1")
     page.locator("#tags-filter").fill("PatientID")
@@ -203,6 +218,18 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     expect(page.get_by_test_id("frame-index")).to_have_text("Frame 3 of 10")
     expect(page.get_by_test_id("viewer-image")).to_have_attribute("alt", re.compile("frame 3 of 10$"))
     shots(page, folder, "multiframe")
+
+    with page.expect_download() as download:
+        page.get_by_test_id("download-button").click()
+    assert Path(download.value.path()).read_bytes() == sample("emri_small.dcm").read_bytes()
+    page.get_by_test_id("delete-button").click()
+    expect(page.get_by_test_id("delete-confirm")).to_be_visible()
+    page.get_by_role("button", name="Keep it").click()
+    expect(page.get_by_test_id("delete-confirm")).to_be_hidden()
+    page.get_by_test_id("delete-button").click()
+    page.get_by_test_id("delete-confirm").click()
+    expect(page.locator("#notice")).to_have_text("The study has no more instances.")
+    expect(page.get_by_test_id("study-row")).to_have_count(2)
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_test_id("login-submit")).to_be_visible()
