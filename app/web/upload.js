@@ -1,10 +1,28 @@
-// Upload by drag-and-drop or the file picker: one POST /upload per file, through XMLHttpRequest
+// Upload by drag-and-drop (files and folders) or the file and folder pickers: one POST /upload per file, through XMLHttpRequest
 // because fetch cannot report upload progress. Two files travel at once; each has its own progress
 // bar, outcome and cancel button, and an overall bar counts bytes and files.
 
 import { credentialHeaders } from "./api.js";
 
 const PARALLEL = 2;
+
+/** Every file under a dropped entry (folders walked; readEntries answers in batches until empty). */
+async function filesUnder(entry) {
+  if (entry.isFile) return [await new Promise((resolve, reject) => entry.file(resolve, reject))];
+  const reader = entry.createReader();
+  const found = [];
+  for (;;) {
+    const batch = await new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+    if (batch.length === 0) return found;
+    for (const child of batch) found.push(...(await filesUnder(child)));
+  }
+}
+
+async function droppedFiles(transfer) {
+  const entries = [...transfer.items].map((item) => item.webkitGetAsEntry?.()).filter(Boolean);
+  if (entries.length === 0) return [...transfer.files];
+  return (await Promise.all(entries.map(filesUnder))).flat();
+}
 
 function outcome(status, body) {
   if (status === 201 && body.files === undefined) return { ok: true, text: `Stored as ${body.name}` };
@@ -121,10 +139,12 @@ export function setUpUpload({ onDone }) {
     onDone();
   }
 
-  input.addEventListener("change", () => {
-    upload([...input.files]);
-    input.value = "";
-  });
+  for (const picker of [input, document.getElementById("upload-folder")]) {
+    picker.addEventListener("change", () => {
+      upload([...picker.files]);
+      picker.value = "";
+    });
+  }
   zone.addEventListener("dragover", (event) => {
     event.preventDefault();
     zone.classList.add("over");
@@ -133,6 +153,6 @@ export function setUpUpload({ onDone }) {
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("over");
-    upload([...event.dataTransfer.files]);
+    droppedFiles(event.dataTransfer).then(upload);
   });
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -306,4 +307,33 @@ def test_single_user_mode_opens_straight_in(browser: Browser, tmp_path: Path) ->
         page.get_by_test_id("upload-input").set_input_files([sample("CT_small.dcm")])
         expect(page.get_by_test_id("upload-result")).to_have_text(re.compile("^Stored as "))
         expect(page.get_by_test_id("study-row")).to_have_count(1)
+
+        folder = tmp_path / "cd"
+        folder.mkdir()
+        with zipfile.ZipFile(folder / "study.zip", "w") as archive:
+            archive.write(sample("MR_small.dcm"), "study/MR_small.dcm")
+            archive.writestr("study/README.txt", "not DICOM")
+        (folder / "CT_small.dcm").write_bytes(sample("CT_small.dcm").read_bytes())
+        page.locator("#upload-folder").set_input_files(folder)
+        results = page.get_by_test_id("upload-result")
+        expect(results).to_have_count(2)
+        expect(page.locator("#upload-summary")).to_have_text("2 of 2 files done, 1 stored")
+        outcomes = sorted(results.all_inner_texts())
+        assert outcomes[0] == "File already saved as: " + outcomes[0].split(": ", 1)[1], outcomes
+        assert outcomes[1].startswith("Saved 1 of 2 files. Refused: study/README.txt: "), outcomes
+        expect(page.get_by_test_id("study-row")).to_have_count(2)
+
+        dropped = page.evaluate_handle(
+            """(encoded) => {
+                const transfer = new DataTransfer();
+                const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], 'US1_J2KR.dcm', {type: 'application/dicom'}));
+                return transfer;
+            }""",
+            base64.b64encode(sample("US1_J2KR.dcm").read_bytes()).decode(),
+        )
+        page.dispatch_event("#drop-zone", "drop", {"dataTransfer": dropped})
+        expect(results).to_have_count(1)
+        expect(results).to_have_text(re.compile("^Stored as [0-9a-f-]{36}-US1_J2KR.dcm$"))
+        expect(page.get_by_test_id("study-row")).to_have_count(3)
         page.close()
