@@ -49,8 +49,8 @@ export function setUpStudy({ viewer, fail, onGone }) {
 
   return {
     async open(uid) {
+      viewer.clear(uid !== study); // reopened after a delete: keep the window and zoom
       study = uid;
-      viewer.clear();
       seriesList.replaceChildren();
       instanceList.replaceChildren();
       try {

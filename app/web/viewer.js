@@ -173,8 +173,14 @@ export function setUpViewer({ fail }) {
     instance() {
       return current?.instance ?? null;
     },
-    clear() {
+    /** Forget the instance; ``fresh`` (a new study) also goes back to the file's own window, unzoomed. */
+    clear(fresh = false) {
       current = null;
+      if (fresh) {
+        dragged = null;
+        preset.value = "";
+        setZoom(0);
+      }
       generation += 1;
       if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
       img.removeAttribute("src");

@@ -212,6 +212,7 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     page.get_by_role("button", name="Search").click()
     page.locator("tr", has_text="(no name)").get_by_role("button").click()
     expect(page.get_by_test_id("frame-index")).to_have_text("Frame 1 of 10")
+    expect(page.get_by_test_id("window-preset")).to_have_value("")  # another study: its own window again
     page.get_by_test_id("frame-next").click()
     expect(page.get_by_test_id("frame-index")).to_have_text("Frame 2 of 10")
     page.get_by_test_id("viewer-image").focus()
