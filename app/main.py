@@ -28,6 +28,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
 from app.api.routes import admin, audit, auth, dicomweb, files, grants, health, shares, upload
+from app.api.web import install_web
 from app.auth.credentials import Authenticator
 from app.config import Settings, cors_list, exposure_problem, settings_from_environment
 from app.errors import IndexNeedsWrite
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(dicomweb.router(), prefix=settings.dicomweb_root)
     app.include_router(audit.router)
+    install_web(app)
     return app
 
 
