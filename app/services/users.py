@@ -102,7 +102,7 @@ class UserService:
         via = {"via": "basic" if basic else "login"}
         if user is None or not ok or user.disabled:
             self.throttle.failed(username, client)
-            why = "unknown user" if user is None else "wrong password" if not ok else "user disabled"
+            why = "unknown_user" if user is None else "wrong_password" if not ok else "user_disabled"
             self.audit.record(anonymous(username), Action.LOGIN, Outcome.FAILURE, reason=why, detail=via)
             raise NotAuthenticated(BAD_LOGIN)
         self.throttle.succeeded(username)
