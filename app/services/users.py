@@ -31,6 +31,9 @@ from app.services.audit import Action, AuditService, Detail, Outcome
 ADMIN_USERNAME = "admin"
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 BAD_LOGIN = "authentication failed: wrong user name or password"
+#: The actor of a failed login whose typed name no account can have: it may be a pasted key,
+#: token or password (our secrets hold '_', which no user name does), so it is not recorded.
+NOT_A_USERNAME = "(not a user name)"
 
 
 def now_us() -> int:
@@ -103,7 +106,8 @@ class UserService:
         if user is None or not ok or user.disabled:
             self.throttle.failed(username, client)
             why = "unknown_user" if user is None else "wrong_password" if not ok else "user_disabled"
-            self.audit.record(anonymous(username), Action.LOGIN, Outcome.FAILURE, reason=why, detail=via)
+            actor = anonymous(username if _USERNAME.fullmatch(username) else NOT_A_USERNAME)
+            self.audit.record(actor, Action.LOGIN, Outcome.FAILURE, reason=why, detail=via)
             raise NotAuthenticated(BAD_LOGIN)
         self.throttle.succeeded(username)
         if not basic:

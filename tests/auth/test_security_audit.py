@@ -90,18 +90,23 @@ async def test_failed_logins_name_the_typed_user_as_anonymous_and_basic_is_no_lo
     await auth_client.patch("/admin/users/carol", json={"disabled": True}, headers=world.as_("admin"))
     disabled = await auth_client.post("/auth/login", json={"username": "carol", "password": PASSWORDS["carol"]})
     assert disabled.status_code == 401
+    pasted = await auth_client.post("/auth/login", json={"username": world.read_key, "password": "x"})
+    assert pasted.status_code == 401  # a key typed as the user name is not recorded as the actor
     records = (await security_records(auth_client, world))[before:]
     assert brief(records) == [
         ("alice", "anonymous", "login", "failure"),
         ("mallory", "anonymous", "login", "failure"),
         ("admin", "user", "user_update", "success"),
         ("carol", "anonymous", "login", "failure"),
+        ("(not a user name)", "anonymous", "login", "failure"),
     ]  # bob's right Basic password: no login record; his list is recorded as his access
     assert [(r["reason"], r["detail"]) for r in records if r["action"] == "login"] == [
         ("wrong_password", {"via": "login"}),
         ("unknown_user", {"via": "basic"}),
         ("user_disabled", {"via": "login"}),
+        ("unknown_user", {"via": "login"}),
     ]
+    assert world.read_key not in json.dumps(records)
     assert "not-her-password" not in json.dumps(records) and "guess-guess-1" not in json.dumps(records)
     everything = (await auth_client.get("/admin/audit", params={"actor": "bob"}, headers=world.as_("admin"))).json()
     assert [r["action"] for r in everything["data"]][:1] == ["list"]
