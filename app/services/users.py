@@ -30,10 +30,16 @@ from app.services.audit import Action, AuditService, Detail, Outcome
 
 ADMIN_USERNAME = "admin"
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+_SECRET_SHAPE = re.compile(r"lb[xts]_", re.IGNORECASE)  # how our keys and tokens begin (app.auth.keys)
 BAD_LOGIN = "authentication failed: wrong user name or password"
 #: The actor of a failed login whose typed name no account can have: it may be a pasted key,
-#: token or password (our secrets hold '_', which no user name does), so it is not recorded.
+#: token or password, so it is not recorded.
 NOT_A_USERNAME = "(not a user name)"
+
+
+def could_be_username(text: str) -> bool:
+    """What :func:`_check_username` accepts: never the shape of a key or token."""
+    return _USERNAME.fullmatch(text) is not None and not _SECRET_SHAPE.match(text) and not text.startswith("share:")
 
 
 def now_us() -> int:
@@ -57,8 +63,11 @@ def user_principal(user: UserRow, actor: ActorType = ActorType.USER, scope: Scop
 
 
 def _check_username(username: str) -> str:
-    if not _USERNAME.fullmatch(username) or username.startswith("share:"):
-        raise InvalidRequest("a user name is 1-128 letters, digits, '.', '_', '@' or '-', starting with a letter/digit")
+    if not could_be_username(username):
+        raise InvalidRequest(
+            "a user name is 1-128 letters, digits, '.', '_', '@' or '-', starting with a letter/digit"
+            " (and not with 'lbx_', 'lbt_' or 'lbs_', how keys and tokens begin)"
+        )
     return username
 
 
@@ -106,7 +115,7 @@ class UserService:
         if user is None or not ok or user.disabled:
             self.throttle.failed(username, client)
             why = "unknown_user" if user is None else "wrong_password" if not ok else "user_disabled"
-            actor = anonymous(username if _USERNAME.fullmatch(username) else NOT_A_USERNAME)
+            actor = anonymous(username if could_be_username(username) else NOT_A_USERNAME)
             self.audit.record(actor, Action.LOGIN, Outcome.FAILURE, reason=why, detail=via)
             raise NotAuthenticated(BAD_LOGIN)
         self.throttle.succeeded(username)
