@@ -163,3 +163,16 @@ async def test_use_revocation_and_logout_are_recorded_once(auth_client: httpx.As
     assert max(counted.values()) == 1  # one security event per request
     dump = json.dumps(records)
     assert not [secret for secret in secrets_of(world) if secret in dump]
+
+
+async def test_a_user_name_shaped_like_a_key_is_refused_and_the_refusal_recorded(
+    auth_client: httpx.AsyncClient, world: World
+) -> None:
+    before = len(await security_records(auth_client, world))
+    for name in ("lbx_0123456789abcdef_x", "LBT_token", "share:1"):
+        refused = await auth_client.post("/admin/users", json={"username": name}, headers=world.as_("admin"))
+        assert refused.status_code == 400 and "lbx_" in refused.json()["error"], refused.text
+    records = (await security_records(auth_client, world))[before:]
+    assert [(r["action"], r["outcome"], r["reason"]) for r in records] == [
+        ("user_create", "failure", "invalid_request")
+    ] * 3
