@@ -63,11 +63,11 @@ def database_url(settings: Settings) -> str:
 
 async def _wire_access(app: FastAPI, settings: Settings, index: SqlInstanceIndex) -> None:
     """Users, keys, grants, shares and the credential resolver; the first start with auth creates ``admin``."""
-    store = AccessStore(index.engine)
-    app.state.users = UserService(settings, store)
-    app.state.keys = KeyService(store)
-    app.state.grants = GrantService(store, index)
-    app.state.shares = ShareService(settings, store, index)
+    store, audit = AccessStore(index.engine), app.state.audit
+    app.state.users = UserService(settings, store, audit)
+    app.state.keys = KeyService(store, audit)
+    app.state.grants = GrantService(store, index, audit)
+    app.state.shares = ShareService(settings, store, index, audit)
     app.state.authenticator = Authenticator(app.state.users, app.state.keys, app.state.shares)
     generated = await app.state.users.bootstrap()
     if generated:
