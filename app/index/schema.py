@@ -1,8 +1,9 @@
 """The index tables (SQLAlchemy Core): patient -> study -> series -> instance, each row owned;
 and the append-only audit trail (``audit_records``).
 
-Portable SQL only (SQLite and PostgreSQL): no JSON operators, no dialect-specific upserts;
-uniqueness is enforced by constraints so concurrent uploads cannot both insert.
+Portable SQL only (SQLite and PostgreSQL): no JSON operators; the one upsert is ``ON CONFLICT DO
+NOTHING``, which both spell alike. Uniqueness is enforced by constraints so concurrent uploads
+(from any replica) cannot both insert.
 The Alembic migrations in ``app/index/migrations`` create exactly these tables.
 """
 
