@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import select, text
 
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.errors import FileNotFound, InstanceConflict
 from app.index.base import AddOutcome, ListQuery
+from app.index.schema import instances, patients
 from app.index.sql import SqlInstanceIndex
 from tests.index.contract import new_instance, renamed, uid
 
@@ -136,3 +138,30 @@ async def test_state_is_recorded_once(index: SqlInstanceIndex, replica: SqlInsta
     assert await index.record_state("storage_id", "c", replace=True) == "c"
     assert await replica.state("missing") is None
     await index.ping()
+
+
+async def test_row_ids_beyond_32_bits(index: SqlInstanceIndex) -> None:
+    """Ids past 2**31 (an archive that has ingested and pruned for years) are stored and followed."""
+    start = 3_000_000_000
+    async with index.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            for table in ("patients", "studies", "series", "instances"):
+                await conn.execute(
+                    text("SELECT setval(:sequence, :start)"), {"sequence": f"{table}_id_seq", "start": start}
+                )
+        else:  # SQLite gives the next rowid after the largest: make the largest a big one
+            await conn.execute(
+                patients.insert().values(id=start, owner="x", patient_id="x", patient_name="", patient_birth_date="")
+            )
+    first = new_instance("alice")
+    await index.add(first)
+    await index.add(new_instance("alice", study=first.attributes.study_instance_uid))
+    async with index.engine.connect() as conn:
+        patient = await conn.scalar(select(patients.c.id).where(patients.c.owner == "alice"))
+        ids = (await conn.execute(select(instances.c.id, instances.c.series_pk))).all()
+    assert patient is not None and patient > start
+    if index.engine.dialect.name == "postgresql":  # every id column is bigint (migration 0007)
+        assert all(row_id > start for row in ids for row_id in row)
+    assert (await index.query(ALICE, ListQuery())).total == 2
+    await index.remove(ALICE, first.name)
+    assert (await index.query(ALICE, ListQuery())).total == 1
