@@ -121,6 +121,7 @@ class SqlInstanceIndex:
     def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self.engine = engine
         self.read_only = read_only  # an SQLite file in a read-only folder: reads only
+        self.shared = engine.dialect.name != "sqlite"  # replicas on other hosts change it behind our back
         self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
 
     @classmethod
