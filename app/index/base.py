@@ -122,6 +122,7 @@ class InstanceIndex(Protocol):
     """Add / get / query / remove; every call names the principal it acts for."""
 
     read_only: bool  # opened on a read-only folder: reads only
+    shared: bool  # a database server other processes and hosts write to (PostgreSQL), not a local file
 
     async def add(self, instance: NewInstance) -> AddResult:
         """Commit ``instance``; identical bytes -> ALREADY_STORED; same SOP Instance UID -> InstanceConflict."""

@@ -8,10 +8,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: The PostgreSQL advisory lock key replicas take while migrating (any constant; "LBOX" in ASCII).
+MIGRATION_LOCK = 0x4C424F58
 
 
 def alembic_config() -> Config:
@@ -21,6 +24,10 @@ def alembic_config() -> Config:
 
 
 def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # replicas starting together: one migrates, the others wait here and then find the schema at head
+        # (a transaction-level lock, released by the migration's commit)
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

@@ -1,8 +1,9 @@
 """The index tables (SQLAlchemy Core): patient -> study -> series -> instance, each row owned;
 and the append-only audit trail (``audit_records``).
 
-Portable SQL only (SQLite and PostgreSQL): no JSON operators, no dialect-specific upserts;
-uniqueness is enforced by constraints so concurrent uploads cannot both insert.
+Portable SQL only (SQLite and PostgreSQL): no JSON operators; the one upsert is ``ON CONFLICT DO
+NOTHING``, which both spell alike. Uniqueness is enforced by constraints so concurrent uploads
+(from any replica) cannot both insert.
 The Alembic migrations in ``app/index/migrations`` create exactly these tables.
 """
 
@@ -25,10 +26,13 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+#: Row ids of the patient -> instance tables: ``bigint`` on PostgreSQL (migration 0007), SQLite's rowid.
+RowId = BigInteger().with_variant(Integer, "sqlite")
+
 patients = Table(
     "patients",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", RowId, primary_key=True),
     Column("owner", String(128), nullable=False),
     Column("patient_id", String(256), nullable=False),  # (0010,0020)
     Column("patient_name", String(256), nullable=False),  # (0010,0010)
@@ -39,9 +43,9 @@ patients = Table(
 studies = Table(
     "studies",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", RowId, primary_key=True),
     Column("owner", String(128), nullable=False),
-    Column("patient_pk", Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("patient_pk", RowId, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("study_instance_uid", String(256), nullable=False),  # (0020,000D)
     Column("study_date", String(32), nullable=False, index=True),  # (0008,0020)
     Column("study_description", String(256), nullable=False),  # (0008,1030)
@@ -57,9 +61,9 @@ studies = Table(
 series = Table(
     "series",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", RowId, primary_key=True),
     Column("owner", String(128), nullable=False),
-    Column("study_pk", Integer, ForeignKey("studies.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("study_pk", RowId, ForeignKey("studies.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("series_instance_uid", String(256), nullable=False),  # (0020,000E)
     Column("modality", String(64), nullable=False, index=True),  # (0008,0060)
     Column("series_number", Integer),  # (0020,0011)
@@ -73,9 +77,9 @@ series = Table(
 instances = Table(
     "instances",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", RowId, primary_key=True),
     Column("owner", String(128), nullable=False),
-    Column("series_pk", Integer, ForeignKey("series.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("series_pk", RowId, ForeignKey("series.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("name", String(300), nullable=False, unique=True),
     Column("sop_class_uid", String(256), nullable=False),  # (0008,0016)
     Column("sop_instance_uid", String(256), nullable=False),  # (0008,0018)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from anyio import to_thread
 from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -71,6 +72,19 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
     return equal
 
 
+#: PostgreSQL SQLSTATEs worth another try (Appendix A): serialization_failure, deadlock_detected.
+RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+def transient(exc: BaseException | None) -> bool:
+    """A failure a retry can cure: SQLite's "database is locked", a PostgreSQL serialization failure or deadlock."""
+    if isinstance(exc, OperationalError) and "locked" in str(exc):
+        return True
+    cause = getattr(exc, "orig", None)
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+    return sqlstate in RETRYABLE_SQLSTATES
+
+
 async def guarded(action: Callable[[], Awaitable[T]]) -> T:
     """Run a database action; any failure but a constraint violation becomes IndexUnavailable (503)."""
     try:
@@ -88,6 +102,15 @@ def _by_name(principal: Principal, name: str) -> list[ColumnElement[bool]]:
     return [instances.c.name == name] if seen is None else [instances.c.name == name, seen]
 
 
+def upsert_ignoring(conn: AsyncConnection, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect (SQLite and PostgreSQL share the syntax)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {conn.dialect.name}")
+
+
 def _dump_header(header: Header) -> str:
     return json.dumps(header, separators=(",", ":"))
 
@@ -98,6 +121,7 @@ class SqlInstanceIndex:
     def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
         self.engine = engine
         self.read_only = read_only  # an SQLite file in a read-only folder: reads only
+        self.shared = engine.dialect.name != "sqlite"  # replicas on other hosts change it behind our back
         self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
 
     @classmethod
@@ -168,22 +192,25 @@ class SqlInstanceIndex:
                     if attempt == WRITE_ATTEMPTS - 1:
                         raise IndexUnavailable("the index refused the new instance") from None
                 except IndexUnavailable as exc:
-                    locked = isinstance(exc.__cause__, OperationalError) and "locked" in str(exc.__cause__)
-                    if not locked or attempt == WRITE_ATTEMPTS - 1:
+                    if not transient(exc.__cause__) or attempt == WRITE_ATTEMPTS - 1:
                         raise
-                await asyncio.sleep(0.05 * (attempt + 1))  # another process held the write lock, or won a race
+                await asyncio.sleep(0.05 * (attempt + 1))  # another process held the lock, won a race, or deadlocked
         raise IndexUnavailable("the index refused the new instance")
 
     async def _find_or_create(
         self, conn: AsyncConnection, table: Any, key: dict[str, Any], values: dict[str, Any], found: int | None
     ) -> tuple[int, bool]:
-        """``found`` is the row :meth:`_known_ids` saw in this transaction; else the row is created."""
+        """``found`` is the row :meth:`_known_ids` saw in this transaction; else the row is created with
+        ``INSERT ... ON CONFLICT DO NOTHING``, so a replica that created it at the same moment makes this
+        one wait for its commit and then find its row, instead of failing the whole upload."""
         if found is not None:
             return int(found), False
-        result = await conn.execute(table.insert().values(**key, **values))
-        primary_key = result.inserted_primary_key
-        assert primary_key is not None
-        return int(primary_key[0]), True
+        created = await conn.scalar(upsert_ignoring(conn, table).values(**key, **values).returning(table.c.id))
+        if created is not None:
+            return int(created), True
+        existing = await conn.scalar(select(table.c.id).where(*(table.c[k] == v for k, v in key.items())))
+        assert existing is not None, "ON CONFLICT DO NOTHING returned no row and none exists"
+        return int(existing), False
 
     async def _known_ids(self, conn: AsyncConnection, new: NewInstance) -> tuple[int | None, int | None, int | None]:
         """The patient, study and series rows the instance belongs to, if they exist: one round trip."""
@@ -268,7 +295,12 @@ class SqlInstanceIndex:
             )
 
     async def _refresh_modalities(self, conn: AsyncConnection, study_pk: int) -> None:
-        """Modalities in Study (0008,0061): the distinct Modality (0008,0060) of the study's series."""
+        """Modalities in Study (0008,0061): the distinct Modality (0008,0060) of the study's series.
+
+        The study row is locked first (``FOR NO KEY UPDATE``: it does not wait for the key-share locks
+        other replicas' new series hold), so two replicas adding series of one study compute in turn,
+        the second from a snapshot that holds the first's series. SQLite has one writer anyway."""
+        await conn.execute(select(studies.c.id).where(studies.c.id == study_pk).with_for_update(key_share=True))
         found = await conn.scalars(select(series.c.modality).where(series.c.study_pk == study_pk).distinct())
         joined = "\\".join(sorted(m for m in found if m))[:256]
         await conn.execute(update(studies).where(studies.c.id == study_pk).values(modalities_in_study=joined))

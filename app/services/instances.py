@@ -176,6 +176,9 @@ class InstanceService:
         # callers who see every file (administrators) use it: what others may see changes with every
         # grant or share revoked, and the cache must never be the authority on access (rule 10).
         self.answer_cache: LruCache[AnswerKey, CachedAnswer] = LruCache(settings.answer_cache_entries)
+        # A shared index (PostgreSQL) is written by other replicas: an answer trusted for a while here
+        # could outlive a DELETE answered there, so every lookup asks the index (issue 12).
+        self._answers_trusted = not index.shared and settings.answer_cache_seconds > 0
         # answers being fetched from the index now: when one expires under load, one request refreshes it
         self._refreshing: dict[AnswerKey, anyio.Event] = {}
         self.header_cache = self._headers  # read-only view for metrics (hits/misses)
@@ -310,7 +313,7 @@ class InstanceService:
         miss (the full path that follows a None counts it). Malformed tags are the full path's job,
         and so is an answer the audit trail could not record now. A hit is recorded like any lookup.
         """
-        if not principal.is_admin:
+        if not (principal.is_admin and self._answers_trusted):
             return None
         try:
             tag = parse_tag(tag_text)
@@ -334,7 +337,7 @@ class InstanceService:
 
     async def _attribute(self, principal: Principal, name: str, tag_text: str) -> tuple[Attribute, str]:
         tag = parse_tag(tag_text)
-        if not principal.is_admin:  # visibility is decided by the index on every request
+        if not (principal.is_admin and self._answers_trusted):  # visibility is the index's, on every request
             return await self._look_up(principal, name, tag, None)
         key = (name, int(tag))
         cached = self.answer_cache.get(key)

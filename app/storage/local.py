@@ -17,8 +17,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from app.errors import FileNotFound, StorageFull, StorageUnavailable
+from app.storage.base import BlobInfo, Staged
 from app.storage.names import check_stored_name, is_stored_name
 
 STAGING = ".staging"
@@ -122,7 +124,7 @@ def _in_use(path: Path) -> bool:
 
 
 class LocalBlobStore:
-    """Stored files in one folder, addressed only by server-made names."""
+    """Stored files in one folder, addressed only by server-made names (:class:`app.storage.base.BlobStore`)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -183,6 +185,39 @@ class LocalBlobStore:
 
     def stage(self) -> StagedFile:
         return StagedFile(self.staging / f"{os.getpid()}-{uuid.uuid4().hex}.part")
+
+    def put(self, staged: Staged, key: str) -> None:
+        """:meth:`BlobStore.put`: the key is a stored name (the folder's layout since the start)."""
+        if not isinstance(staged, StagedFile):
+            raise TypeError("the local folder publishes only files it staged itself")
+        self.publish(staged, key)
+
+    def open(self, key: str) -> BinaryIO:
+        """:meth:`BlobStore.open`: the file itself, read from disk as it is sought."""
+        path = self.existing_path(key)
+        try:
+            return path.open("rb")
+        except FileNotFoundError:
+            raise FileNotFound(f"no stored file is named {key[:80]!r}") from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self.path_of(key).is_file()
+        except FileNotFound:
+            return False
+
+    def list_blobs(self, prefix: str = "", older_than_us: int | None = None) -> Iterator[BlobInfo]:
+        """:meth:`BlobStore.list_blobs`: stored names only (staging, the marker and foreign files are not blobs)."""
+        for name in self.names():
+            if not name.startswith(prefix):
+                continue
+            try:
+                stat = (self.root / name).stat()
+            except FileNotFoundError:
+                continue  # deleted while listing
+            modified_at_us = stat.st_mtime_ns // 1000
+            if older_than_us is None or modified_at_us < older_than_us:
+                yield BlobInfo(name, stat.st_size, modified_at_us)
 
     def publish(self, staged: StagedFile, name: str) -> None:
         """Atomically give the fsync'ed staged file its stored name, then make the rename durable."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
 import anyio
 import httpx
@@ -11,10 +12,21 @@ from fastapi import FastAPI
 from sqlalchemy import Table, update
 
 from app.auth import keys
+from app.config import Settings
 from app.index.schema import api_keys, login_tokens
 from tests.auth.world import ADMIN_PASSWORD, PASSWORDS, STUDY_A, World, basic, bearer
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def auth_settings(tmp_path: Path, database_url: str) -> Settings:
+    """The policy's SQL and the access rows on both index databases (SQLite and PostgreSQL)."""
+    return Settings(
+        storage_dir=tmp_path / "storage", auth_required=True, admin_password=ADMIN_PASSWORD, database_url=database_url
+    )
+
+
 TAG = {"tag": "(0010,0020)"}
 
 

@@ -9,10 +9,21 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import UID
 
-from tests.auth.world import STUDY_A, World, bearer
+from app.config import Settings
+from tests.auth.world import ADMIN_PASSWORD, STUDY_A, World, bearer
 from tests.conftest import sample
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def auth_settings(tmp_path: Path, database_url: str) -> Settings:
+    """The policy's SQL and the access rows on both index databases (SQLite and PostgreSQL)."""
+    return Settings(
+        storage_dir=tmp_path / "storage", auth_required=True, admin_password=ADMIN_PASSWORD, database_url=database_url
+    )
+
+
 TAG = {"tag": "(0010,0020)"}
 
 

@@ -1,4 +1,5 @@
-"""AuditService and its SQL store on a real SQLite index: batching, order, refusal, append-only."""
+"""AuditService and its SQL store on a real SQLite index and a real PostgreSQL: batching, order, refusal,
+append-only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from app.auth.principals import LOCAL_ADMIN, ActorType, Principal
 from app.errors import AuditUnavailable, FileNotFound, Forbidden, IndexUnavailable
 from app.index.audit import AuditQuery, AuditRecord, SqlAuditLog
 from app.index.sql import SqlInstanceIndex
-from app.index.urls import default_database_url
 from app.services.audit import ATNA_EVENTS, Action, AuditService, Outcome
 from app.services.audit_view import as_dict, iso_time
 
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def index(tmp_path: Path) -> AsyncIterator[SqlInstanceIndex]:
-    opened = await SqlInstanceIndex.open(default_database_url(tmp_path))
+async def index(database_url: str) -> AsyncIterator[SqlInstanceIndex]:
+    opened = await SqlInstanceIndex.open(database_url)
     yield opened
     await opened.close()
 
@@ -118,10 +118,14 @@ async def test_reading_needs_an_administrator_and_is_itself_recorded(audit: Audi
     assert [r["outcome"] for r in await all_records(audit)] == ["denied", "success"]
 
 
-@pytest.mark.parametrize("statement", ["DELETE FROM audit_records", "UPDATE audit_records SET actor = 'x'"])
+@pytest.mark.parametrize(
+    "statement", ["DELETE FROM audit_records", "UPDATE audit_records SET actor = 'x'", "TRUNCATE audit_records"]
+)
 async def test_the_database_refuses_to_rewrite_history(
     index: SqlInstanceIndex, audit: AuditService, statement: str
 ) -> None:
+    if statement.startswith("TRUNCATE") and index.engine.dialect.name != "postgresql":
+        statement = "DELETE FROM audit_records WHERE id > 0"  # SQLite has no TRUNCATE: its DELETE is that
     audit.record(LOCAL_ADMIN, Action.UPLOAD, name="kept.dcm")
     await audit.flush()
     with pytest.raises(SQLAlchemyError, match="append-only"):

