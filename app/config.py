@@ -6,6 +6,7 @@ embedders can pass their own :class:`Settings`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import types
@@ -13,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -164,3 +165,58 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="An upload whose client sends nothing for this long is stopped (408)."
     )
+    dimse_port: int | None = Field(
+        None, ge=1, le=65535, description="TCP port of the DICOM network listener (C-ECHO/STORE/FIND/GET); unset = off."
+    )
+    dimse_host: str = Field("127.0.0.1", description="Interface the DICOM network listener binds.")
+    dimse_ae_title: str = Field(
+        "LIGHTBOX", min_length=1, max_length=16, description="The listener's own AE title (called AE title)."
+    )
+    dimse_peers: str = Field(
+        "",
+        description="Known calling AEs, comma-separated `AE@address:user` (the address they must call from, "
+        "the Lightbox user they act as).",
+    )
+    dimse_accept_any: bool = Field(
+        False, description="Accept any calling AE title (acting as the local administrator); loopback only."
+    )
+    dimse_max_associations: int = Field(
+        10, ge=1, le=1000, description="Most DICOM associations served at once; more are rejected (busy)."
+    )
+    dimse_max_pdu_bytes: int = Field(
+        65536, ge=4096, le=16 * 1024 * 1024, description="Largest P-DATA PDU the listener receives, in bytes."
+    )
+    dimse_acse_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a peer has to complete association set-up or release."
+    )
+    dimse_dimse_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a DIMSE message or reply may take before the association aborts."
+    )
+    dimse_idle_timeout: float = Field(
+        60.0, gt=0, le=3600, description="An association silent for this many seconds is aborted."
+    )
+
+    @field_validator("dimse_peers")
+    @classmethod
+    def _peers_parse(cls, value: str) -> str:
+        from app.dimse.peers import parse_peers  # pure parsing; no pynetdicom import
+
+        parse_peers(value)
+        return value
+
+    @model_validator(mode="after")
+    def _accept_any_only_on_loopback(self) -> Settings:
+        """Any calling AE acts as the administrator: never offered beyond this machine."""
+        if self.dimse_accept_any and not is_loopback(self.dimse_host):
+            raise ValueError("LIGHTBOX_DIMSE_ACCEPT_ANY=true needs a loopback LIGHTBOX_DIMSE_HOST")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -38,6 +38,10 @@ from app.services.reindex import reconcile
 from app.services.renders import RenderService
 from app.storage.local import LocalBlobStore
 
+if TYPE_CHECKING:
+    from app.dimse.listener import DimseListener
+    from app.dimse.scp import PrincipalResolver as UserResolver
+
 log = logging.getLogger("lightbox")
 
 SHUTDOWN_CLEANUP_SECONDS = 5  # after LIGHTBOX_SHUTDOWN_TIMEOUT: cancelled requests undo their partial work
@@ -48,8 +52,25 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or default_database_url(settings.storage_dir)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured."""
+async def start_dimse(app: FastAPI, settings: Settings, instances: InstanceService) -> DimseListener | None:
+    """The DICOM network listener, when ``LIGHTBOX_DIMSE_PORT`` is set (pynetdicom imported only then)."""
+    if settings.dimse_port is None:
+        return None
+    from app.dimse.listener import DimseListener
+    from app.dimse.scp import single_user
+
+    listener = DimseListener(settings, instances, app.state.resolve_user or single_user, app.state.metrics)
+    await listener.start()
+    app.state.readiness_checks["dimse"] = listener.check
+    return listener
+
+
+def create_app(settings: Settings | None = None, resolve_user: UserResolver | None = None) -> FastAPI:
+    """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured.
+
+    ``resolve_user`` turns the Lightbox user a DICOM peer acts as (``LIGHTBOX_DIMSE_PEERS``) into a
+    Principal; by default (single-user mode) every peer is the local administrator.
+    """
     if settings is None:
         settings = settings_from_environment()
         configure_logging(settings)
@@ -77,11 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caches["headers"] = app.state.instances.header_cache
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache
+        dimse = await start_dimse(app, settings, instances)
         try:
             yield
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
                 log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
+            if dimse is not None:
+                await dimse.stop()
             await index.close()
             await to_thread.run_sync(app.state.renders.close)
             mark_worker_stopped()
@@ -95,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.resolve_user = resolve_user
     app.state.metrics = Metrics()
     app.state.in_flight = InFlight()
     app.state.readiness_checks = {}  # name -> async check; see app.readiness

@@ -15,14 +15,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select, update
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
 from app.errors import FileNotFound, IndexNeedsWrite, IndexUnavailable, InstanceConflict
-from app.index.base import AddOutcome, AddResult, InstanceSummary, ListPage, ListQuery, NewInstance
+from app.index.base import (
+    AddOutcome,
+    AddResult,
+    FindMatch,
+    FindQuery,
+    InstanceSummary,
+    ListPage,
+    ListQuery,
+    NewInstance,
+)
+from app.index.find import find_statement
 from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.urls import async_url, read_only_sqlite
@@ -61,6 +71,16 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
         return like
     equal: ColumnElement[bool] = func.lower(column) == value.lower() if case_insensitive else column == value
     return equal
+
+
+def visible_rows(principal: Principal, table: Table) -> list[ColumnElement[bool]]:
+    """THE visibility condition: the rows of ``table`` (any level; every row is owned) ``principal`` may see.
+
+    Empty for an administrator (no condition: an unfiltered count reads one index).
+    """
+    if principal.is_admin:
+        return []
+    return [table.c.owner == principal.name]
 
 
 def _dump_header(header: Header) -> str:
@@ -337,9 +357,7 @@ class SqlInstanceIndex:
 
     @staticmethod
     def _conditions(principal: Principal, q: ListQuery) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = []
-        if not principal.is_admin:
-            conditions.append(instances.c.owner == principal.name)
+        conditions: list[ColumnElement[bool]] = visible_rows(principal, instances)
         if q.sop_instance_uid:
             conditions.append(instances.c.sop_instance_uid == q.sop_instance_uid)
         if q.series_instance_uid:
@@ -421,6 +439,16 @@ class SqlInstanceIndex:
                 rows = (await conn.execute(page)).all()
                 total = await conn.scalar(count)
             return ListPage([InstanceSummary(**row._mapping) for row in rows], int(total or 0))
+
+        return await self._guard(run)
+
+    async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
+        statement = find_statement(query, lambda table: visible_rows(principal, table))
+
+        async def run() -> list[FindMatch]:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(statement)).all()
+            return [FindMatch(**row._mapping) for row in rows]
 
         return await self._guard(run)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from app.dicom.header_json import Header, describe_json, header_json, public_met
 from app.dicom.indexed import InstanceAttributes, index_attributes
 from app.dicom.tags import parse_tag
 from app.errors import FileNotFound, InvalidDicom, InvalidRequest, StoredFileMissing, UploadTooLarge
-from app.index.base import AddOutcome, InstanceIndex, ListPage, ListQuery, NewInstance
+from app.index.base import AddOutcome, FindMatch, FindQuery, InstanceIndex, ListPage, ListQuery, NewInstance
 from app.services.archives import is_zip
 from app.services.cache import LruCache
 from app.services.storage_guard import StorageGuard
@@ -104,6 +105,12 @@ class Upload:
             await to_thread.run_sync(self.staged.discard)
 
 
+def _write_parts(staged: StagedFile, parts: Sequence[bytes]) -> None:
+    for part in parts:
+        staged.write(part)
+    staged.flush_buffer()
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -129,6 +136,24 @@ class InstanceService:
         await self.guard.check_for_upload()
         staged = await to_thread.run_sync(self.store.stage)
         return Upload(self, original_name, staged)
+
+    async def store_bytes(self, principal: Principal, parts: Sequence[bytes], original_name: str | None) -> StoredFile:
+        """Store a file already in memory (a DIMSE C-STORE: file meta + data set) by the upload's path.
+
+        The same guard, size limit, staging, validation, dedup, conflict and index commit as
+        ``POST /upload``; nothing is left behind on failure.
+        """
+        size = sum(len(part) for part in parts)
+        if size > self.settings.max_upload_bytes:
+            raise UploadTooLarge(f"the file is larger than the limit of {self.settings.max_upload_bytes} bytes")
+        await self.guard.check_for_upload()
+        staged = await to_thread.run_sync(self.store.stage)
+        try:
+            await to_thread.run_sync(_write_parts, staged, parts)
+        except BaseException:
+            await self._discard_staged(staged)
+            raise
+        return await self.store_staged(principal, staged, original_name)
 
     def describe_blocking(self, path: Path) -> tuple[InstanceAttributes, Header]:
         """Validate a file as DICOM and describe it for the index: attributes and the header as DICOM JSON.
@@ -304,6 +329,10 @@ class InstanceService:
         return await self.stored_path(name)
 
     # -- list / delete ---------------------------------------------------------------------
+    async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
+        """C-FIND: the matching patients, studies, series or instances ``principal`` may see."""
+        return await self.index.find(principal, query)
+
     async def list(self, principal: Principal, query: ListQuery) -> ListPage:
         return await self.index.query(principal, query)
 

@@ -1,0 +1,234 @@
+"""pynetdicom event handlers: who is calling, then one service call per DIMSE request.
+
+They run in pynetdicom's association threads; every service call is a coroutine run on the app's
+event loop (``asyncio.run_coroutine_threadsafe``), so the index and storage are used exactly as by
+the HTTP routes. No SQL, no policy and no DICOM validation here: the service and
+:mod:`app.dicom` decide; :mod:`app.dimse.status` turns their errors into status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from pydicom.dataset import Dataset
+from pynetdicom import evt
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.events import Event, InterventionEvent, NotificationEvent
+
+from app.auth.principals import LOCAL_ADMIN, Principal
+from app.dicom.part10 import file_meta
+from app.dicom.query import find_query, find_response, query_level
+from app.dimse import status
+from app.dimse.peers import Peer
+from app.errors import LightboxError
+from app.index.base import QueryLevel
+from app.metrics import Metrics
+from app.services.instances import InstanceService
+from app.services.retrieve import RetrieveService
+
+log = logging.getLogger("lightbox.dimse")
+T = TypeVar("T")
+
+Binding = (
+    tuple[NotificationEvent | InterventionEvent, Callable[..., Any]]
+    | tuple[NotificationEvent | InterventionEvent, Callable[..., Any], list[Any]]
+)
+
+#: Resolves the Lightbox user a peer acts as (the user part of ``AE@address:user``) to a Principal.
+PrincipalResolver = Callable[[str], Awaitable[Principal]]
+
+# SOP classes served (PS3.4 A, C.6.1, C.6.2; UIDs from PS3.6 A)
+VERIFICATION = "1.2.840.10008.1.1"
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
+FIND_LEVELS: dict[str, tuple[QueryLevel, ...]] = {
+    STUDY_ROOT_FIND: (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.IMAGE),
+    PATIENT_ROOT_FIND: (QueryLevel.PATIENT,),
+}
+GET_LEVELS = (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.IMAGE)
+
+
+async def single_user(_user: str) -> Principal:
+    """Single-user mode: every peer acts as the local administrator, whatever user it names."""
+    return LOCAL_ADMIN
+
+
+@dataclass(frozen=True)
+class CallerRules:
+    """Who may associate: the known peers, or anyone (loopback only, checked by the settings)."""
+
+    peers: dict[str, Peer]
+    accept_any: bool
+
+    def refusal(self, ae_title: str, address: str) -> str | None:
+        """Why an association request is refused, or None to accept it."""
+        peer = self.peers.get(ae_title.strip())
+        if peer is None:
+            return None if self.accept_any else "calling AE title not recognised"
+        if not peer.calls_from(address):
+            return "calling AE title not recognised from this address"
+        return None
+
+
+class Handlers:
+    """The listener's event handlers, bound to one app's services and event loop."""
+
+    def __init__(
+        self,
+        instances: InstanceService,
+        retrieve: RetrieveService,
+        rules: CallerRules,
+        resolve: PrincipalResolver,
+        loop: asyncio.AbstractEventLoop,
+        metrics: Metrics,
+    ) -> None:
+        self.instances = instances
+        self.retrieve = retrieve
+        self.rules = rules
+        self.resolve = resolve
+        self.loop = loop
+        self.metrics = metrics
+
+    def bindings(self) -> list[Binding]:
+        return [
+            (evt.EVT_REQUESTED, self.on_requested),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_STORE, self.on_store),
+            (evt.EVT_C_FIND, self.on_find),
+            (evt.EVT_C_GET, self.on_get),
+        ]
+
+    def _run(self, work: Awaitable[T]) -> T:
+        """Run ``work`` on the app's event loop and wait for it (this is an association thread)."""
+        return asyncio.run_coroutine_threadsafe(_awaited(work), self.loop).result()
+
+    def _principal(self, event: Event) -> Principal:
+        peer = self.rules.peers.get(event.assoc.requestor.ae_title.strip())
+        if peer is None:  # accepted only under LIGHTBOX_DIMSE_ACCEPT_ANY (loopback)
+            return LOCAL_ADMIN
+        return self._run(self.resolve(peer.user))
+
+    def _count(self, operation: str, code: int) -> None:
+        self.metrics.dimse_operations.labels(operation, f"0x{code:04X}").inc()
+
+    # -- association (PS3.8 7.1.1.9: A-ASSOCIATE-RJ reasons) ------------------------------
+    def on_requested(self, event: Event) -> None:
+        assoc = event.assoc
+        primitive = assoc.requestor.primitive
+        calling = str(primitive.calling_ae_title if primitive is not None else "").strip()
+        address = str(assoc.requestor.address)
+        reason = self.rules.refusal(calling, address)
+        if reason is None:
+            self.metrics.dimse_associations.labels("accepted").inc()
+            log.info("DICOM association from %s at %s", calling, address)
+            return
+        self.metrics.dimse_associations.labels("rejected").inc()
+        log.warning("DICOM association refused: %s (%s at %s)", reason, calling, address)
+        assoc.acse.send_reject(0x01, 0x01, 0x03)  # rejected-permanent, service-user, calling AE not recognised
+        assoc.is_rejected = True
+        evt.trigger(assoc, evt.EVT_REJECTED, {})
+        assoc.kill()
+
+    # -- Verification (PS3.4 A) ------------------------------------------------------------
+    def on_echo(self, _event: Event) -> int:
+        self._count("C-ECHO", status.SUCCESS)
+        return status.SUCCESS
+
+    # -- Storage (PS3.4 B) -----------------------------------------------------------------
+    def on_store(self, event: Event) -> Dataset:
+        request = cast(C_STORE, event.request)
+        sop_class, sop_instance = str(request.AffectedSOPClassUID), str(request.AffectedSOPInstanceUID)
+        answer = Dataset()
+        try:
+            principal = self._principal(event)
+            syntax = str(event.context.transfer_syntax)
+            meta = file_meta(sop_class, sop_instance, syntax, event.assoc.requestor.ae_title)
+            data = request.DataSet.getvalue() if request.DataSet is not None else b""
+            self._run(self.instances.store_bytes(principal, (meta, data), f"{sop_instance}.dcm"))
+        except LightboxError as exc:
+            failure = status.failure_for(exc, status.Operation.STORE)
+            log.warning("C-STORE failed with 0x%04X: %s", failure.status, failure.comment)
+            answer.Status, answer.ErrorComment = failure.status, failure.comment
+        else:
+            answer.Status = status.SUCCESS
+        self._count("C-STORE", int(answer.Status))
+        return answer
+
+    # -- Query (PS3.4 C.4.1) ---------------------------------------------------------------
+    def on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        code = status.SUCCESS
+        try:
+            identifier = event.identifier
+            levels = FIND_LEVELS.get(str(event.request.AffectedSOPClassUID), ())
+            query = find_query(identifier, query_level(identifier, levels))
+            principal = self._principal(event)
+            matches = self._run(self.instances.find(principal, query))
+        except LightboxError as exc:
+            failure = status.failure_for(exc, status.Operation.FIND)
+            self._count("C-FIND", failure.status)
+            yield failure.status, _comment(failure)
+            return
+        for match in matches:
+            if event.is_cancelled:
+                code = status.CANCEL
+                break
+            yield status.PENDING, find_response(identifier, match)
+        self._count("C-FIND", code)
+        yield code, None
+
+    # -- Retrieve (PS3.4 C.4.3) ------------------------------------------------------------
+    def on_get(self, event: Event) -> Iterator[Any]:
+        try:
+            identifier = event.identifier
+            query = find_query(identifier, query_level(identifier, GET_LEVELS))
+            query = query.__class__(**{**query.__dict__, "level": QueryLevel.IMAGE})  # retrieve instances
+            principal = self._principal(event)
+            matches = self._run(self.instances.find(principal, query))
+        except LightboxError as exc:
+            failure = status.failure_for(exc, status.Operation.GET)
+            self._count("C-GET", failure.status)
+            yield 0
+            yield failure.status, _comment(failure)
+            return
+        yield len(matches)
+        accepted = _accepted_syntaxes(event)
+        for match in matches:
+            if event.is_cancelled:
+                self._count("C-GET", status.CANCEL)
+                yield status.CANCEL, None
+                return
+            try:
+                dataset = self._run(
+                    self.retrieve.dataset(principal, match.name, accepted.get(match.sop_class_uid, frozenset()))
+                )
+            except LightboxError as exc:  # a stored file unreadable or not convertible: the retrieve stops
+                failure = status.failure_for(exc, status.Operation.GET)
+                log.warning("C-GET stopped with 0x%04X: %s", failure.status, failure.comment)
+                self._count("C-GET", failure.status)
+                yield failure.status, _comment(failure)
+                return
+            yield status.PENDING, dataset
+        self._count("C-GET", status.SUCCESS)
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
+
+
+def _comment(failure: status.Failure) -> Dataset:
+    identifier = Dataset()
+    identifier.ErrorComment = failure.comment
+    return identifier
+
+
+def _accepted_syntaxes(event: Event) -> dict[str, frozenset[str]]:
+    """Per SOP class, the transfer syntaxes the requester accepted for receiving C-STOREs (SCP role)."""
+    found: dict[str, set[str]] = {}
+    for context in event.assoc.accepted_contexts:
+        found.setdefault(str(context.abstract_syntax), set()).add(str(context.transfer_syntax[0]))
+    return {sop_class: frozenset(syntaxes) for sop_class, syntaxes in found.items()}
