@@ -32,7 +32,7 @@ def for_receiver(path: Path, accepted: Set[str]) -> Dataset:
         dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # already inflated when read
         return dataset
     try:
-        dataset.decompress()  # to Explicit VR Little Endian
+        dataset.decompress(generate_instance_uid=False)  # to Explicit VR Little Endian; the same instance
     except Exception as exc:  # pydicom raises several kinds for undecodable pixel data
         raise UnsupportedEncoding(f"the stored pixel data ({stored}) could not be decoded for the receiver") from exc
     return dataset
