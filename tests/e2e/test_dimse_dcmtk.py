@@ -63,7 +63,7 @@ def stored_name(server: RunningServer, sop_instance_uid: str) -> str:
 def without_padding(dataset: pydicom.Dataset) -> dict[int, object]:
     """Values by tag, less Data Set Trailing Padding (FFFC,FFFC): PS3.10 7.2 keeps it to files, so senders
     drop it. VRs are left out: DCMTK corrects encapsulated Pixel Data declared OW to OB (PS3.5 A.4)."""
-    return {int(tag): dataset[tag].value for tag in dataset.keys() if tag != 0xFFFCFFFC}
+    return {int(element.tag): element.value for element in dataset if element.tag != 0xFFFCFFFC}
 
 
 def test_echoscu_is_answered(server: tuple[RunningServer, int]) -> None:
