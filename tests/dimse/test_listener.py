@@ -22,6 +22,7 @@ from pynetdicom import AE, build_role
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
+    MRImageStorage,
     PatientRootQueryRetrieveInformationModelFind,
     SecondaryCaptureImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
@@ -103,8 +104,7 @@ def tiny(patient: str, study: str | None = None) -> Dataset:
 
 
 def store(ae_title: str, settings: Settings, datasets: list[Dataset]) -> list[Dataset]:
-    ae = client(ae_title, [CTImageStorage, SecondaryCaptureImageStorage])
-    ae.requested_contexts[0].transfer_syntax = [ExplicitVRLittleEndian]
+    ae = client(ae_title, [CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage])
     assoc = associate(ae, settings)
     assert assoc.is_established
     try:
