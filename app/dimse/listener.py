@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 
 import anyio
 from anyio import to_thread
@@ -113,7 +114,7 @@ class DimseListener:
             if exc.errno != errno.EADDRINUSE:
                 raise
             return False
-        log.info("DICOM listener %s on %s:%d", self.settings.dimse_ae_title, *self.address)
+        log.info("DICOM listener %s on %s:%d (worker pid %d)", self.settings.dimse_ae_title, *self.address, os.getpid())
         return True
 
     def _bind(self, ae: AE, handlers: Handlers) -> ThreadedAssociationServer:
