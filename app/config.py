@@ -195,6 +195,13 @@ class Settings(BaseSettings):
     dimse_idle_timeout: float = Field(
         60.0, gt=0, le=3600, description="An association silent for this many seconds is aborted."
     )
+    dimse_tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) of the DICOM listener: with the key, it speaks DICOM TLS (PS3.15 B)."
+    )
+    dimse_tls_key: Path | None = Field(None, description="PEM private key of LIGHTBOX_DIMSE_TLS_CERT.")
+    dimse_tls_ca: Path | None = Field(
+        None, description="PEM CA certificates: peers must present a certificate they signed (mutual TLS)."
+    )
 
     @field_validator("dimse_peers")
     @classmethod
@@ -209,6 +216,18 @@ class Settings(BaseSettings):
         """Any calling AE acts as the administrator: never offered beyond this machine."""
         if self.dimse_accept_any and not is_loopback(self.dimse_host):
             raise ValueError("LIGHTBOX_DIMSE_ACCEPT_ANY=true needs a loopback LIGHTBOX_DIMSE_HOST")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_needs_cert_and_key(self) -> Settings:
+        if (self.dimse_tls_cert is None) != (self.dimse_tls_key is None):
+            raise ValueError("LIGHTBOX_DIMSE_TLS_CERT and LIGHTBOX_DIMSE_TLS_KEY are set together or not at all")
+        if self.dimse_tls_ca is not None and self.dimse_tls_cert is None:
+            raise ValueError("LIGHTBOX_DIMSE_TLS_CA needs LIGHTBOX_DIMSE_TLS_CERT and LIGHTBOX_DIMSE_TLS_KEY")
+        for name in ("dimse_tls_cert", "dimse_tls_key", "dimse_tls_ca"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"LIGHTBOX_{name.upper()} names no readable file")
         return self
 
 

@@ -14,6 +14,7 @@ import asyncio
 import errno
 import logging
 import os
+import ssl
 
 import anyio
 from anyio import to_thread
@@ -69,6 +70,20 @@ def application_entity(settings: Settings) -> AE:
     return ae
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """DICOM TLS (PS3.15 B.1, the BCP 195 profile): TLS 1.2 or later from the certificate and key when given;
+    with ``LIGHTBOX_DIMSE_TLS_CA`` peers must also present a certificate that CA signed."""
+    if settings.dimse_tls_cert is None or settings.dimse_tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.dimse_tls_cert, settings.dimse_tls_key)
+    if settings.dimse_tls_ca is not None:
+        context.load_verify_locations(settings.dimse_tls_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 class DimseListener:
     """Binds the port if free (else retries), serves associations in threads, stops with the app."""
 
@@ -118,7 +133,8 @@ class DimseListener:
         return True
 
     def _bind(self, ae: AE, handlers: Handlers) -> ThreadedAssociationServer:
-        server = ae.start_server(self.address, block=False, evt_handlers=handlers.bindings())
+        tls = tls_context(self.settings)
+        server = ae.start_server(self.address, block=False, evt_handlers=handlers.bindings(), ssl_context=tls)
         assert server is not None
         return server
 
