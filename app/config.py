@@ -177,6 +177,9 @@ class Settings(BaseSettings):
         description="Known calling AEs, comma-separated `AE@address:user` (the address they must call from, "
         "the Lightbox user they act as).",
     )
+    dimse_destinations: str = Field(
+        "", description="C-MOVE destinations, comma-separated `AE@host:port` (where a Move Destination AE is)."
+    )
     dimse_accept_any: bool = Field(
         False, description="Accept any calling AE title (acting as the local administrator); loopback only."
     )
@@ -209,6 +212,14 @@ class Settings(BaseSettings):
         from app.dimse.peers import parse_peers  # pure parsing; no pynetdicom import
 
         parse_peers(value)
+        return value
+
+    @field_validator("dimse_destinations")
+    @classmethod
+    def _destinations_parse(cls, value: str) -> str:
+        from app.dimse.peers import parse_destinations
+
+        parse_destinations(value)
         return value
 
     @model_validator(mode="after")

@@ -23,11 +23,12 @@ from pynetdicom import AE, AllStoragePresentationContexts
 from pynetdicom.transport import ThreadedAssociationServer
 
 from app.config import Settings
-from app.dimse.peers import parse_peers
+from app.dimse.peers import parse_destinations, parse_peers
 from app.dimse.scp import (
     PATIENT_ROOT_FIND,
     STUDY_ROOT_FIND,
     STUDY_ROOT_GET,
+    STUDY_ROOT_MOVE,
     VERIFICATION,
     CallerRules,
     Handlers,
@@ -62,7 +63,7 @@ def application_entity(settings: Settings) -> AE:
     ae.dimse_timeout = settings.dimse_dimse_timeout
     ae.network_timeout = settings.dimse_idle_timeout
     ae.require_called_aet = False  # lenient: modalities are often configured with another title
-    for sop_class in (VERIFICATION, STUDY_ROOT_FIND, PATIENT_ROOT_FIND, STUDY_ROOT_GET):
+    for sop_class in (VERIFICATION, STUDY_ROOT_FIND, PATIENT_ROOT_FIND, STUDY_ROOT_GET, STUDY_ROOT_MOVE):
         ae.add_supported_context(sop_class)
     for context in AllStoragePresentationContexts:  # C-STORE SCP, and SCU within C-GET (role selection)
         assert context.abstract_syntax is not None
@@ -118,6 +119,7 @@ class DimseListener:
             self.instances,
             RetrieveService(self.instances),
             CallerRules(parse_peers(self.settings.dimse_peers), self.settings.dimse_accept_any),
+            parse_destinations(self.settings.dimse_destinations),
             self.resolve,
             asyncio.get_running_loop(),
             self.metrics,

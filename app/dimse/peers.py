@@ -64,3 +64,29 @@ def parse_peers(text: str) -> dict[str, Peer]:
             raise ValueError(f"peer {ae_title!r} is listed twice")
         peers[ae_title] = Peer(ae_title, address, user.strip())
     return peers
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A C-MOVE destination (Move Destination (0000,0600) names it by AE title): where to send."""
+
+    ae_title: str
+    host: str
+    port: int
+
+
+def parse_destinations(text: str) -> dict[str, Destination]:
+    """``LIGHTBOX_DIMSE_DESTINATIONS``: comma-separated ``AE@host:port``; ValueError naming a bad entry."""
+    found: dict[str, Destination] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        title, at, rest = entry.partition("@")
+        host, colon, port = rest.rpartition(":")
+        if not at or not colon or not host.strip() or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"destination entry {entry[:40]!r} must look like AE@host:port")
+        ae_title = _ae_title(title)
+        if ae_title in found:
+            raise ValueError(f"destination {ae_title!r} is listed twice")
+        found[ae_title] = Destination(ae_title, host.strip().strip("[]"), int(port))
+    return found

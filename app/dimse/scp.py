@@ -11,21 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from pydicom.dataset import Dataset
-from pynetdicom import evt
+from pynetdicom import build_context, evt
+from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.events import Event, InterventionEvent, NotificationEvent
+from pynetdicom.presentation import PresentationContext
 
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.dicom.part10 import file_meta
 from app.dicom.query import find_query, find_response, query_level
 from app.dimse import status
-from app.dimse.peers import Peer
+from app.dimse.peers import Destination, Peer
 from app.errors import LightboxError
-from app.index.base import QueryLevel
+from app.index.base import FindMatch, QueryLevel
 from app.metrics import Metrics
 from app.services.instances import InstanceService
 from app.services.retrieve import RetrieveService
@@ -50,7 +52,8 @@ FIND_LEVELS: dict[str, tuple[QueryLevel, ...]] = {
     STUDY_ROOT_FIND: (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.IMAGE),
     PATIENT_ROOT_FIND: (QueryLevel.PATIENT,),
 }
-GET_LEVELS = (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.IMAGE)
+STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+RETRIEVE_LEVELS = (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.IMAGE)
 
 
 async def single_user(_user: str) -> Principal:
@@ -83,6 +86,7 @@ class Handlers:
         instances: InstanceService,
         retrieve: RetrieveService,
         rules: CallerRules,
+        destinations: dict[str, Destination],
         resolve: PrincipalResolver,
         loop: asyncio.AbstractEventLoop,
         metrics: Metrics,
@@ -90,6 +94,7 @@ class Handlers:
         self.instances = instances
         self.retrieve = retrieve
         self.rules = rules
+        self.destinations = destinations
         self.resolve = resolve
         self.loop = loop
         self.metrics = metrics
@@ -101,6 +106,7 @@ class Handlers:
             (evt.EVT_C_STORE, self.on_store),
             (evt.EVT_C_FIND, self.on_find),
             (evt.EVT_C_GET, self.on_get),
+            (evt.EVT_C_MOVE, self.on_move),
         ]
 
     def _run(self, work: Awaitable[T]) -> T:
@@ -181,14 +187,47 @@ class Handlers:
         self._count("C-FIND", code)
         yield code, None
 
-    # -- Retrieve (PS3.4 C.4.3) ------------------------------------------------------------
+    # -- Retrieve (PS3.4 C.4.2 C-MOVE, C.4.3 C-GET) ---------------------------------------
+    def _matches(self, event: Event) -> tuple[Principal, list[FindMatch]]:
+        """The instances a retrieve names (at its study, series or instance level) and the caller may see."""
+        identifier = event.identifier
+        query = find_query(identifier, query_level(identifier, RETRIEVE_LEVELS))
+        query = replace(query, level=QueryLevel.IMAGE)  # whatever the level, instances are sent
+        principal = self._principal(event)
+        return principal, self._run(self.instances.find(principal, query))
+
+    def _send(
+        self,
+        event: Event,
+        operation: status.Operation,
+        principal: Principal,
+        matches: list[FindMatch],
+        receiver: Callable[[], Association | None],
+    ) -> Iterator[tuple[int, Dataset | None]]:
+        """Each match as a data set in a syntax the receiver accepted; a failure stops the retrieve."""
+        accepted: dict[str, frozenset[str]] | None = None
+        for match in matches:
+            if event.is_cancelled:
+                self._count(operation.value, status.CANCEL)
+                yield status.CANCEL, None
+                return
+            if accepted is None:
+                accepted = _accepted_syntaxes(receiver())
+            try:
+                syntaxes = accepted.get(match.sop_class_uid, frozenset())
+                dataset = self._run(self.retrieve.dataset(principal, match.name, syntaxes))
+            except LightboxError as exc:  # a stored file unreadable or not convertible
+                failure = status.failure_for(exc, operation)
+                log.warning("%s stopped with 0x%04X: %s", operation.value, failure.status, failure.comment)
+                self._count(operation.value, failure.status)
+                yield failure.status, _comment(failure)
+                return
+            yield status.PENDING, dataset
+        self._count(operation.value, status.SUCCESS)
+
     def on_get(self, event: Event) -> Iterator[Any]:
         try:
-            identifier = event.identifier
-            query = find_query(identifier, query_level(identifier, GET_LEVELS))
-            query = query.__class__(**{**query.__dict__, "level": QueryLevel.IMAGE})  # retrieve instances
-            principal = self._principal(event)
-            matches = self._run(self.instances.find(principal, query))
+            principal, matches = self._matches(event)
         except LightboxError as exc:
             failure = status.failure_for(exc, status.Operation.GET)
             self._count("C-GET", failure.status)
@@ -196,24 +235,37 @@ class Handlers:
             yield failure.status, _comment(failure)
             return
         yield len(matches)
-        accepted = _accepted_syntaxes(event)
-        for match in matches:
-            if event.is_cancelled:
-                self._count("C-GET", status.CANCEL)
-                yield status.CANCEL, None
-                return
-            try:
-                dataset = self._run(
-                    self.retrieve.dataset(principal, match.name, accepted.get(match.sop_class_uid, frozenset()))
-                )
-            except LightboxError as exc:  # a stored file unreadable or not convertible: the retrieve stops
-                failure = status.failure_for(exc, status.Operation.GET)
-                log.warning("C-GET stopped with 0x%04X: %s", failure.status, failure.comment)
-                self._count("C-GET", failure.status)
-                yield failure.status, _comment(failure)
-                return
-            yield status.PENDING, dataset
-        self._count("C-GET", status.SUCCESS)
+        yield from self._send(event, status.Operation.GET, principal, matches, lambda: event.assoc)
+
+    def on_move(self, event: Event) -> Iterator[Any]:
+        """C-MOVE: pynetdicom opens the association to the destination with the contexts proposed here."""
+        named = event.move_destination or ""
+        title = named.decode("ascii", "replace") if isinstance(named, bytes) else named
+        destination = self.destinations.get(title.strip())
+        if destination is None:
+            self._count("C-MOVE", status.MOVE_DESTINATION_UNKNOWN)
+            yield None, None  # pynetdicom answers 0xA801 Move Destination unknown
+            return
+        try:
+            principal, matches = self._matches(event)
+        except LightboxError as exc:
+            failure = status.failure_for(exc, status.Operation.GET)
+            self._count("C-MOVE", failure.status)
+            yield destination.host, destination.port, {"contexts": _uncompressed(["1.2.840.10008.5.1.4.1.1.7"])}
+            yield 1
+            yield failure.status, _comment(failure)
+            return
+        contexts = _move_contexts(matches)
+        yield destination.host, destination.port, {"contexts": contexts}
+        yield len(matches)
+
+        def receiver() -> Association | None:
+            for association in event.assoc.ae.active_associations:
+                if association.is_requestor and association.acceptor.ae_title.strip() == destination.ae_title:
+                    return association
+            return None
+
+        yield from self._send(event, status.Operation.MOVE, principal, matches, receiver)
 
 
 async def _awaited(work: Awaitable[T]) -> T:
@@ -226,9 +278,27 @@ def _comment(failure: status.Failure) -> Dataset:
     return identifier
 
 
-def _accepted_syntaxes(event: Event) -> dict[str, frozenset[str]]:
-    """Per SOP class, the transfer syntaxes the requester accepted for receiving C-STOREs (SCP role)."""
+def _accepted_syntaxes(association: Association | None) -> dict[str, frozenset[str]]:
+    """Per SOP class, the transfer syntaxes the receiver of the C-STORE sub-operations accepted."""
     found: dict[str, set[str]] = {}
-    for context in event.assoc.accepted_contexts:
+    for context in association.accepted_contexts if association is not None else []:
         found.setdefault(str(context.abstract_syntax), set()).add(str(context.transfer_syntax[0]))
     return {sop_class: frozenset(syntaxes) for sop_class, syntaxes in found.items()}
+
+
+UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]  # Explicit, Implicit VR Little Endian
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: presentation context IDs are odd numbers 1-255
+
+
+def _uncompressed(sop_classes: list[str]) -> list[PresentationContext]:
+    return [build_context(sop_class, UNCOMPRESSED) for sop_class in sop_classes]
+
+
+def _move_contexts(matches: list[FindMatch]) -> list[PresentationContext]:
+    """Per SOP class: its stored transfer syntaxes, each on its own, and the uncompressed ones (to decode to)."""
+    sop_classes = sorted({m.sop_class_uid for m in matches}) or ["1.2.840.10008.5.1.4.1.1.7"]
+    contexts = _uncompressed(sop_classes)
+    for sop_class, syntax in sorted({(m.sop_class_uid, m.transfer_syntax_uid) for m in matches}):
+        if syntax not in UNCOMPRESSED:
+            contexts.append(build_context(sop_class, syntax))
+    return contexts[:MAX_CONTEXTS]

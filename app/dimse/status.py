@@ -16,6 +16,7 @@ class Operation(enum.Enum):
     STORE = "C-STORE"
     FIND = "C-FIND"
     GET = "C-GET"
+    MOVE = "C-MOVE"
 
 
 # PS3.4 B.2.3 (Storage), C.4.1.1.4 (C-FIND), C.4.3.1.4 (C-GET); PS3.7 C.4 general statuses.
@@ -28,6 +29,7 @@ GET_SUB_OPERATIONS_FAILED = 0xA702  # Refused: Out of Resources - Unable to perf
 DATA_SET_MISMATCH = 0xA900  # Error: Data Set does not match SOP Class (storage) / Identifier does not match (Q/R)
 CANNOT_UNDERSTAND = 0xC000  # Error: Cannot understand (storage); Failed: Unable to process (Q/R)
 PROCESSING_FAILURE = 0x0110  # PS3.7 C.4.2: a failure not described by a more specific code
+MOVE_DESTINATION_UNKNOWN = 0xA801  # C-MOVE Refused: Move Destination unknown (PS3.4 C.4.2.1.5)
 SUB_OPERATIONS_WARNING = 0xB000  # C-GET: sub-operations complete, one or more failures or warnings
 NOT_AUTHORISED = 0x0124  # PS3.7 C.4.3 Refused: Not Authorized
 
@@ -61,7 +63,8 @@ def failure_for(error: Exception, operation: Operation) -> Failure:
         for cls in type(error).__mro__:
             row = STATUS_BY_ERROR.get(cls)
             if row is not None:
-                status = row.get(operation, row[Operation.STORE])
+                column = Operation.GET if operation is Operation.MOVE else operation  # one retrieve column
+                status = row.get(column, row[Operation.STORE])
                 return Failure(status, _comment(error.message))
     return Failure(CANNOT_UNDERSTAND, "unexpected error")
 

@@ -17,7 +17,7 @@ import pytest
 from anyio import to_thread
 from fastapi import FastAPI
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 from pynetdicom import AE, build_role
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
@@ -105,6 +105,7 @@ def tiny(patient: str, study: str | None = None) -> Dataset:
 
 def store(ae_title: str, settings: Settings, datasets: list[Dataset]) -> list[Dataset]:
     ae = client(ae_title, [CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage])
+    ae.add_requested_context(MRImageStorage, RLELossless)  # a context of its own: the listener accepts RLE
     assoc = associate(ae, settings)
     assert assoc.is_established
     try:
