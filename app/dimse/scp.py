@@ -231,7 +231,7 @@ class Handlers:
         except LightboxError as exc:
             failure = status.failure_for(exc, status.Operation.GET)
             self._count("C-GET", failure.status)
-            yield 0
+            yield 1  # pynetdicom answers Success at once for 0 sub-operations: one, then the failure
             yield failure.status, _comment(failure)
             return
         yield len(matches)

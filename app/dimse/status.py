@@ -46,7 +46,11 @@ class Failure:
 STATUS_BY_ERROR: dict[type[errors.LightboxError], dict[Operation, int]] = {
     errors.InvalidDicom: {Operation.STORE: CANNOT_UNDERSTAND},
     errors.InstanceConflict: {Operation.STORE: DATA_SET_MISMATCH},
-    errors.InvalidRequest: {Operation.STORE: CANNOT_UNDERSTAND, Operation.FIND: DATA_SET_MISMATCH},
+    errors.InvalidRequest: {
+        Operation.STORE: CANNOT_UNDERSTAND,
+        Operation.FIND: DATA_SET_MISMATCH,
+        Operation.GET: DATA_SET_MISMATCH,
+    },
     errors.UploadTooLarge: {Operation.STORE: OUT_OF_RESOURCES},
     errors.StorageFull: {Operation.STORE: OUT_OF_RESOURCES},
     errors.StorageUnavailable: {Operation.STORE: OUT_OF_RESOURCES, Operation.GET: GET_SUB_OPERATIONS_FAILED},

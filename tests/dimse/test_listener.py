@@ -254,6 +254,9 @@ async def test_get_a_study_only_when_visible(app: FastAPI, settings: Settings) -
     assert sorted(received) == sorted(str(ds.SOPInstanceUID) for ds in sent) and last == 0x0000
     received, last = await in_thread(lambda: get("BOB"))  # bob does not see alice's study
     assert received == [] and last == 0x0000
+    identifier.QueryRetrieveLevel = "PATIENT"  # not offered by Study Root
+    received, last = await in_thread(lambda: get("ALICE"))
+    assert received == [] and last == 0xA900
 
 
 async def test_a_silent_peer_is_released_after_the_timeout(app: FastAPI, settings: Settings) -> None:

@@ -61,9 +61,9 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
         yield application
 
 
-def move(settings: Settings, study: str, to: str) -> int:
+def move(settings: Settings, study: str, to: str, level: str = "STUDY") -> int:
     identifier = Dataset()
-    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.QueryRetrieveLevel = level
     identifier.StudyInstanceUID = study
     assoc = associate(client("ALICE", [StudyRootQueryRetrieveInformationModelMove]), settings)
     assert assoc.is_established
@@ -89,3 +89,7 @@ async def test_move_a_compressed_study_to_a_destination_that_takes_only_uncompre
 
 async def test_an_unknown_move_destination_is_refused(app: FastAPI, settings: Settings) -> None:
     assert await in_thread(lambda: move(settings, "1.2.3", "NOWHERE")) == 0xA801
+
+
+async def test_a_bad_identifier_fails_the_move(app: FastAPI, settings: Settings) -> None:
+    assert await in_thread(lambda: move(settings, "1.2.3", "DEST", level="PATIENT")) == 0xA900

@@ -19,6 +19,8 @@ from app.dimse.status import Operation, failure_for
         (errors.IndexUnavailable("down"), Operation.STORE, 0xA700),
         (errors.InvalidRequest("bad level"), Operation.FIND, 0xA900),
         (errors.IndexUnavailable("down"), Operation.GET, 0xA701),
+        (errors.InvalidRequest("bad level"), Operation.GET, 0xA900),
+        (errors.InvalidRequest("bad level"), Operation.MOVE, 0xA900),
         (errors.StoredFileMissing(), Operation.GET, 0xA702),
         (RuntimeError("a bug"), Operation.STORE, 0xC000),
     ],
