@@ -313,3 +313,19 @@ def _list_all() -> Any:
     from app.index.base import ListQuery
 
     return ListQuery(limit=1000)
+
+
+async def test_associations_beyond_the_limit_are_rejected(app: FastAPI, settings: Settings) -> None:
+    def beyond() -> tuple[bool, Any]:
+        held = [associate(client("ALICE"), settings) for _ in range(settings.dimse_max_associations)]
+        try:
+            assert all(assoc.is_established for assoc in held)
+            extra = associate(client("ALICE"), settings)
+            return extra.is_rejected, extra.acceptor.primitive
+        finally:
+            for assoc in held:
+                assoc.release()
+
+    rejected, primitive = await in_thread(beyond)
+    assert rejected
+    assert (primitive.result, primitive.result_source, primitive.diagnostic) == (0x02, 0x03, 0x02)  # local limit
