@@ -20,6 +20,7 @@ COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LIGHTBOX_HOST=0.0.0.0 \
+    LIGHTBOX_AUTH_REQUIRED=true \
     LIGHTBOX_PORT=8080 \
     LIGHTBOX_STORAGE_DIR=/srv/lightbox/uploads \
     LIGHTBOX_LOG_FORMAT=json

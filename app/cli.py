@@ -1,6 +1,6 @@
 """The ``lightbox`` command: start the service (``lightbox`` or ``lightbox serve``), ``import`` files into
 a running service, ``check`` the index against the storage folder, ``reindex`` the storage folder
-(or ``--prune-missing`` rows whose file is gone).
+(or ``--prune-missing`` rows whose file is gone), ``audit export`` the audit trail.
 
 It is the production entry point: it validates every setting before anything starts (exit code 2
 and one line naming the variable), configures JSON logs for uvicorn and the app, runs
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import json
 import logging
 import os
 import shutil
@@ -22,11 +24,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
 
+from app import access_cli
 from app.config import Settings, settings_from_environment
 from app.logging import configure_logging, log_config
 from app.metrics import MULTIPROC_ENV
@@ -66,10 +70,13 @@ def multiprocess_metrics(workers: int) -> Iterator[None]:
 
 
 async def _migrate(settings: Settings) -> None:
-    """Bring the index to the newest schema once, before any worker starts (exit 2 when it cannot be)."""
+    """Bring the index to the newest schema once, before any worker starts (exit 2 when it cannot be);
+    the first start with auth creates `admin` here, once."""
     from app.errors import IndexNeedsWrite
+    from app.index.access import AccessStore
     from app.index.sql import SqlInstanceIndex
-    from app.main import database_url
+    from app.main import announce_admin_password, database_url
+    from app.services.users import UserService
 
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -77,7 +84,12 @@ async def _migrate(settings: Settings) -> None:
     except IndexNeedsWrite as exc:
         print(f"lightbox: cannot start: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
-    await index.close()
+    try:
+        generated = await UserService(settings, AccessStore(index.engine)).bootstrap()
+    finally:
+        await index.close()
+    if generated:
+        announce_admin_password(generated)
 
 
 def serve(settings: Settings) -> None:
@@ -105,10 +117,12 @@ def serve(settings: Settings) -> None:
 
 
 def import_paths(paths: list[Path], url: str, workers: int) -> int:
-    """Upload files, folders and ZIPs; exit status 1 if any file failed."""
+    """Upload files, folders and ZIPs; exit status 1 if any file failed. With auth, ``LIGHTBOX_TOKEN``
+    (an API key with scope write) is sent as the bearer token; it is read from the environment so it
+    never appears in a process list."""
     from app.importer import Importer
 
-    importer = Importer(url, workers=workers)
+    importer = Importer(url, workers=workers, token=os.environ.get("LIGHTBOX_TOKEN") or None)
     try:
         stats = importer.run(paths)
     except FileNotFoundError as exc:
@@ -148,14 +162,17 @@ async def _check(settings: Settings) -> int:
 
 async def _prune_missing(settings: Settings, yes: bool) -> int:
     """``lightbox reindex --prune-missing [--yes]``: list, then (with ``--yes``) remove rows whose file is gone."""
+    from app.index.audit import SqlAuditLog
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
+    from app.services.audit import AuditService
     from app.services.instances import InstanceService
     from app.services.reindex import prune_missing
 
     index = await SqlInstanceIndex.open(database_url(settings))
+    audit = AuditService(SqlAuditLog(index.engine))
     try:
-        service = InstanceService(settings, _store(settings), index)
+        service = InstanceService(settings, _store(settings), index, audit)
         found = await service.guard.look()
         if found.problem is not None:
             print(f"lightbox reindex: refusing to prune: {found.problem}", file=sys.stderr)
@@ -174,6 +191,7 @@ async def _prune_missing(settings: Settings, yes: bool) -> int:
         print(f"removed {len(removed)} index row(s)")
         return 0
     finally:
+        await audit.close()
         await index.close()
 
 
@@ -186,8 +204,10 @@ def _store(settings: Settings) -> LocalBlobStore:
 
 
 async def _reindex(settings: Settings) -> int:
+    from app.index.audit import SqlAuditLog
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
+    from app.services.audit import AuditService
     from app.services.instances import InstanceService
     from app.services.reindex import ReindexReport, reindex
     from app.services.storage_guard import STORAGE_ID, StorageGuard
@@ -213,14 +233,16 @@ async def _reindex(settings: Settings) -> int:
             )
             sys.stderr.flush()
 
+    audit = AuditService(SqlAuditLog(index.engine))
     try:
-        report = await reindex(InstanceService(settings, store, index), progress)
+        report = await reindex(InstanceService(settings, store, index, audit), progress)
         marker = store.read_marker()
         if marker is None and not store.read_only():
             marker = store.write_marker(uuid.uuid4().hex)
         if marker is not None:
             await index.record_state(STORAGE_ID, marker, replace=True)  # the index now describes this folder
     finally:
+        await audit.close()
         await index.close()
     print(
         f"reindexed {report.indexed} file(s) in {time.monotonic() - started:.1f} s; "
@@ -229,6 +251,42 @@ async def _reindex(settings: Settings) -> int:
     for name, why in report.failures[:50]:
         print(f"  not indexed: {name}: {why}")
     return 1 if report.failures else 0
+
+
+def _iso_moment(text: str) -> datetime:
+    """``--since``/``--until``: ISO 8601 (``2026-12-01``, ``2026-12-01T08:00:00+01:00``); UTC without a zone."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date or time") from None
+
+
+async def _export_audit(settings: Settings, since: datetime | None, until: datetime | None, form: str) -> int:
+    """Write the audit records (oldest first) to stdout as JSON lines or CSV, the fields of ``GET /admin/audit``."""
+    from app.index.audit import AuditQuery, SqlAuditLog
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+    from app.services.audit_view import FIELDS, as_dict, time_us
+
+    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    index = await SqlInstanceIndex.open(database_url(settings))
+    query = AuditQuery(since_us=time_us(since) if since else None, until_us=time_us(until) if until else None)
+    out = sys.stdout
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if form == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    try:
+        async for record in SqlAuditLog(index.engine).export(query):
+            entry = as_dict(record)
+            if writer is None:
+                out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            else:
+                detail = entry["detail"]
+                writer.writerow({**entry, "detail": json.dumps(detail, ensure_ascii=False) if detail else ""})
+    finally:
+        await index.close()
+    out.flush()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,6 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     reindexing.add_argument("--yes", action="store_true", help="with --prune-missing: really remove them")
     sub.add_parser("check", help="compare the index with the storage folder; exit status 1 when they disagree")
+    access_cli.add_parsers(sub)
+    auditing = sub.add_parser("audit", help="the audit trail")
+    audit_sub = auditing.add_subparsers(dest="audit_command", required=True)
+    export = audit_sub.add_parser("export", help="write the audit records to stdout, oldest first")
+    export.add_argument("--since", type=_iso_moment, help="records from this ISO 8601 time on (UTC without a zone)")
+    export.add_argument("--until", type=_iso_moment, help="records before this ISO 8601 time")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="JSON lines (default) or CSV")
     args = parser.parse_args(argv)
     if args.command == "import":
         return import_paths(args.paths, args.url, max(1, args.workers))
@@ -257,5 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_prune_missing(settings, args.yes))
     if args.command == "reindex":
         return asyncio.run(_reindex(settings))
+    if args.command in ("users", "keys"):
+        return asyncio.run(access_cli.run(args, settings))
+    if args.command == "audit":
+        return asyncio.run(_export_audit(settings, args.since, args.until, args.format))
     serve(settings)
     return 0

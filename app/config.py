@@ -6,19 +6,20 @@ embedders can pass their own :class:`Settings`.
 
 from __future__ import annotations
 
-import ipaddress
 import os
+import re
 import sys
 import types
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 GiB = 1024**3
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def canonical_choice(value: Any, annotation: Any) -> Any:
@@ -68,10 +69,15 @@ def settings_from_environment() -> Settings:
     reaches an operator.
     """
     try:
-        return Settings()
+        settings = Settings()
     except (ValidationError, SettingsError) as exc:
         print(invalid_settings_line(exc), file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    exposed = exposure_problem(settings)
+    if exposed:
+        print(f"lightbox: {exposed}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    return settings
 
 
 class Settings(BaseSettings):
@@ -96,7 +102,8 @@ class Settings(BaseSettings):
     max_pixels: int = Field(
         512 * 1024 * 1024,
         gt=0,
-        description="Largest rows x columns x frames x samples a file may declare before a render is refused.",
+        description="Largest rows x columns x frames x samples a file may declare before a render is refused"
+        " (for video, whose frames are decoded one at a time: rows x columns x samples).",
     )
     png_compress_level: int = Field(
         1, ge=0, le=9, description="zlib level of rendered PNGs (1 = fast, large; 6 = Pillow's default)."
@@ -227,6 +234,8 @@ class Settings(BaseSettings):
         """Any calling AE acts as the administrator: never offered beyond this machine."""
         if self.dimse_accept_any and not is_loopback(self.dimse_host):
             raise ValueError("LIGHTBOX_DIMSE_ACCEPT_ANY=true needs a loopback LIGHTBOX_DIMSE_HOST")
+        if self.dimse_accept_any and self.auth_required:
+            raise ValueError("LIGHTBOX_DIMSE_ACCEPT_ANY=true (peers act as the administrator) is single-user mode only")
         return self
 
     @model_validator(mode="after")
@@ -241,12 +250,83 @@ class Settings(BaseSettings):
                 raise ValueError(f"LIGHTBOX_{name.upper()} names no readable file")
         return self
 
+    auth_required: bool = Field(
+        False,
+        description="Every call needs credentials (users, API keys, share links); off: single-user mode on loopback.",
+    )
+    admin_password: SecretStr | None = Field(
+        None, description="Password of the `admin` user created at the first start with auth (unset: generated)."
+    )
+    session_seconds: int = Field(
+        12 * 3600, ge=60, le=90 * 24 * 3600, description="Lifetime of a login token (and its cookie), in seconds."
+    )
+    share_max_seconds: int = Field(
+        30 * 24 * 3600, ge=60, le=10 * 365 * 24 * 3600, description="Longest lifetime a share link may be given."
+    )
+    dicomweb_root: str = Field(
+        "/dicom-web",
+        pattern=r"^(/[A-Za-z0-9._~-]+)+$",
+        description="Path prefix of the DICOMweb services (STOW-RS, QIDO-RS, WADO-RS, WADO-URI).",
+    )
+    metadata_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="Memory for WADO-RS metadata kept per instance for repeated series views (0 turns it off).",
+    )
+    cors_origins: str | None = Field(
+        None,
+        max_length=4096,
+        description="Comma-separated exact origins (https://viewer.example.org) browsers may call from; '*' refused.",
+    )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="Base URL clients reach the service at (behind a proxy); RetrieveURLs are built from it.",
+    )
+    audit_flush_seconds: float = Field(
+        0.1, gt=0, le=10, description="Audit records are written to the database in one batch this often."
+    )
+    audit_queue_records: int = Field(
+        10_000,
+        ge=1,
+        description="Audit records a worker may hold unwritten; when full, access to patient data is refused (503).",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: str | None) -> str | None:
+        """Credentials (Authorization) cross origins only to origins named exactly: a wildcard would hand
+        every web page the caller's access (Fetch standard, CORS protocol and credentials)."""
+        for origin in cors_list(value):
+            if origin == "*" or not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(
+                    f"LIGHTBOX_CORS_ORIGINS takes exact origins such as https://viewer.example.org, not {origin[:80]!r}"
+                )
+        return value
+
+
+def cors_list(value: str | None) -> list[str]:
+    """The origins of ``LIGHTBOX_CORS_ORIGINS``, without trailing slashes."""
+    return [origin.strip().rstrip("/") for origin in (value or "").split(",") if origin.strip()]
+
 
 def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback IP (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """127.0.0.0/8, ::1 and ``localhost``: reachable only from this machine."""
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def exposure_problem(settings: Settings) -> str | None:
+    """Rule 7: listening beyond loopback without authentication is refused (patient data on the network)."""
+    if settings.auth_required:
+        return None
+    if not is_loopback(settings.host):
+        return (
+            f"LIGHTBOX_HOST={settings.host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
+            "set LIGHTBOX_AUTH_REQUIRED=true (or listen on 127.0.0.1)"
+        )
+    if settings.dimse_port is not None and not is_loopback(settings.dimse_host):
+        return (
+            f"LIGHTBOX_DIMSE_HOST={settings.dimse_host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
+            "set LIGHTBOX_AUTH_REQUIRED=true (or let the DICOM listener bind 127.0.0.1)"
+        )
+    return None

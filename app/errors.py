@@ -4,6 +4,10 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
 
     LightboxError
     ├── InvalidRequest          a parameter a person typed is malformed
+    ├── NotAuthenticated        credentials are missing, wrong, expired or revoked
+    ├── Forbidden               the caller sees the object but may not do this to it
+    ├── TooManyAttempts         too many failed logins: wait ``retry_after`` seconds
+    ├── Conflict                the name is taken (a user name, a grant that exists)
     ├── NotFound
     │   ├── FileNotFound        no stored file has that name
     │   └── ElementNotFound     the file has no such element
@@ -12,6 +16,8 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     ├── UploadTooLarge          the upload exceeds the configured limit
     ├── UploadTimedOut          the client stopped sending the body
     ├── TooManyFiles            a bulk upload or archive holds more files than allowed
+    ├── NotAcceptable           no representation the client accepts can be produced
+    ├── UnsupportedMediaType    the request body is not of a media type the service takes
     ├── NotRenderable           the file has no image we can show faithfully
     │   ├── MalformedElement    an image-describing element (Rows, Window Center, ...) is unusable
     │   └── UnsupportedEncoding its transfer syntax / photometric cannot be decoded here
@@ -20,7 +26,8 @@ The one table that maps them to HTTP lives in :mod:`app.api.errors`.
     │   ├── StoredFileMissing   an indexed file's bytes are not in storage (deleted, or not mounted)
     │   └── StorageLooksWrong   the storage folder looks unmounted or is not this index's storage
     └── IndexUnavailable        the metadata index cannot be read or written
-        └── IndexNeedsWrite     the index needs a write (migration, creation) but its folder is read-only
+        ├── IndexNeedsWrite     the index needs a write (migration, creation) but its folder is read-only
+        └── AuditUnavailable    the audit trail cannot take the record (access refused: fail closed)
 """
 
 from __future__ import annotations
@@ -40,6 +47,26 @@ class LightboxError(Exception):
 
 class InvalidRequest(LightboxError):
     """A query parameter or field is malformed."""
+
+
+class NotAuthenticated(LightboxError):
+    """Authentication is required and the request carries no valid credentials."""
+
+
+class Forbidden(LightboxError):
+    """The caller may see the object (or use the service) but not perform this action."""
+
+
+class TooManyAttempts(LightboxError):
+    """Login failures for this user name or client address exceeded the limit; ``retry_after`` seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Conflict(LightboxError):
+    """The thing to create already exists (a user name)."""
 
 
 class NotFound(LightboxError):
@@ -79,6 +106,14 @@ class UploadTimedOut(LightboxError):
 
 class TooManyFiles(LightboxError):
     """More files in one request or archive than ``LIGHTBOX_MAX_FILES_PER_UPLOAD`` allows."""
+
+
+class NotAcceptable(LightboxError):
+    """None of the media types or transfer syntaxes the client accepts can be produced (PS3.18 §8.7)."""
+
+
+class UnsupportedMediaType(LightboxError):
+    """The request body's media type is not one the service takes (STOW-RS wants application/dicom)."""
 
 
 class NotRenderable(LightboxError):
@@ -126,3 +161,7 @@ class IndexUnavailable(LightboxError):
 class IndexNeedsWrite(IndexUnavailable):
     """The index must be written before it can serve (a migration, its creation, an unclean WAL to
     recover) but lives in a read-only folder: the service cannot start."""
+
+
+class AuditUnavailable(IndexUnavailable):
+    """The audit trail's queue is full or closed: access to patient data is refused rather than unrecorded."""

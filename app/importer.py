@@ -49,8 +49,11 @@ def collect(paths: Iterable[Path]) -> Iterator[Path]:
 class Importer:
     """Uploads with a small thread pool and reports progress to ``out``."""
 
-    def __init__(self, url: str, out: TextIO = sys.stderr, workers: int = 4, timeout: float = 300) -> None:
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+    def __init__(
+        self, url: str, out: TextIO = sys.stderr, workers: int = 4, timeout: float = 300, token: str | None = None
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else None  # an API key or login token
+        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers)
         self.out = out
         self.workers = workers
         self.stats = ImportStats()

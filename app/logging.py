@@ -32,8 +32,11 @@ from http import HTTPStatus
 from typing import Any, Literal
 
 from app.config import Settings
+from app.tracing import current_trace_id
 
-REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "error")
+REQUEST_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "error", "trace_id")
+#: Fields of an audit event's log line (``"audit": true``); never names, UIDs or queries (patient data).
+AUDIT_FIELDS = ("audit", "action", "outcome", "reason", "actor", "actor_type")
 
 
 @dataclass
@@ -53,6 +56,12 @@ class RequestContext:
         route = self.scope.get("route")
         path = getattr(route, "path", None)
         return path if isinstance(path, str) else None
+
+    @property
+    def client(self) -> str | None:
+        """The client's address as the server sees it (uvicorn applies trusted proxy headers first)."""
+        client = self.scope.get("client")
+        return str(client[0]) if client else None
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)
@@ -93,6 +102,7 @@ class RequestContextFilter(logging.Filter):
             record.route = context.route
             record.status = context.status
             record.error = context.error
+            record.trace_id = current_trace_id()  # None (left out) unless traced: see app.tracing
             if record.name == "uvicorn.access":
                 record.duration_ms = context.elapsed_ms()
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
@@ -186,7 +196,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
-        for name in (*REQUEST_FIELDS, "client"):
+        for name in (*REQUEST_FIELDS, "client", *AUDIT_FIELDS):
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value

@@ -13,34 +13,45 @@ An app given its ``Settings`` leaves logging to its embedder.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
-from app.api.routes import files, health, upload
-from app.config import Settings, settings_from_environment
+from app.api.routes import admin, audit, auth, dicomweb, files, grants, health, shares, upload
+from app.auth.credentials import Authenticator
+from app.config import Settings, cors_list, exposure_problem, settings_from_environment
 from app.errors import IndexNeedsWrite
+from app.index.access import AccessStore
+from app.index.audit import SqlAuditLog
 from app.index.sql import SqlInstanceIndex
 from app.index.urls import default_database_url
 from app.logging import configure_logging
 from app.metrics import Metrics, mark_worker_stopped
 from app.readiness import StorageWritable, all_of
+from app.services.audit import AuditService
+from app.services.dicomweb import DicomWebService
+from app.services.grants import GrantService
 from app.services.instances import InstanceService
+from app.services.keys import KeyService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
+from app.services.shares import ShareService
+from app.services.users import UserService
 from app.storage.local import LocalBlobStore
+from app.tracing import install_tracing, tracing_from_environment
 
 if TYPE_CHECKING:
     from app.dimse.listener import DimseListener
-    from app.dimse.scp import PrincipalResolver as UserResolver
 
 log = logging.getLogger("lightbox")
 
@@ -52,28 +63,57 @@ def database_url(settings: Settings) -> str:
     return settings.database_url or default_database_url(settings.storage_dir)
 
 
-async def start_dimse(app: FastAPI, settings: Settings, instances: InstanceService) -> DimseListener | None:
-    """The DICOM network listener, when ``LIGHTBOX_DIMSE_PORT`` is set (pynetdicom imported only then)."""
+async def _wire_access(app: FastAPI, settings: Settings, index: SqlInstanceIndex) -> None:
+    """Users, keys, grants, shares and the credential resolver; the first start with auth creates ``admin``."""
+    store = AccessStore(index.engine)
+    app.state.users = UserService(settings, store)
+    app.state.keys = KeyService(store)
+    app.state.grants = GrantService(store, index)
+    app.state.shares = ShareService(settings, store, index)
+    app.state.authenticator = Authenticator(app.state.users, app.state.keys, app.state.shares)
+    generated = await app.state.users.bootstrap()
+    if generated:
+        announce_admin_password(generated)
+
+
+def announce_admin_password(password: str) -> None:
+    """Printed once on stderr, never through logging (so never in the JSON logs)."""
+    print(
+        f"lightbox: created the administrator 'admin' with the password {password} "
+        "(shown only now; change it with PATCH /admin/users/admin)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+async def start_dimse(app: FastAPI, settings: Settings) -> DimseListener | None:
+    """The DICOM network listener, when ``LIGHTBOX_DIMSE_PORT`` is set (pynetdicom imported only then).
+
+    A peer acts as the Lightbox user ``LIGHTBOX_DIMSE_PEERS`` names, resolved by the users service
+    (single-user mode: the local administrator).
+    """
     if settings.dimse_port is None:
         return None
     from app.dimse.listener import DimseListener
-    from app.dimse.scp import single_user
 
-    listener = DimseListener(settings, instances, app.state.resolve_user or single_user, app.state.metrics)
+    listener = DimseListener(
+        settings, app.state.instances, app.state.renders, app.state.users.acting_as, app.state.metrics
+    )
     await listener.start()
     app.state.readiness_checks["dimse"] = listener.check
     return listener
 
 
-def create_app(settings: Settings | None = None, resolve_user: UserResolver | None = None) -> FastAPI:
-    """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured.
-
-    ``resolve_user`` turns the Lightbox user a DICOM peer acts as (``LIGHTBOX_DIMSE_PEERS``) into a
-    Principal; by default (single-user mode) every peer is the local administrator.
-    """
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; without ``settings``, from the ``LIGHTBOX_*`` environment, with logging configured."""
+    tracing = None
     if settings is None:
         settings = settings_from_environment()
         configure_logging(settings)
+        tracing = tracing_from_environment()
+    problem = exposure_problem(settings)
+    if problem:  # rule 7, also for a bare `uvicorn app.main:app` (the `lightbox` command exits 2 earlier)
+        raise RuntimeError(problem)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,10 +126,19 @@ def create_app(settings: Settings | None = None, resolve_user: UserResolver | No
         except IndexNeedsWrite as exc:
             app.state.startup_refusal = f"lightbox cannot start: {exc.message}"  # one line, no traceback
             raise
+        if app.state.tracing is not None:
+            app.state.tracing.instrument_engine(index.engine.sync_engine)
         app.state.index = index
-        app.state.instances = instances = InstanceService(settings, store, index)
+        app.state.audit = AuditService(
+            SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
+        )
+        app.state.instances = instances = InstanceService(settings, store, index, app.state.audit)
         await reconcile(instances, instances.guard)
-        app.state.renders = RenderService(settings, instances)
+        app.state.renders = RenderService(settings, instances, app.state.metrics.sandbox_replaced)
+        await _wire_access(app, settings, index)
+        app.state.dicomweb = DicomWebService(settings, instances, app.state.renders)
+        app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
+        app.state.storage_root = store.root  # free space for /metrics (disk alerts)
         # this index's folder (marker, not empty), then a real write: either failing takes us out of traffic
         app.state.readiness_checks["storage"] = all_of(instances.guard.check, StorageWritable(store.staging))
         app.state.readiness_checks["index"] = index.ping
@@ -98,17 +147,21 @@ def create_app(settings: Settings | None = None, resolve_user: UserResolver | No
         app.state.caches["headers"] = app.state.instances.header_cache
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache
-        dimse = await start_dimse(app, settings, instances)
+        await app.state.audit.start()
+        dimse = await start_dimse(app, settings)
         try:
             yield
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
                 log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
             if dimse is not None:
-                await dimse.stop()
+                await dimse.stop()  # no association may still be recording when the audit trail closes
+            await app.state.audit.close()  # after the last request: every record of a clean stop is written
             await index.close()
             await to_thread.run_sync(app.state.renders.close)
             mark_worker_stopped()
+            if app.state.tracing is not None:
+                await to_thread.run_sync(app.state.tracing.shutdown)
 
     app = ObservedFastAPI(
         title="Lightbox",
@@ -119,17 +172,31 @@ def create_app(settings: Settings | None = None, resolve_user: UserResolver | No
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.resolve_user = resolve_user
+    install_tracing(app, tracing)
     app.state.metrics = Metrics()
     app.state.in_flight = InFlight()
     app.state.readiness_checks = {}  # name -> async check; see app.readiness
     app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)
+    if origins := cors_list(settings.cors_origins):  # browser viewers on another origin (OHIF, Stone)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["Content-Type", "Content-Length", "Content-Location", "Warning", "X-Request-ID"],
+            max_age=600,
+        )
     install_docs(app)
     install_openapi(app)
     app.include_router(upload.router)
     app.include_router(files.router)
     app.include_router(health.router)
+    for router in (auth.router, admin.router, grants.router, shares.router):
+        app.include_router(router)
+    app.include_router(dicomweb.router(), prefix=settings.dicomweb_root)
+    app.include_router(audit.router)
     return app
 
 

@@ -14,7 +14,11 @@ Values that live elsewhere are read at scrape time or synced, never duplicated b
   the ``lightbox_cache_*_total`` counters after every request (so every worker's share counts);
 * index size: ``app.state.index_counts`` (an async callable returning e.g.
   ``{"instances": n, "studies": m}``), when the app has one, is asked at each scrape; with it,
-  ``app.state.missing_files`` (a callable returning the indexed files missing from storage).
+  ``app.state.missing_files`` (a callable returning the indexed files missing from storage);
+* storage space: the file system of ``app.state.storage_root``, when set, is measured at each scrape.
+
+Alerting rules over these metrics are in ``deploy/prometheus/alerts.yml`` (runbook: docs/runbook.md);
+a dashboard in ``deploy/grafana/lightbox.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -113,6 +118,18 @@ class Metrics:
             ["operation", "status"],
             registry=self.registry,
         )
+        self.request_errors = Counter(
+            "lightbox_request_errors",
+            "Failed requests, by error kind (index_unavailable, invalid_dicom, not_found, ...).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.sandbox_restarts = Counter(
+            "lightbox_decode_sandbox_restarts",
+            "Decode worker pools replaced, by reason (crash, timeout).",
+            ["reason"],
+            registry=self.registry,
+        )
         self._cache_seen: dict[str, tuple[int, int]] = {}
         self._request_children: dict[tuple[str, str | None, int | None], tuple[Counter, Histogram]] = {}
 
@@ -134,11 +151,17 @@ class Metrics:
                 self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+        if error is not None and status is not None and status >= 400:
+            self.request_errors.labels(error).inc()
         if (method, route) in UPLOAD_ROUTES and (status is None or status >= 400):
             self.reject_upload(error or ("no_response" if status is None else status_kind(status)))
 
     def reject_upload(self, reason: str) -> None:
         self.upload_rejections.labels(reason).inc()
+
+    def sandbox_replaced(self, reason: str) -> None:
+        """The decode sandbox replaced its worker pool (a decoder crashed or overran its time)."""
+        self.sandbox_restarts.labels(reason).inc()
 
     # -- caches -----------------------------------------------------------------------------
     def sync_caches(self, caches: Mapping[str, HitCounting]) -> None:
@@ -153,7 +176,7 @@ class Metrics:
             self._cache_seen[name] = (hits, misses)
 
     # -- exposition -------------------------------------------------------------------------
-    def exposition(self, extra: Collector | None = None) -> bytes:
+    def exposition(self, *extra: Collector) -> bytes:
         """The text format; in multiprocess mode, the sum over every worker's files. Blocking (reads files)."""
         if multiprocess_dir():
             registry = CollectorRegistry()
@@ -161,9 +184,10 @@ class Metrics:
             text = generate_latest(registry)
         else:
             text = generate_latest(self.registry)
-        if extra is not None:
+        if extra:
             registry = CollectorRegistry()
-            registry.register(extra)
+            for collector in extra:
+                registry.register(collector)
             text += generate_latest(registry)
         return text
 
@@ -197,20 +221,47 @@ class IndexSizeCollector(Collector):
             )
 
 
+class StorageSpaceCollector(Collector):
+    """``lightbox_storage_{free,capacity}_bytes`` of the file system holding the storage folder, at each scrape.
+
+    Free means available to this (unprivileged) process: ``f_bavail``, not ``f_bfree``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def collect(self) -> Any:
+        try:
+            stats = os.statvfs(self.root)
+        except OSError:
+            return  # a storage outage shows in /readyz and the error metrics, not as a scrape failure
+        free = GaugeMetricFamily(
+            "lightbox_storage_free_bytes", "Bytes available to the service on the storage file system."
+        )
+        free.add_metric([], stats.f_bavail * stats.f_frsize)
+        yield free
+        capacity = GaugeMetricFamily("lightbox_storage_capacity_bytes", "Size of the storage file system.")
+        capacity.add_metric([], stats.f_blocks * stats.f_frsize)
+        yield capacity
+
+
 async def scrape(state: Any, timeout: float) -> bytes:
     """Everything ``GET /metrics`` shows for the app whose ``app.state`` is ``state``."""
     metrics: Metrics = state.metrics
     metrics.sync_caches(getattr(state, "caches", {}))
-    extra: Collector | None = None
+    extra: list[Collector] = []
     index_counts: IndexCounts | None = getattr(state, "index_counts", None)
     missing_files: Callable[[], int] | None = getattr(state, "missing_files", None)
     if index_counts is not None:
         try:
             with anyio.fail_after(timeout):
-                extra = IndexSizeCollector(await index_counts(), missing_files() if missing_files else None)
+                extra.append(IndexSizeCollector(await index_counts(), missing_files() if missing_files else None))
         except Exception:
             log.warning("the index did not report its size for /metrics", exc_info=True)
-    return await to_thread.run_sync(metrics.exposition, extra)
+    storage_root: Path | None = getattr(state, "storage_root", None)
+    if storage_root is not None:
+        extra.append(StorageSpaceCollector(storage_root))
+    return await to_thread.run_sync(metrics.exposition, *extra)
 
 
 # -- one-line hooks for routes and services ---------------------------------------------------

@@ -72,6 +72,7 @@ def test_listens_on_all_interfaces_with_the_storage_as_a_volume(commands: tuple[
     final = stages(commands)[-1]
     env = env_of(final)
     assert env["LIGHTBOX_HOST"] == "0.0.0.0"
+    assert env["LIGHTBOX_AUTH_REQUIRED"] == "true"  # beyond loopback the service refuses to start without it
     values = {k.removeprefix("LIGHTBOX_").lower(): v for k, v in env.items() if k.startswith("LIGHTBOX_")}
     settings = Settings.model_validate(values)  # the image's settings are valid
     assert str(settings.storage_dir) == "/srv/lightbox/uploads"

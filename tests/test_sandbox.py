@@ -30,7 +30,8 @@ def fail() -> None:
 
 
 async def test_crash_hang_and_errors_are_contained() -> None:
-    sandbox = DecodeSandbox(workers=1, timeout_seconds=3)
+    replaced: list[str] = []
+    sandbox = DecodeSandbox(workers=1, timeout_seconds=3, on_replace=replaced.append)
     try:
         assert await sandbox.run(square, 7) == 49
         with pytest.raises(NotRenderable, match="crashed"):
@@ -41,5 +42,6 @@ async def test_crash_hang_and_errors_are_contained() -> None:
         assert await sandbox.run(square, 9) == 81
         with pytest.raises(NotRenderable, match="bad stream"):
             await sandbox.run(fail)
+        assert replaced == ["crash", "timeout"]  # what lightbox_decode_sandbox_restarts_total counts
     finally:
         sandbox.close()

@@ -17,6 +17,11 @@ log = logging.getLogger("lightbox.errors")
 STATUS_BY_ERROR: dict[type[errors.LightboxError], int] = {
     errors.InvalidRequest: 400,
     errors.InvalidDicom: 400,
+    errors.NotAuthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.TooManyAttempts: 429,
     errors.FileNotFound: 404,
     errors.ElementNotFound: 404,
     errors.InstanceConflict: 409,
@@ -24,6 +29,8 @@ STATUS_BY_ERROR: dict[type[errors.LightboxError], int] = {
     errors.UploadTimedOut: 408,
     errors.TooManyFiles: 413,
     errors.UnsupportedEncoding: 415,
+    errors.NotAcceptable: 406,
+    errors.UnsupportedMediaType: 415,
     errors.NotRenderable: 422,
     errors.StorageFull: 507,
     errors.StorageUnavailable: 503,
@@ -39,6 +46,19 @@ def status_for(error: errors.LightboxError) -> int:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
     return 400
+
+
+#: RFC 9110 11.6.1: a 401 names the scheme the client should use (Swagger and curl understand Bearer).
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="lightbox"'}
+
+
+def headers_for(error: errors.LightboxError) -> dict[str, str] | None:
+    """Headers an error answer needs: the 401 challenge, the 429 Retry-After (RFC 6585 4)."""
+    if isinstance(error, errors.NotAuthenticated):
+        return CHALLENGE
+    if isinstance(error, errors.TooManyAttempts):
+        return {"Retry-After": str(error.retry_after)}
+    return None
 
 
 def error_response(
@@ -61,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, errors.LightboxError)
         note_error(error_kind(exc))
-        return error_response(status_for(exc), exc.message, details=exc.details())
+        return error_response(status_for(exc), exc.message, headers_for(exc), exc.details())
 
     async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -7,8 +7,12 @@ log line are unchanged) and answers only when *all* of these hold; anything else
 
 * ``GET`` on exactly ``/dicomFile/<one path segment>`` with no root path,
 * the query string is exactly one ``tag`` parameter (parsed as Starlette parses it),
-* the principal is the default one (no dependency override installed),
-* :meth:`InstanceService.cached_attribute` has a trusted answer (same principal, name and tag).
+* no dependency override of the principal is installed, and the caller, resolved exactly as every
+  other path resolves it (:func:`app.api.deps.resolve_principal`), may see everything (an
+  administrator; single-user mode's local administrator): other callers' answers are never cached,
+  so a revoked grant or share can never be answered from memory,
+* :meth:`InstanceService.cached_attribute` has a trusted answer (same name and tag)
+  and the audit trail can take its record (the service writes it, as for every lookup).
 
 The body is built by :func:`app.api.routes.files.attribute_response`, the function the full route
 uses, so the bytes and headers are identical. A cache miss, a malformed tag, an unknown file and
@@ -20,12 +24,14 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
+from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.deps import get_principal
+from app.api.deps import get_principal, resolve_principal
 from app.api.routes import files
 from app.api.routes.files import attribute_response
+from app.errors import LightboxError
 
 PREFIX = "/dicomFile/"
 ROUTE_PATH = "/dicomFile/{name}"
@@ -77,9 +83,13 @@ class TagFastPath:
         route = self._file_route()
         if instances is None or route is None:
             return None
+        try:
+            principal = await resolve_principal(HTTPConnection(scope))
+        except LightboxError:
+            return None  # the full path answers the 401/403 (and counts it)
         tag = params[0][1]
-        attribute = instances.cached_attribute(await get_principal(), name, tag)
+        scope["route"] = route  # before the lookup, so its audit log line names the route (routing sets it anyway)
+        attribute = instances.cached_attribute(principal, name, tag)
         if attribute is None:
             return None
-        scope["route"] = route
         return attribute_response(attribute, tag)

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.fast_tags import TagFastPath
 from app.logging import RequestContext, current_request, error_kind
 from app.metrics import Metrics
+from app.tracing import Tracing
 
 log = logging.getLogger("lightbox.access")
 
@@ -126,7 +127,10 @@ class RequestContextMiddleware:
 
 class ObservedFastAPI(FastAPI):
     """FastAPI with :class:`RequestContextMiddleware` outside every other layer, and the lean tag path
-    (:class:`app.api.fast_tags.TagFastPath`) right inside it."""
+    (:class:`app.api.fast_tags.TagFastPath`) right inside it; when traced (:mod:`app.tracing`), the
+    server span's middleware outside them all, so every log line of the request knows its trace."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestContextMiddleware(TagFastPath(self, super().build_middleware_stack()), self.state)
+        stack: ASGIApp = RequestContextMiddleware(TagFastPath(self, super().build_middleware_stack()), self.state)
+        tracing: Tracing | None = getattr(self.state, "tracing", None)
+        return stack if tracing is None else tracing.wrap_asgi(stack)  # the server span outside everything

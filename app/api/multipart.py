@@ -40,13 +40,14 @@ class PartEnd:
 Event = PartStart | PartData | PartEnd
 
 
-def boundary_of(request: Request) -> bytes:
+def boundary_of(request: Request, kind: bytes = b"multipart/form-data") -> bytes:
+    """The boundary of a ``kind`` body (quoted or not); the caller has checked the media type for other kinds."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
-    if content_type != b"multipart/form-data":
+    if content_type != kind:
         raise InvalidRequest("send the file as multipart/form-data in a field named 'file'")
     boundary = params.get(b"boundary")
     if not boundary or len(boundary) > 200:
-        raise InvalidRequest("the multipart/form-data body has no valid boundary")
+        raise InvalidRequest(f"the {kind.decode()} body has no valid boundary")
     return boundary
 
 
@@ -124,11 +125,15 @@ async def _chunks(request: Request, read_timeout: float) -> AsyncIterator[bytes]
         yield chunk
 
 
-async def iter_events(request: Request, max_body: int, read_timeout: float) -> AsyncIterator[Event]:
-    """Yield the parts of the body as events; raise domain errors for malformed, stalled or oversized bodies."""
+async def iter_events(
+    request: Request, max_body: int, read_timeout: float, kind: bytes = b"multipart/form-data"
+) -> AsyncIterator[Event]:
+    """Yield the parts of the body as events; raise domain errors for malformed, stalled or oversized bodies.
+
+    ``kind`` is ``multipart/form-data`` (``POST /upload``) or ``multipart/related`` (STOW-RS, RFC 2387)."""
     collector = _Collector()
     parser = MultipartParser(
-        boundary_of(request),
+        boundary_of(request, kind),
         {
             "on_part_begin": collector.on_part_begin,
             "on_header_field": collector.on_header_field,
@@ -149,7 +154,7 @@ async def iter_events(request: Request, max_body: int, read_timeout: float) -> A
             try:
                 parser.write(chunk)
             except MultipartParseError as exc:
-                raise InvalidRequest(f"the multipart/form-data body is malformed: {exc}") from None
+                raise InvalidRequest(f"the {kind.decode()} body is malformed: {exc}") from None
             for event in collector.events:
                 yield event
             collector.events.clear()
@@ -158,4 +163,4 @@ async def iter_events(request: Request, max_body: int, read_timeout: float) -> A
     try:
         parser.finalize()
     except MultipartParseError as exc:
-        raise InvalidRequest(f"the multipart/form-data body is malformed: {exc}") from None
+        raise InvalidRequest(f"the {kind.decode()} body is malformed: {exc}") from None

@@ -22,18 +22,34 @@ ERROR_EXAMPLES: dict[int, tuple[str, list[str]]] = {
             "malformed tag 'zz': use (gggg,eeee) with 4 hex digits each",
         ],
     ),
+    401: (
+        "Credentials are missing, wrong, expired or revoked (auth required); WWW-Authenticate names Bearer.",
+        ["authentication required: send Authorization: Bearer <token> or Basic credentials"],
+    ),
+    403: (
+        "The caller may see this but not do this (a read-only grant, key or share link).",
+        ["this credential may only read: deleting needs write access"],
+    ),
+    429: ("Too many failed logins; Retry-After says when to try again.", ["too many failed logins: retry later"]),
     404: ("No stored file has that name, or the file has no such element.", ["no stored file is named 'x.dcm'"]),
     413: (
         "The upload is larger than LIGHTBOX_MAX_UPLOAD_BYTES.",
         ["the upload is 2147549184 bytes, more than the limit of 1073807360 bytes"],
     ),
     415: (
-        "No installed decoder handles the pixel data's transfer syntax.",
-        ["no installed decoder handles the transfer syntax JPEG 2000 Part 2 Multi-component Image Compression"],
+        "No installed decoder handles the pixel data's transfer syntax, or the body's media type is not taken.",
+        [
+            "no installed decoder handles the transfer syntax JPEG 2000 Part 2 Multi-component Image Compression",
+            'STOW-RS takes multipart/related; type="application/dicom"',
+        ],
     ),
     422: (
         "The file holds no image that can be shown faithfully.",
         ["this file has no image: it holds no Pixel Data element"],
+    ),
+    406: (
+        "No representation the client accepts can be produced (PS3.18 8.7).",
+        ["the instances cannot be sent in transfer syntax 1.2.840.10008.1.2.4.50: use * or the default"],
     ),
     408: (
         "The client stopped sending the body; nothing was kept.",
@@ -90,8 +106,21 @@ def _replace_default_validation_errors(schema: dict[str, Any]) -> dict[str, Any]
     return schema
 
 
+def _without_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """Single-user mode asks for no credentials, so the document must not promise it does."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if operation.pop("security", None) is None:
+                continue  # no credentials involved (probes, and login: a wrong password is 401 in any mode)
+            for status in ("401", "403"):
+                operation.get("responses", {}).pop(status, None)
+    schema.get("components", {}).pop("securitySchemes", None)
+    return schema
+
+
 def install_openapi(app: FastAPI) -> None:
-    """Build the document once, with FastAPI's 422 replaced by our 400 error shape."""
+    """Build the document once, with FastAPI's 422 replaced by our 400 error shape (and, in single-user
+    mode, without the credentials and 401/403 answers that only apply when auth is required)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -102,7 +131,10 @@ def install_openapi(app: FastAPI) -> None:
                 description=app.description,
                 routes=app.routes,
             )
-            app.openapi_schema = _replace_default_validation_errors(schema)
+            schema = _replace_default_validation_errors(schema)
+            if not app.state.settings.auth_required:
+                schema = _without_security(schema)
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

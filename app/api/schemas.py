@@ -17,6 +17,11 @@ class UploadBody(BaseModel):
         description="The stored name, for later calls.", examples=["0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"]
     )
     size: int = Field(description="Bytes stored.", examples=[3642242])
+    warnings: list[str] | None = Field(
+        None,
+        description="Present only when the file was accepted although not conformant (non-conformant UIDs, "
+        "mixed VR encodings, values of the wrong length): what, in words.",
+    )
 
 
 class AttributeData(BaseModel):
@@ -58,6 +63,7 @@ class FileEntry(BaseModel):
     status: int = Field(description="201 stored, 200 already stored, 409 SOP Instance UID taken, 4xx refused.")
     name: str | None = Field(None, description="The stored name (or the name of the identical/conflicting file).")
     error: str | None = Field(None, description="Why the file was not stored.")
+    warnings: list[str] | None = Field(None, description="As for a single file: present only when not conformant.")
 
 
 class BulkUploadBody(BaseModel):

@@ -1,1 +1,2 @@
-"""Who is asking: principals and (later) users, keys and ownership policy."""
+"""Who is asking and what they may do: principals, credentials (bearer, Basic, cookie, share token),
+the one access policy, password hashing and the bearer secrets Lightbox issues."""

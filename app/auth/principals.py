@@ -1,7 +1,8 @@
 """Principals: every data access names who asks, so access control is a policy, not a retrofit.
 
 Single-user mode has one principal, the local administrator; users, API keys and share tokens
-resolve to principals of their own kind (``actor_type``), which the audit trail records.
+resolve to principals of their own kind (``actor_type``), which the audit trail records. What a
+principal may see and do is decided by :mod:`app.auth.policy` alone, from these fields.
 """
 
 from __future__ import annotations
@@ -19,17 +20,54 @@ class ActorType(enum.StrEnum):
     ANONYMOUS = "anonymous"
 
 
+class Role(enum.StrEnum):
+    """A user account's role: ``admin`` sees and manages everything."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
+class Scope(enum.IntEnum):
+    """What a credential may do at most (an API key's ``scope``; a login is ``write`` or ``admin``)."""
+
+    READ = 1
+    WRITE = 2
+    ADMIN = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        return cls[text.upper()]
+
+
+@dataclass(frozen=True)
+class ShareScope:
+    """A share link's reach: one Study Instance UID, as far as its creator could write it."""
+
+    share_id: str
+    study_instance_uid: str
+    creator: str
+    creator_is_admin: bool
+
+
 @dataclass(frozen=True)
 class Principal:
-    """The caller of a use case. ``name`` is what the index records as owner."""
+    """The caller of a use case. ``name`` is what the index records as owner (the user name)."""
 
     name: str
     is_admin: bool = False
     actor_type: ActorType = ActorType.USER
+    scope: Scope = Scope.ADMIN
+    share: ShareScope | None = None
+    credential_id: str | None = None  # the API key or login token id, never its secret
 
-    def may_see(self, owner: str) -> bool:
-        """Administrators see everything; others only what they own."""
-        return self.is_admin or owner == self.name
+    @property
+    def may_write(self) -> bool:
+        """Upload, delete, grant: a login or a ``write``/``admin`` key; never a share link."""
+        return self.share is None and self.scope >= Scope.WRITE
 
 
 #: The only principal while Lightbox runs single-user on loopback.

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_deferred_data_element
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.valuerep import IS, DSfloat, PersonName
 
+from app.dicom.lenient_json import sequence_json
 from app.errors import ElementNotFound
 
 #: VRs whose value is a byte string rather than text or numbers (PS3.5 §6.2).
@@ -98,8 +100,10 @@ def _json_value(elem: DataElement, inline_max: int) -> Any:
         return {"InlineBinary": base64.b64encode(data).decode("ascii")}
     try:
         model = elem.to_json_dict(bulk_data_element_handler=_too_large_to_inline, bulk_data_threshold=inline_max)
-    except (IndexError, ValueError, TypeError, AttributeError, UnicodeError):
-        return _fallback_json_value(elem)  # pydicom fails on some malformed values (e.g. odd person names)
+    except Exception:  # pydicom fails on some malformed values (odd person names, wrong lengths in items)
+        if elem.VR == "SQ":
+            return sequence_json(elem, inline_max)
+        return _fallback_json_value(elem)
     return model.get("Value", [])
 
 
@@ -131,7 +135,31 @@ def describe(dataset: Dataset, tag: BaseTag, inline_max: int) -> Attribute:
         vr, length = deferred
         elem = DataElement(tag, vr, b"")
         return Attribute(_element_name(elem), vr, f"[{length} bytes]", None)
-    return describe_element(source[tag], inline_max)
+    return describe_element(_element_or_un(source, tag, dataset), inline_max)
+
+
+def _element_or_un(source: Dataset, tag: BaseTag, parsed: Dataset) -> DataElement:
+    """``source[tag]``, or its bytes as ``UN`` when pydicom cannot convert the value (a US of 3 bytes:
+    ``config.convert_wrong_length_to_UN`` semantics, without changing pydicom's process-wide setting).
+
+    ``parsed`` is the dataset read from the file, which knows where to read a value left on disk."""
+    try:
+        return source[tag]
+    except Exception:
+        raw = source.get_item(tag, keep_deferred=True)
+        if isinstance(raw, RawDataElement) and raw.value is None and raw.length:
+            raw = read_deferred_data_element(
+                getattr(parsed, "fileobj_type", open), getattr(parsed, "filename", None), None, raw
+            )
+        value = raw.value  # raw bytes; or a DataElement whose ambiguous VR could not be resolved (still bytes)
+        return un_element(tag, value if isinstance(value, bytes) else b"")
+
+
+def un_element(tag: BaseTag, data: bytes | None) -> DataElement:
+    """An element of VR ``UN`` holding ``data`` as is (pydicom would swap UN for the dictionary VR and convert)."""
+    elem = DataElement(tag, "OB", data)
+    elem.VR = "UN"
+    return elem
 
 
 def describe_element(elem: DataElement, inline_max: int) -> Attribute:

@@ -26,7 +26,9 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 from pydicom.valuerep import AMBIGUOUS_VR
 
-from app.dicom.attributes import BINARY_VRS, Attribute, describe_element
+from app.dicom.attributes import BINARY_VRS, Attribute, describe_element, un_element
+from app.dicom.lengths import wrong_length
+from app.dicom.lenient_json import sequence_json
 from app.dicom.simple_json import simple_element_json
 from app.errors import ElementNotFound
 
@@ -78,11 +80,16 @@ def _converted(source: Dataset, tag: BaseTag, raw: DataElement | RawDataElement,
 def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Charset) -> dict[str, Any]:
     raw = source.get_item(tag, keep_deferred=True)
     if isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, 0xFFFFFFFF):
+        if wrong_length(raw):
+            return _bulk("UN", tag)
         return _bulk(raw.VR, tag)  # left on disk by the parser (defer_size): a bulk value
     if tag in PIXEL_TAGS:
         return _bulk(raw.VR, tag)
     try:
         elem = _converted(source, tag, raw, charset)
+    except Exception:  # a value pydicom cannot convert: kept as UN bytes (convert_wrong_length_to_UN)
+        return _unconverted(raw, tag)
+    try:
         if elem.VR in NUMBER_STRING_VRS:
             return _number_strings(elem)
         if elem.VR in BINARY_VRS:
@@ -99,8 +106,20 @@ def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Chars
             bulk_data_element_handler=_no_bulk_uri, bulk_data_threshold=inline_max
         )
         return model
-    except Exception:  # a value pydicom cannot convert: the file still answers for it
-        return _bulk(raw.VR, tag)
+    except Exception:  # a nested value pydicom cannot convert: that one as UN bytes, the rest as they are
+        if elem.VR == "SQ":
+            return {"vr": "SQ", "Value": sequence_json(elem, inline_max)}
+        return _unconverted(raw, tag)
+
+
+def _unconverted(raw: DataElement | RawDataElement, tag: BaseTag) -> dict[str, Any]:
+    """A value pydicom cannot convert (a US of 3 bytes, PS3.5 §6.2) as the bytes it is, VR ``UN``."""
+    data = raw.value if isinstance(raw, RawDataElement) else None
+    if not isinstance(data, bytes) or len(data) > HEADER_INLINE_BYTES:
+        return _bulk("UN" if isinstance(raw, RawDataElement) else raw.VR, tag)
+    if not data:
+        return {"vr": "UN"}
+    return {"vr": "UN", "InlineBinary": base64.b64encode(data).decode("ascii")}
 
 
 def header_json(dataset: Dataset, inline_max: int) -> Header:
@@ -148,7 +167,7 @@ def describe_json(header: Header, tag: BaseTag, inline_max: int) -> Attribute | 
             elem = DataElement(tag, vr, "\\".join("" if v is None else v for v in value) if value else None)
         elif vr in BINARY_VRS:
             data = base64.b64decode(entry["InlineBinary"]) if "InlineBinary" in entry else None
-            elem = DataElement(tag, vr, data)
+            elem = un_element(tag, data) if vr == "UN" else DataElement(tag, vr, data)
         elif value is None:
             elem = DataElement(tag, vr, None)
         else:

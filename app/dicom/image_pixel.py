@@ -147,8 +147,12 @@ def _frames(ds: Dataset) -> int:
     return max(frames or 1, 1)
 
 
-def read_image_pixel(ds: Dataset, max_pixels: int) -> ImagePixel:
-    """Read and check the Image Pixel module before anything is decoded; the pixel budget too."""
+def read_image_pixel(ds: Dataset, max_pixels: int, per_frame: bool = False) -> ImagePixel:
+    """Read and check the Image Pixel module before anything is decoded; the pixel budget too.
+
+    The budget counts every frame, except for video (``per_frame``): a video decoder holds one
+    picture at a time, so there it bounds rows x columns x samples.
+    """
     rows = optional_int(ds, "Rows")
     columns = optional_int(ds, "Columns")
     bits = optional_int(ds, "BitsAllocated")
@@ -174,6 +178,7 @@ def read_image_pixel(ds: Dataset, max_pixels: int) -> ImagePixel:
         raise malformed("PlanarConfiguration", "must be 0 or 1")
     photometric = text(ds, "PhotometricInterpretation", "MONOCHROME2" if samples == 1 else "RGB")
     image = ImagePixel(rows, columns, _frames(ds), samples, bits, stored, representation, photometric, planar)
-    if image.pixel_count > max_pixels:
-        raise NotRenderable(f"the image declares {image.pixel_count} samples, more than the limit of {max_pixels}")
+    declared = image.rows * image.columns * image.samples if per_frame else image.pixel_count
+    if declared > max_pixels:
+        raise NotRenderable(f"the image declares {declared} samples, more than the limit of {max_pixels}")
     return image

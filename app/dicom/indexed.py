@@ -2,7 +2,8 @@
 
 Patient (PS3.3 C.7.1.1), General Study (C.7.2.1), General Series (C.7.3.1), SOP Common
 (C.12.1) and Image Pixel (C.7.6.3) attributes; QIDO-RS matching keys of PS3.18 §10.6.1.2.
-Lenient: a missing or malformed value becomes empty, never a refusal.
+Lenient: a missing or malformed value becomes empty, never a refusal. The identifying UIDs come
+from ingest (:mod:`app.dicom.identifiers`), which has judged them already.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
+from app.dicom.ingest import IngestFacts
+
 MAX_TEXT = 256  # longer than any VR allows for these attributes (LO 64, PN 64 per group)
+MAX_DATE, MAX_CODE = 32, 64  # the index's widths for DA and CS columns (app/index/schema.py)
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,16 @@ class InstanceAttributes:
     columns: int | None
     number_of_frames: int | None
     transfer_syntax_uid: str
+    study_time: str = ""
+    referring_physician_name: str = ""
+    study_id: str = ""
+    series_description: str = ""
+    pps_start_date: str = ""
+    pps_start_time: str = ""
 
 
-def _text(dataset: Dataset, keyword: str) -> str:
+def _text(dataset: Dataset, keyword: str, width: int = MAX_TEXT) -> str:
+    """The value as text, cut to the index column's ``width`` (a hostile value must not fail the insert)."""
     try:
         value = dataset.get(keyword)
     except Exception:  # a malformed value is not indexed
@@ -46,7 +57,7 @@ def _text(dataset: Dataset, keyword: str) -> str:
         return ""
     if not isinstance(value, str) and hasattr(value, "__iter__") and not hasattr(value, "components"):
         value = "\\".join(str(v) for v in value)
-    return str(value).strip(" \x00")[:MAX_TEXT]
+    return str(value).strip(" \x00")[:width]
 
 
 def _number(dataset: Dataset, keyword: str) -> int | None:
@@ -60,24 +71,31 @@ def _number(dataset: Dataset, keyword: str) -> int | None:
     return number if -(2**31) <= number < 2**31 else None
 
 
-def index_attributes(dataset: Dataset, sop_class_uid: str, sop_instance_uid: str, syntax: str) -> InstanceAttributes:
-    """Read the indexed attributes of ``dataset``; the SOP identity comes from ingest (meta as fallback)."""
+def index_attributes(facts: IngestFacts) -> InstanceAttributes:
+    """Read the indexed attributes of an accepted file; its identifiers come from ingest (meta as fallback)."""
+    dataset = facts.header
     return InstanceAttributes(
         patient_id=_text(dataset, "PatientID"),
         patient_name=_text(dataset, "PatientName"),
-        patient_birth_date=_text(dataset, "PatientBirthDate"),
-        study_instance_uid=_text(dataset, "StudyInstanceUID"),
-        study_date=_text(dataset, "StudyDate"),
+        patient_birth_date=_text(dataset, "PatientBirthDate", MAX_DATE),
+        study_instance_uid=facts.study_instance_uid,
+        study_date=_text(dataset, "StudyDate", MAX_DATE),
         study_description=_text(dataset, "StudyDescription"),
         accession_number=_text(dataset, "AccessionNumber"),
-        series_instance_uid=_text(dataset, "SeriesInstanceUID"),
-        modality=_text(dataset, "Modality"),
+        series_instance_uid=facts.series_instance_uid,
+        modality=_text(dataset, "Modality", MAX_CODE),
         series_number=_number(dataset, "SeriesNumber"),
-        sop_class_uid=sop_class_uid,
-        sop_instance_uid=sop_instance_uid,
+        sop_class_uid=facts.sop_class_uid,
+        sop_instance_uid=facts.sop_instance_uid,
         instance_number=_number(dataset, "InstanceNumber"),
         rows=_number(dataset, "Rows"),
         columns=_number(dataset, "Columns"),
         number_of_frames=_number(dataset, "NumberOfFrames"),
-        transfer_syntax_uid=syntax,
+        transfer_syntax_uid=facts.transfer_syntax_uid,
+        study_time=_text(dataset, "StudyTime"),
+        referring_physician_name=_text(dataset, "ReferringPhysicianName"),
+        study_id=_text(dataset, "StudyID"),
+        series_description=_text(dataset, "SeriesDescription"),
+        pps_start_date=_text(dataset, "PerformedProcedureStepStartDate"),
+        pps_start_time=_text(dataset, "PerformedProcedureStepStartTime"),
     )

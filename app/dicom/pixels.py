@@ -28,9 +28,10 @@ from pydicom.encaps import encapsulate, get_frame
 from pydicom.pixels.decoders.base import Decoder, get_decoder
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from app.dicom import codecs
-from app.dicom.image_pixel import ImagePixel, read_image_pixel
+from app.dicom import codecs, video, video_media
+from app.dicom.image_pixel import ImagePixel, optional_float, read_image_pixel
 from app.dicom.streams import check_frame
+from app.dicom.video_streams import VideoCodec
 from app.errors import InvalidRequest, LightboxError, NotRenderable, UnsupportedEncoding
 
 codecs.install()  # pydicom's decoder registry is process-wide; registering is idempotent
@@ -61,9 +62,9 @@ def pixel_data_tag(ds: Dataset) -> int:
     raise NotRenderable("this file has no image: it holds no Pixel Data element")
 
 
-def geometry(ds: Dataset, max_pixels: int) -> ImagePixel:
+def geometry(ds: Dataset, max_pixels: int, per_frame: bool = False) -> ImagePixel:
     """Read and sanity-check the declared image before anything is decoded."""
-    return read_image_pixel(ds, max_pixels)
+    return read_image_pixel(ds, max_pixels, per_frame)
 
 
 def _decoder(syntax: UID) -> tuple[Decoder, str]:
@@ -175,7 +176,50 @@ def check_before_decoding(path: Path, ds: Dataset, index: int, max_pixels: int) 
     _frame(path, ds, index, max_pixels, decode=False)
 
 
+def _video_frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:
+    """One frame of a video transfer syntax (PS3.5 8.2.5-8.2.7): the bitstream's head checked, then decoded."""
+    tag = pixel_data_tag(ds)
+    syntax = transfer_syntax(ds)
+    image = geometry(ds, max_pixels, per_frame=True)
+    if not 0 <= index < image.frames:
+        raise InvalidRequest(f"frame {index + 1} is out of range: this file has {image.frames} frame(s)")
+    with ExitStack() as stack:
+        source, _available, _vr = _value_source(stack, path, ds, tag, syntax)
+        start = source.tell()
+        video.check_head(syntax, source, image, max_pixels)
+        if not decode:
+            return None
+        source.seek(start)
+        return video.decode_video_frame(syntax, source, image, index, max_pixels)
+
+
+def video_file(path: Path, ds: Dataset, max_pixels: int) -> tuple[bytes, str]:
+    """The stored video as PS3.18 rendered media (content, media type); see :mod:`app.dicom.video_media`.
+
+    MPEG-2 is its stored elementary stream; H.264 and HEVC are remuxed into MP4 (native code: sandbox only).
+    """
+    syntax = transfer_syntax(ds)
+    if not video.is_video(syntax):
+        raise NotRenderable(f"this file holds no video: its transfer syntax is {syntax.name} ({str(syntax)[:64]})")
+    tag = pixel_data_tag(ds)
+    image = geometry(ds, max_pixels, per_frame=True)
+    frame_time = optional_float(ds, "FrameTime")
+    rate = optional_float(ds, "CineRate")
+    if frame_time is None and rate:
+        frame_time = 1000.0 / rate
+    media_type = video.VIDEO_SYNTAXES[syntax].media_type
+    with ExitStack() as stack:
+        source, _available, _vr = _value_source(stack, path, ds, tag, syntax)
+        chunks = video.fragments(source)
+        if video.VIDEO_SYNTAXES[syntax].codec is VideoCodec.MPEG2:
+            return b"".join(chunks), media_type
+        ticks = video_media.frame_ticks(frame_time)
+        return video_media.remux(syntax, chunks, image, max_pixels, ticks), media_type
+
+
 def _frame(path: Path, ds: Dataset, index: int, max_pixels: int, decode: bool) -> np.ndarray | None:
+    if video.is_video(transfer_syntax(ds)):
+        return _video_frame(path, ds, index, max_pixels, decode)
     tag = pixel_data_tag(ds)
     syntax = transfer_syntax(ds)
     decoder, plugin = _decoder(syntax)

@@ -37,6 +37,7 @@ from app.dimse.scp import (
 from app.metrics import Metrics
 from app.readiness import CheckFailed
 from app.services.instances import InstanceService
+from app.services.renders import RenderService
 from app.services.retrieve import RetrieveService
 
 log = logging.getLogger("lightbox.dimse")
@@ -92,11 +93,13 @@ class DimseListener:
         self,
         settings: Settings,
         instances: InstanceService,
+        renders: RenderService,
         resolve: PrincipalResolver,
         metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.instances = instances
+        self.renders = renders
         self.resolve = resolve
         self.metrics = metrics
         self.server: ThreadedAssociationServer | None = None
@@ -117,7 +120,7 @@ class DimseListener:
     async def _try_bind(self) -> bool:
         handlers = Handlers(
             self.instances,
-            RetrieveService(self.instances),
+            RetrieveService(self.instances, self.renders),
             CallerRules(parse_peers(self.settings.dimse_peers), self.settings.dimse_accept_any),
             parse_destinations(self.settings.dimse_destinations),
             self.resolve,

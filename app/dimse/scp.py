@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
@@ -28,6 +29,7 @@ from app.dimse import status
 from app.dimse.peers import Destination, Peer
 from app.errors import LightboxError
 from app.index.base import FindMatch, QueryLevel
+from app.logging import RequestContext, current_request
 from app.metrics import Metrics
 from app.services.instances import InstanceService
 from app.services.retrieve import RetrieveService
@@ -40,7 +42,8 @@ Binding = (
     | tuple[NotificationEvent | InterventionEvent, Callable[..., Any], list[Any]]
 )
 
-#: Resolves the Lightbox user a peer acts as (the user part of ``AE@address:user``) to a Principal.
+#: Resolves the Lightbox user a peer acts as (the user part of ``AE@address:user``) to a Principal:
+#: :meth:`app.services.users.UserService.acting_as` (NotAuthenticated for an unknown or disabled user).
 PrincipalResolver = Callable[[str], Awaitable[Principal]]
 
 # SOP classes served (PS3.4 A, C.6.1, C.6.2; UIDs from PS3.6 A)
@@ -54,11 +57,6 @@ FIND_LEVELS: dict[str, tuple[QueryLevel, ...]] = {
 }
 STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
 RETRIEVE_LEVELS = (QueryLevel.STUDY, QueryLevel.SERIES, QueryLevel.IMAGE)
-
-
-async def single_user(_user: str) -> Principal:
-    """Single-user mode: every peer acts as the local administrator, whatever user it names."""
-    return LOCAL_ADMIN
 
 
 @dataclass(frozen=True)
@@ -109,15 +107,20 @@ class Handlers:
             (evt.EVT_C_MOVE, self.on_move),
         ]
 
-    def _run(self, work: Awaitable[T]) -> T:
-        """Run ``work`` on the app's event loop and wait for it (this is an association thread)."""
-        return asyncio.run_coroutine_threadsafe(_awaited(work), self.loop).result()
+    def _run(self, work: Awaitable[T], event: Event | None = None) -> T:
+        """Run ``work`` on the app's event loop and wait for it (this is an association thread).
+
+        With ``event``, the work runs as one request of the peer's (its address and a request id),
+        so audit records and log lines name the client as they do for HTTP.
+        """
+        context = _request_context(event) if event is not None else None
+        return asyncio.run_coroutine_threadsafe(_awaited(work, context), self.loop).result()
 
     def _principal(self, event: Event) -> Principal:
         peer = self.rules.peers.get(event.assoc.requestor.ae_title.strip())
         if peer is None:  # accepted only under LIGHTBOX_DIMSE_ACCEPT_ANY (loopback)
             return LOCAL_ADMIN
-        return self._run(self.resolve(peer.user))
+        return self._run(self.resolve(peer.user), event)
 
     def _count(self, operation: str, code: int) -> None:
         self.metrics.dimse_operations.labels(operation, f"0x{code:04X}").inc()
@@ -129,6 +132,12 @@ class Handlers:
         calling = str(primitive.calling_ae_title if primitive is not None else "").strip()
         address = str(assoc.requestor.address)
         reason = self.rules.refusal(calling, address)
+        peer = self.rules.peers.get(calling)
+        if reason is None and peer is not None:
+            try:
+                self._run(self.resolve(peer.user))
+            except LightboxError:  # with auth: the user it acts as is unknown or disabled
+                reason = "the user this peer acts as is unknown or disabled"
         if reason is None:
             self.metrics.dimse_associations.labels("accepted").inc()
             log.info("DICOM association from %s at %s", calling, address)
@@ -155,7 +164,7 @@ class Handlers:
             syntax = str(event.context.transfer_syntax)
             meta = file_meta(sop_class, sop_instance, syntax, event.assoc.requestor.ae_title)
             data = request.DataSet.getvalue() if request.DataSet is not None else b""
-            self._run(self.instances.store_bytes(principal, (meta, data), f"{sop_instance}.dcm"))
+            self._run(self.instances.store_bytes(principal, (meta, data), f"{sop_instance}.dcm"), event)
         except LightboxError as exc:
             failure = status.failure_for(exc, status.Operation.STORE)
             log.warning("C-STORE failed with 0x%04X: %s", failure.status, failure.comment)
@@ -173,7 +182,7 @@ class Handlers:
             levels = FIND_LEVELS.get(str(event.request.AffectedSOPClassUID), ())
             query = find_query(identifier, query_level(identifier, levels))
             principal = self._principal(event)
-            matches = self._run(self.instances.find(principal, query))
+            matches = self._run(self.instances.find(principal, query), event)
         except LightboxError as exc:
             failure = status.failure_for(exc, status.Operation.FIND)
             self._count("C-FIND", failure.status)
@@ -188,13 +197,13 @@ class Handlers:
         yield code, None
 
     # -- Retrieve (PS3.4 C.4.2 C-MOVE, C.4.3 C-GET) ---------------------------------------
-    def _matches(self, event: Event) -> tuple[Principal, list[FindMatch]]:
+    def _matches(self, event: Event, operation: status.Operation) -> tuple[Principal, list[FindMatch]]:
         """The instances a retrieve names (at its study, series or instance level) and the caller may see."""
         identifier = event.identifier
         query = find_query(identifier, query_level(identifier, RETRIEVE_LEVELS))
         query = replace(query, level=QueryLevel.IMAGE)  # whatever the level, instances are sent
         principal = self._principal(event)
-        return principal, self._run(self.instances.find(principal, query))
+        return principal, self._run(self.retrieve.matches(principal, query, operation.value), event)
 
     def _send(
         self,
@@ -215,7 +224,7 @@ class Handlers:
                 accepted = _accepted_syntaxes(receiver())
             try:
                 syntaxes = accepted.get(match.sop_class_uid, frozenset())
-                dataset = self._run(self.retrieve.dataset(principal, match.name, syntaxes))
+                dataset = self._run(self.retrieve.dataset(principal, match, syntaxes, operation.value), event)
             except LightboxError as exc:  # a stored file unreadable or not convertible
                 failure = status.failure_for(exc, operation)
                 log.warning("%s stopped with 0x%04X: %s", operation.value, failure.status, failure.comment)
@@ -227,7 +236,7 @@ class Handlers:
 
     def on_get(self, event: Event) -> Iterator[Any]:
         try:
-            principal, matches = self._matches(event)
+            principal, matches = self._matches(event, status.Operation.GET)
         except LightboxError as exc:
             failure = status.failure_for(exc, status.Operation.GET)
             self._count("C-GET", failure.status)
@@ -247,9 +256,9 @@ class Handlers:
             yield None, None  # pynetdicom answers 0xA801 Move Destination unknown
             return
         try:
-            principal, matches = self._matches(event)
+            principal, matches = self._matches(event, status.Operation.MOVE)
         except LightboxError as exc:
-            failure = status.failure_for(exc, status.Operation.GET)
+            failure = status.failure_for(exc, status.Operation.MOVE)
             self._count("C-MOVE", failure.status)
             yield destination.host, destination.port, {"contexts": _uncompressed(["1.2.840.10008.5.1.4.1.1.7"])}
             yield 1
@@ -268,8 +277,18 @@ class Handlers:
         yield from self._send(event, status.Operation.MOVE, principal, matches, receiver)
 
 
-async def _awaited(work: Awaitable[T]) -> T:
+async def _awaited(work: Awaitable[T], context: RequestContext | None) -> T:
+    if context is not None:
+        current_request.set(context)  # this task's own copy of the context
     return await work
+
+
+def _request_context(event: Event) -> RequestContext:
+    """One DIMSE request as the request context: its operation, and the peer's address as the client."""
+    requestor = event.assoc.requestor
+    operation = str(getattr(event.request, "__class__", type(None)).__name__).replace("_", "-")
+    scope = {"client": (str(requestor.address), int(requestor.port or 0))}
+    return RequestContext(request_id=uuid.uuid4().hex, method=operation, scope=scope)
 
 
 def _comment(failure: status.Failure) -> Dataset:

@@ -57,6 +57,8 @@ STATUS_BY_ERROR: dict[type[errors.LightboxError], dict[Operation, int]] = {
     errors.IndexUnavailable: {Operation.STORE: OUT_OF_RESOURCES, Operation.GET: GET_OUT_OF_RESOURCES},
     errors.NotFound: {Operation.STORE: PROCESSING_FAILURE},
     errors.NotRenderable: {Operation.STORE: CANNOT_UNDERSTAND},
+    errors.NotAuthenticated: {Operation.STORE: NOT_AUTHORISED},  # the peer's user unknown or disabled
+    errors.Forbidden: {Operation.STORE: NOT_AUTHORISED},  # the policy refused the action
 }
 COMMENT_MAX = 64  # Error Comment is LO (PS3.7 E.1): at most 64 characters
 

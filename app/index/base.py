@@ -13,6 +13,7 @@ from typing import Protocol
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
 from app.dicom.indexed import InstanceAttributes
+from app.dicom.qido import SearchQuery
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -72,6 +73,15 @@ class ListQuery:
     study_date_to: str | None = None
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+
+
+@dataclass(frozen=True)
+class StudyAccess:
+    """What a principal may do with one study's instances: see some, change some, own some."""
+
+    visible: bool
+    writable: bool
+    owned: bool
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,34 @@ class FindMatch:
     name: str = ""  # the stored name (IMAGE level), for retrieval
 
 
+@dataclass(frozen=True)
+class SearchRow:
+    """One QIDO-RS result: identity, the counts the index computes, and the header of a representative
+    instance (the first stored of the study or series) that the other return attributes come from."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    modalities_in_study: str
+    related_series: int
+    related_instances: int
+    header: Header
+
+
+@dataclass(frozen=True)
+class Located:
+    """A stored instance named by its UIDs (WADO-RS, WADO-URI): its stored name and what a retrieve needs."""
+
+    name: str
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    number_of_frames: int | None
+    header: Header | None = None
+
+
 class InstanceIndex(Protocol):
     """Add / get / query / remove; every call names the principal it acts for."""
 
@@ -155,14 +193,39 @@ class InstanceIndex(Protocol):
 
     async def exists(self, principal: Principal, name: str) -> bool: ...
 
+    async def study_uid(self, principal: Principal, name: str) -> str:
+        """The Study Instance UID (0020,000D) of ``name``: the audit record's study, and the same
+        visibility check as :meth:`header` (FileNotFound if unknown or not visible), in one query."""
+        ...
+
     async def query(self, principal: Principal, query: ListQuery) -> ListPage: ...
 
     async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
         """The patients, studies, series or instances ``principal`` may see that match (at most ``limit``)."""
         ...
 
+    async def search(self, principal: Principal, query: SearchQuery) -> list[SearchRow]:
+        """QIDO-RS: the studies, series or instances the principal may see that match, in storage order."""
+        ...
+
+    async def locate(
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        headers: bool = False,
+    ) -> list[Located]:
+        """The visible instances of a study, series or one instance, in series and instance order."""
+        ...
+
     async def remove(self, principal: Principal, name: str) -> None:
-        """Delete the row of ``name`` (and parents left empty); FileNotFound if unknown."""
+        """Delete the row of ``name`` (and parents left empty); FileNotFound if unknown or not visible,
+        Forbidden if visible but not writable by ``principal``."""
+        ...
+
+    async def study_access(self, principal: Principal, study_instance_uid: str) -> StudyAccess:
+        """Whether ``principal`` sees, may change, and owns instances of the study."""
         ...
 
     async def clear(self) -> None:

@@ -1,20 +1,20 @@
 """The SELECT answering a :class:`FindQuery` (C-FIND, PS3.4 C.2.2.2 matching) at one level.
 
-Visibility is not decided here: the caller passes the condition(s) :mod:`app.index.sql` builds for
-the principal, applied to the level's own table (every row is owned).
+Visibility is :func:`app.index.visibility.visible` on the level's own table (the access policy's one
+rule, as for QIDO-RS and the file list); text matching is :func:`app.index.search.wildcard`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, func, literal, null, select
+from sqlalchemy import ColumnElement, Select, Table, and_, literal, null, select
 
+from app.auth.principals import Principal
 from app.index.base import FindQuery, QueryLevel
 from app.index.schema import instances, patients, series, studies
-
-Visibility = Callable[[Table], list[ColumnElement[bool]]]
+from app.index.search import wildcard
+from app.index.visibility import visible
 
 _LEVEL_TABLES: dict[QueryLevel, tuple[Table, ...]] = {
     QueryLevel.PATIENT: (patients,),
@@ -24,30 +24,13 @@ _LEVEL_TABLES: dict[QueryLevel, tuple[Table, ...]] = {
 }
 
 
-def like_pattern(text: str) -> str:
-    """DICOM wildcards (PS3.4 C.2.2.2.4: ``*`` any run, ``?`` one character) as a LIKE pattern."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
-def wildcard(column: Any, value: str, case_insensitive: bool = False) -> ColumnElement[bool]:
-    """Single value matching, or wildcard matching when ``value`` holds ``*`` or ``?`` (C.2.2.2.1, C.2.2.2.4)."""
-    target = func.lower(column) if case_insensitive else column
-    text = value.lower() if case_insensitive else value
-    if "*" in value or "?" in value:
-        like: ColumnElement[bool] = target.like(like_pattern(text), escape="\\")
-        return like
-    equal: ColumnElement[bool] = target == text
-    return equal
-
-
 def _conditions(query: FindQuery, tables: tuple[Table, ...]) -> list[ColumnElement[bool]]:
     """Each key given is applied when its table is at or above the query's level."""
     found: list[ColumnElement[bool]] = []
     if query.patient_id:
         found.append(wildcard(patients.c.patient_id, query.patient_id))
     if query.patient_name:
-        found.append(wildcard(patients.c.patient_name, query.patient_name, case_insensitive=True))
+        found.append(wildcard(patients.c.patient_name, query.patient_name, ignore_case=True))
     if studies in tables:
         if query.study_instance_uids:
             found.append(studies.c.study_instance_uid.in_(query.study_instance_uids))
@@ -58,7 +41,7 @@ def _conditions(query: FindQuery, tables: tuple[Table, ...]) -> list[ColumnEleme
         if query.accession_number:
             found.append(wildcard(studies.c.accession_number, query.accession_number))
         if query.study_description:
-            found.append(wildcard(studies.c.study_description, query.study_description, case_insensitive=True))
+            found.append(wildcard(studies.c.study_description, query.study_description, ignore_case=True))
         if query.modality and series not in tables:  # Modalities in Study (0008,0061): any of its series
             found.append(
                 select(series.c.id)
@@ -78,7 +61,7 @@ def _conditions(query: FindQuery, tables: tuple[Table, ...]) -> list[ColumnEleme
     return found
 
 
-def find_statement(query: FindQuery, visible: Visibility) -> Select[Any]:
+def find_statement(principal: Principal, query: FindQuery) -> Select[Any]:
     """Rows of the level's table (joined to the levels above), visible ones only, in a stable order."""
     tables = _LEVEL_TABLES[query.level]
     source: Any = patients
@@ -116,7 +99,7 @@ def find_statement(query: FindQuery, visible: Visibility) -> Select[Any]:
             column(instances, "name", "name"),
         )
         .select_from(source)
-        .where(*visible(level_table), *_conditions(query, tables))
+        .where(*visible(principal, level_table), *_conditions(query, tables))
         .order_by(level_table.c.id)
         .limit(query.limit)
     )

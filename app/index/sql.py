@@ -15,13 +15,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from app.auth import policy
 from app.auth.principals import Principal
 from app.dicom.header_json import Header
-from app.errors import FileNotFound, IndexNeedsWrite, IndexUnavailable, InstanceConflict
+from app.dicom.qido import SearchQuery
+from app.dicom.qido_result import needed_up_to, parse_header
+from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable, InstanceConflict
 from app.index.base import (
     AddOutcome,
     AddResult,
@@ -30,11 +33,15 @@ from app.index.base import (
     InstanceSummary,
     ListPage,
     ListQuery,
+    Located,
     NewInstance,
+    SearchRow,
+    StudyAccess,
 )
 from app.index.find import find_statement
 from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
+from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url, read_only_sqlite
 
 T = TypeVar("T")
@@ -57,30 +64,31 @@ def _sqlite_read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _like_pattern(text: str) -> str:
-    """DICOM wildcards (PS3.4 C.2.2.2.4: ``*`` any run, ``?`` one character) as a LIKE pattern."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
 def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnElement[bool]:
     if "*" in value or "?" in value:
         target = func.lower(column) if case_insensitive else column
-        pattern = _like_pattern(value.lower() if case_insensitive else value)
+        pattern = like_pattern(value.lower() if case_insensitive else value)
         like: ColumnElement[bool] = target.like(pattern, escape="\\")
         return like
     equal: ColumnElement[bool] = func.lower(column) == value.lower() if case_insensitive else column == value
     return equal
 
 
-def visible_rows(principal: Principal, table: Table) -> list[ColumnElement[bool]]:
-    """THE visibility condition: the rows of ``table`` (any level; every row is owned) ``principal`` may see.
+async def guarded(action: Callable[[], Awaitable[T]]) -> T:
+    """Run a database action; any failure but a constraint violation becomes IndexUnavailable (503)."""
+    try:
+        return await action()
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
 
-    Empty for an administrator (no condition: an unfiltered count reads one index).
-    """
-    if principal.is_admin:
-        return []
-    return [table.c.owner == principal.name]
+
+def _by_name(principal: Principal, name: str) -> list[ColumnElement[bool]]:
+    """Every lookup by name: the name, and what the principal may see (auth/policy), in one WHERE."""
+    seen = policy.visible(principal)
+    return [instances.c.name == name] if seen is None else [instances.c.name == name, seen]
 
 
 def _dump_header(header: Header) -> str:
@@ -143,13 +151,7 @@ class SqlInstanceIndex:
         await self.engine.dispose()
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await action()
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            cause = getattr(exc, "orig", None) or exc
-            raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
+        return await guarded(action)
 
     # -- writes ---------------------------------------------------------------------------------
     async def add(self, instance: NewInstance) -> AddResult:
@@ -225,6 +227,9 @@ class SqlInstanceIndex:
                     "study_description": a.study_description,
                     "accession_number": a.accession_number,
                     "modalities_in_study": "",
+                    "study_time": a.study_time,
+                    "referring_physician_name": a.referring_physician_name,
+                    "study_id": a.study_id,
                 },
                 known_study,
             )
@@ -232,7 +237,14 @@ class SqlInstanceIndex:
                 conn,
                 series,
                 {"owner": owner, "series_instance_uid": a.series_instance_uid},
-                {"study_pk": study_pk, "modality": a.modality, "series_number": a.series_number},
+                {
+                    "study_pk": study_pk,
+                    "modality": a.modality,
+                    "series_number": a.series_number,
+                    "series_description": a.series_description,
+                    "pps_start_date": a.pps_start_date,
+                    "pps_start_time": a.pps_start_time,
+                },
                 known_series,
             )
             if created:
@@ -272,11 +284,15 @@ class SqlInstanceIndex:
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
-                    select(instances.c.id, instances.c.owner, instances.c.series_pk).where(instances.c.name == name)
+                    select(instances.c.id, instances.c.series_pk, policy.writable(principal).label("writable")).where(
+                        *_by_name(principal, name)
+                    )
                 )
             ).first()
-            if row is None or not principal.may_see(row.owner):
+            if row is None:
                 raise FileNotFound(f"no stored file is named {name[:80]!r}")
+            if not row.writable:
+                raise Forbidden("deleting this file needs write access to it")
             await conn.execute(delete(instances).where(instances.c.id == row.id))
             await self._prune(conn, row.series_pk)
 
@@ -336,10 +352,8 @@ class SqlInstanceIndex:
     async def header(self, principal: Principal, name: str) -> Header:
         async def lookup() -> str:
             async with self.engine.connect() as conn:
-                row = (
-                    await conn.execute(select(instances.c.owner, instances.c.header).where(instances.c.name == name))
-                ).first()
-            if row is None or not principal.may_see(row.owner):
+                row = (await conn.execute(select(instances.c.header).where(*_by_name(principal, name)))).first()
+            if row is None:
                 raise FileNotFound(f"no stored file is named {name[:80]!r}")
             return str(row.header)
 
@@ -350,14 +364,41 @@ class SqlInstanceIndex:
     async def exists(self, principal: Principal, name: str) -> bool:
         async def lookup() -> bool:
             async with self.engine.connect() as conn:
-                owner = await conn.scalar(select(instances.c.owner).where(instances.c.name == name))
-            return owner is not None and principal.may_see(owner)
+                found = await conn.scalar(select(instances.c.id).where(*_by_name(principal, name)))
+            return found is not None
+
+        return await self._guard(lookup)
+
+    async def study_uid(self, principal: Principal, name: str) -> str:
+        """The Study Instance UID (0020,000D) of a stored file ``principal`` may see (for audit records)."""
+        statement = (
+            select(studies.c.study_instance_uid)
+            .select_from(
+                instances.join(series, series.c.id == instances.c.series_pk).join(
+                    studies, studies.c.id == series.c.study_pk
+                )
+            )
+            .where(instances.c.name == name)
+        )
+        seen = policy.visible(principal)
+        if seen is not None:
+            statement = statement.where(seen)
+
+        async def lookup() -> str:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(statement)).first()
+            if row is None:
+                raise FileNotFound(f"no stored file is named {name[:80]!r}")
+            return str(row.study_instance_uid)
 
         return await self._guard(lookup)
 
     @staticmethod
     def _conditions(principal: Principal, q: ListQuery) -> list[ColumnElement[bool]]:
-        conditions: list[ColumnElement[bool]] = visible_rows(principal, instances)
+        conditions: list[ColumnElement[bool]] = []
+        seen = policy.visible(principal)
+        if seen is not None:
+            conditions.append(seen)
         if q.sop_instance_uid:
             conditions.append(instances.c.sop_instance_uid == q.sop_instance_uid)
         if q.series_instance_uid:
@@ -443,7 +484,7 @@ class SqlInstanceIndex:
         return await self._guard(run)
 
     async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
-        statement = find_statement(query, lambda table: visible_rows(principal, table))
+        statement = find_statement(principal, query)
 
         async def run() -> list[FindMatch]:
             async with self.engine.connect() as conn:
@@ -451,6 +492,91 @@ class SqlInstanceIndex:
             return [FindMatch(**row._mapping) for row in rows]
 
         return await self._guard(run)
+
+    async def study_access(self, principal: Principal, study_instance_uid: str) -> StudyAccess:
+        """What ``principal`` may do with the instances of one study (for grants and share links)."""
+        in_study = select(instances.c.id).select_from(
+            instances.join(series, series.c.id == instances.c.series_pk).join(
+                studies, studies.c.id == series.c.study_pk
+            )
+        )
+        in_study = in_study.where(studies.c.study_instance_uid == study_instance_uid)
+        seen = policy.visible(principal)
+        visible = in_study if seen is None else in_study.where(seen)
+
+        async def run() -> StudyAccess:
+            async with self.engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(
+                            visible.exists().label("visible"),
+                            visible.where(policy.writable(principal)).exists().label("writable"),
+                            in_study.where(instances.c.owner == principal.name).exists().label("owned"),
+                        )
+                    )
+                ).one()
+            return StudyAccess(bool(row.visible), bool(row.writable), bool(row.owned))
+
+        return await self._guard(run)
+
+    async def search(self, principal: Principal, query: SearchQuery) -> list[SearchRow]:
+        statement = search_statement(principal, query)
+
+        async def run() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(statement)).all())
+
+        rows = await self._guard(run)
+        last_key = needed_up_to(query)
+
+        def parse() -> list[SearchRow]:  # headers parsed off the event loop, only as far as results need
+            return [
+                SearchRow(
+                    str(row.study_instance_uid),
+                    str(row.series_instance_uid),
+                    str(row.sop_instance_uid),
+                    str(row.modalities_in_study),
+                    int(row.related_series or 0),
+                    int(row.related_instances or 0),
+                    parse_header(row.header, last_key) if row.header else {},
+                )
+                for row in rows
+            ]
+
+        return await to_thread.run_sync(parse)
+
+    async def locate(
+        self,
+        principal: Principal,
+        study_uid: str,
+        series_uid: str | None = None,
+        sop_uid: str | None = None,
+        headers: bool = False,
+    ) -> list[Located]:
+        statement = locate_statement(principal, study_uid, series_uid, sop_uid, headers)
+
+        async def run() -> list[Any]:
+            async with self.engine.connect() as conn:
+                return list((await conn.execute(statement)).all())
+
+        rows = await self._guard(run)
+
+        def build() -> list[Located]:
+            return [
+                Located(
+                    str(row.name),
+                    str(row.study_instance_uid),
+                    str(row.series_instance_uid),
+                    str(row.sop_instance_uid),
+                    str(row.sop_class_uid),
+                    str(row.transfer_syntax_uid),
+                    row.number_of_frames,
+                    json.loads(row.header) if headers else None,
+                )
+                for row in rows
+            ]
+
+        return await to_thread.run_sync(build) if headers else build()
 
     async def names(self) -> set[str]:
         """Every stored name the index holds (start-up reconciliation with the storage folder)."""

@@ -3,6 +3,10 @@
 Store order (no orphan, no half file): stage -> fsync -> validate -> publish (link + dir fsync)
 -> index commit; if the commit fails the published file is removed again. Blocking work
 (disk, parsing, hashing) runs in worker threads; the index is asyncio throughout.
+
+Every read or deletion of a stored file writes one audit record here (architecture rule 9), with
+its outcome, so no transport can forget it; uploads are recorded per file by
+:class:`app.services.uploads.UploadSession`, which reports every file of a request.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from anyio import to_thread
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from app.auth import policy
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
 from app.dicom import ingest
@@ -28,12 +33,16 @@ from app.dicom.tags import parse_tag
 from app.errors import FileNotFound, InvalidDicom, InvalidRequest, StoredFileMissing, UploadTooLarge
 from app.index.base import AddOutcome, FindMatch, FindQuery, InstanceIndex, ListPage, ListQuery, NewInstance
 from app.services.archives import is_zip
+from app.services.audit import Action, AuditService
 from app.services.cache import LruCache
 from app.services.storage_guard import StorageGuard
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import new_stored_name
+from app.tracing import span
 
-AnswerKey = tuple[str, str, int]  # (principal, stored name, tag)
+AnswerKey = tuple[str, int]  # (stored name, tag); only answers for callers who see everything
+CachedAnswer = tuple[float, Attribute, str]  # (trusted until, answer, Study Instance UID for the audit record)
+STUDY_INSTANCE_UID = "0020000D"
 WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thread
 
 
@@ -45,6 +54,18 @@ class StoredFile:
     size: int
     sop_instance_uid: str
     created: bool = True
+    #: What was non-conformant but accepted (non-conformant UIDs, mixed encodings, wrong lengths).
+    warnings: tuple[str, ...] = ()
+    study_instance_uid: str = ""
+
+
+@dataclass(frozen=True)
+class Description:
+    """A file validated as DICOM, described for the index, with what was non-conformant about it."""
+
+    attributes: InstanceAttributes
+    header: Header
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,7 @@ class Prepared:
     attributes: InstanceAttributes
     header: Header
     uploaded_at_us: int
+    warnings: tuple[str, ...] = ()
 
 
 class Upload:
@@ -115,16 +137,73 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+def _study_of(header: Header) -> str:
+    """Study Instance UID (0020,000D) from a DICOM JSON header (PS3.18 F.2), "" when absent."""
+    values = header.get(STUDY_INSTANCE_UID, {}).get("Value") or [""]
+    return str(values[0])
+
+
+def _tag_detail(tag: BaseTag | str) -> dict[str, str]:
+    """The element asked for, as (gggg,eeee) when it parses (a tag names no patient), else as typed."""
+    if isinstance(tag, str):
+        try:
+            parsed = parse_tag(tag)
+        except InvalidRequest:
+            return {"tag": tag[:64]}
+    else:
+        parsed = tag
+    return {"tag": f"({parsed.group:04X},{parsed.element:04X})"}
+
+
+def _list_detail(query: ListQuery) -> dict[str, str | int | None]:
+    """A list's query as the caller typed it (kept in the database for administrators, never logged)."""
+    return {
+        "PatientID": query.patient_id,
+        "PatientName": query.patient_name,
+        "StudyInstanceUID": query.study_instance_uid,
+        "SeriesInstanceUID": query.series_instance_uid,
+        "SOPInstanceUID": query.sop_instance_uid,
+        "Modality": query.modality,
+        "StudyDateFrom": query.study_date_from,
+        "StudyDateTo": query.study_date_to,
+        "limit": query.limit,
+        "offset": query.offset,
+    }
+
+
+def _find_detail(query: FindQuery) -> dict[str, str | int | None]:
+    """A C-FIND's level and the keys it matched on (kept in the database for administrators, never logged)."""
+    keys = {
+        "PatientID": query.patient_id,
+        "PatientName": query.patient_name,
+        "StudyInstanceUID": "\\".join(query.study_instance_uids),
+        "StudyDateFrom": query.study_date_from,
+        "StudyDateTo": query.study_date_to,
+        "AccessionNumber": query.accession_number,
+        "StudyDescription": query.study_description,
+        "Modality": query.modality,
+        "SeriesInstanceUID": "\\".join(query.series_instance_uids),
+        "SOPInstanceUID": "\\".join(query.sop_instance_uids),
+        "SOPClassUID": "\\".join(query.sop_class_uids),
+    }
+    detail: dict[str, str | int | None] = {"dimse": "C-FIND", "level": str(query.level)}
+    detail.update((key, value) for key, value in keys.items() if value)
+    return detail
+
+
 class InstanceService:
     """The use cases of the file API, independent of HTTP."""
 
-    def __init__(self, settings: Settings, store: LocalBlobStore, index: InstanceIndex) -> None:
+    def __init__(self, settings: Settings, store: LocalBlobStore, index: InstanceIndex, audit: AuditService) -> None:
         self.settings = settings
         self.store = store
         self.index = index
+        self.audit = audit
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
-        # (principal, name, tag) -> (trusted until, answer); names are never reused and files never change
-        self.answer_cache: LruCache[AnswerKey, tuple[float, Attribute]] = LruCache(settings.answer_cache_entries)
+        # (name, tag) -> (trusted until, answer, study); names are never reused and files never change. Only
+        # callers who see every file (administrators) use it: what others may see changes with every
+        # grant or share revoked, and the cache must never be the authority on access (rule 10).
+        self.answer_cache: LruCache[AnswerKey, CachedAnswer] = LruCache(settings.answer_cache_entries)
         # answers being fetched from the index now: when one expires under load, one request refreshes it
         self._refreshing: dict[AnswerKey, anyio.Event] = {}
         self.header_cache = self._headers  # read-only view for metrics (hits/misses)
@@ -140,31 +219,38 @@ class InstanceService:
     async def store_bytes(self, principal: Principal, parts: Sequence[bytes], original_name: str | None) -> StoredFile:
         """Store a file already in memory (a DIMSE C-STORE: file meta + data set) by the upload's path.
 
-        The same guard, size limit, staging, validation, dedup, conflict and index commit as
-        ``POST /upload``; nothing is left behind on failure.
+        The same policy check, guard, size limit, staging, validation, dedup, conflict and index
+        commit as ``POST /upload``; nothing is left behind on failure. One ``upload`` audit record
+        per file, stored or refused (rule 9), as :class:`app.services.uploads.UploadSession` writes.
         """
-        size = sum(len(part) for part in parts)
-        if size > self.settings.max_upload_bytes:
-            raise UploadTooLarge(f"the file is larger than the limit of {self.settings.max_upload_bytes} bytes")
-        await self.guard.check_for_upload()
-        staged = await to_thread.run_sync(self.store.stage)
-        try:
-            await to_thread.run_sync(_write_parts, staged, parts)
-        except BaseException:
-            await self._discard_staged(staged)
-            raise
-        return await self.store_staged(principal, staged, original_name)
+        detail: dict[str, str | bool] = {"dimse": "C-STORE"}
+        with self.audit.on_failure(principal, Action.UPLOAD, detail=detail):
+            policy.require_write(principal, "storing instances")
+            size = sum(len(part) for part in parts)
+            if size > self.settings.max_upload_bytes:
+                raise UploadTooLarge(f"the file is larger than the limit of {self.settings.max_upload_bytes} bytes")
+            await self.guard.check_for_upload()
+            staged = await to_thread.run_sync(self.store.stage)
+            try:
+                await to_thread.run_sync(_write_parts, staged, parts)
+            except BaseException:
+                await self._discard_staged(staged)
+                raise
+            stored = await self.store_staged(principal, staged, original_name)
+        detail["created"] = stored.created
+        self.audit.record(
+            principal, Action.UPLOAD, study_instance_uid=stored.study_instance_uid, name=stored.name, detail=detail
+        )
+        return stored
 
-    def describe_blocking(self, path: Path) -> tuple[InstanceAttributes, Header]:
+    def describe_blocking(self, path: Path) -> Description:
         """Validate a file as DICOM and describe it for the index: attributes and the header as DICOM JSON.
 
         The same at upload and when ``lightbox reindex`` or start-up reconciliation reads a stored file.
         """
         facts = ingest.inspect(path, self.settings.max_inflated_bytes)
-        attributes = index_attributes(
-            facts.header, facts.sop_class_uid, facts.sop_instance_uid, facts.transfer_syntax_uid
-        )
-        return attributes, header_json(facts.header, self.settings.inline_binary_max_bytes)
+        header = header_json(facts.header, self.settings.inline_binary_max_bytes)
+        return Description(index_attributes(facts), header, facts.warnings)
 
     def prepare_blocking(self, staged: StagedFile, original_name: str | None, uploaded_at_us: int) -> Prepared:
         """fsync, validate, and build the index entry; the staged file is discarded on any failure."""
@@ -172,8 +258,11 @@ class InstanceService:
             staged.flush_to_disk(uploaded_at_us * 1000)
             if staged.size == 0:
                 raise InvalidDicom("the file is empty")
-            attributes, header = self.describe_blocking(staged.path)
-            return Prepared(staged, original_name, attributes, header, uploaded_at_us)
+            with span("upload.validate", size=staged.size):
+                described = self.describe_blocking(staged.path)
+            return Prepared(
+                staged, original_name, described.attributes, described.header, uploaded_at_us, described.warnings
+            )
         except BaseException:
             staged.discard()
             raise
@@ -192,7 +281,10 @@ class InstanceService:
             raise
         if existing is not None:  # fast path; the unique constraints below decide races
             await self._discard_staged(staged)
-            return StoredFile(existing.name, staged.size, sop_uid, created=False)
+            study = prepared.attributes.study_instance_uid
+            return StoredFile(
+                existing.name, staged.size, sop_uid, created=False, warnings=prepared.warnings, study_instance_uid=study
+            )
         name = new_stored_name(prepared.original_name)
         try:
             await to_thread.run_sync(self.store.publish, staged, name)
@@ -209,15 +301,19 @@ class InstanceService:
             prepared.header,
         )
         try:
-            result = await self.index.add(entry)
+            with span("index.commit"):
+                result = await self.index.add(entry)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await to_thread.run_sync(self.store.discard, name)
             raise
+        study = prepared.attributes.study_instance_uid
         if result.outcome is AddOutcome.ALREADY_STORED and result.name != name:  # a concurrent upload won
             await to_thread.run_sync(self.store.discard, name)
-            return StoredFile(result.name, staged.size, sop_uid, created=False)
-        return StoredFile(name, staged.size, sop_uid)
+            return StoredFile(
+                result.name, staged.size, sop_uid, created=False, warnings=prepared.warnings, study_instance_uid=study
+            )
+        return StoredFile(name, staged.size, sop_uid, warnings=prepared.warnings, study_instance_uid=study)
 
     @staticmethod
     async def _discard_staged(staged: StagedFile) -> None:
@@ -266,32 +362,45 @@ class InstanceService:
         """The answer :meth:`attribute` would give, if it is cached and still trusted; else None.
 
         For the lean tag path (:mod:`app.api.fast_tags`): no I/O, no thread, nothing counted as a
-        miss (the full path that follows a None counts it). Malformed tags are the full path's job.
+        miss (the full path that follows a None counts it). Malformed tags are the full path's job,
+        and so is an answer the audit trail could not record now. A hit is recorded like any lookup.
         """
+        if not principal.is_admin:
+            return None
         try:
             tag = parse_tag(tag_text)
         except InvalidRequest:
             return None
-        key = (principal.name, name, int(tag))
+        key = (name, int(tag))
         cached = self.answer_cache.peek(key)
-        if cached is None or cached[0] < time.monotonic():
+        if cached is None or cached[0] < time.monotonic() or not self.audit.has_room():
             return None
         self.answer_cache.get(key)  # counts the hit and refreshes the entry's age
+        self.audit.record(principal, Action.TAG, study_instance_uid=cached[2], name=name, detail=_tag_detail(tag))
         return cached[1]
 
     async def attribute(self, principal: Principal, name: str, tag_text: str) -> Attribute:
         """One element, answered from the index's stored header; only bulk values read the file."""
+        detail = _tag_detail(tag_text)
+        with self.audit.on_failure(principal, Action.TAG, name=name, detail=detail):
+            answer, study = await self._attribute(principal, name, tag_text)
+        self.audit.record(principal, Action.TAG, study_instance_uid=study, name=name, detail=detail)
+        return answer
+
+    async def _attribute(self, principal: Principal, name: str, tag_text: str) -> tuple[Attribute, str]:
         tag = parse_tag(tag_text)
-        key = (principal.name, name, int(tag))
+        if not principal.is_admin:  # visibility is decided by the index on every request
+            return await self._look_up(principal, name, tag, None)
+        key = (name, int(tag))
         cached = self.answer_cache.get(key)
         if cached is not None and cached[0] >= time.monotonic():
-            return cached[1]
+            return cached[1], cached[2]
         refreshing = self._refreshing.get(key)
         if refreshing is not None:  # another request is asking the index for this answer: share it
             await refreshing.wait()
             cached = self.answer_cache.peek(key)
             if cached is not None and cached[0] >= time.monotonic():
-                return cached[1]
+                return cached[1], cached[2]
             return await self._look_up(principal, name, tag, key)  # it failed: fail (or succeed) on our own
         done = self._refreshing[key] = anyio.Event()
         try:
@@ -300,7 +409,9 @@ class InstanceService:
             del self._refreshing[key]
             done.set()
 
-    async def _look_up(self, principal: Principal, name: str, tag: BaseTag, key: AnswerKey) -> Attribute:
+    async def _look_up(
+        self, principal: Principal, name: str, tag: BaseTag, key: AnswerKey | None
+    ) -> tuple[Attribute, str]:
         header = await self.index.header(principal, name)
 
         def lookup() -> Attribute:
@@ -311,35 +422,58 @@ class InstanceService:
             return answer
 
         answer = await to_thread.run_sync(lookup)
-        self.answer_cache.put(key, (time.monotonic() + self.settings.answer_cache_seconds, answer))
-        return answer
+        study = _study_of(header)
+        if key is not None:
+            self.answer_cache.put(key, (time.monotonic() + self.settings.answer_cache_seconds, answer, study))
+        return answer, study
 
     async def metadata(self, principal: Principal, name: str) -> bytes:
         """The header as ``application/dicom+json``: a one-element array (PS3.18 F.2), bulk values left out."""
-        header = await self.index.header(principal, name)
-        return await to_thread.run_sync(lambda: json.dumps([public_metadata(header)]).encode())
+        with self.audit.on_failure(principal, Action.METADATA, name=name):
+            header = await self.index.header(principal, name)
+            body = await to_thread.run_sync(lambda: json.dumps([public_metadata(header)]).encode())
+        self.audit.record(principal, Action.METADATA, study_instance_uid=_study_of(header), name=name)
+        return body
 
     async def check_exists(self, name: str, principal: Principal) -> None:
+        """FileNotFound unless ``principal`` may see a stored file of that name."""
         if not await self.index.exists(principal, name):
             raise FileNotFound(f"no stored file is named {name[:80]!r}")
 
     async def file_path(self, principal: Principal, name: str) -> Path:
         """The stored file's path, for a byte-identical download."""
-        await self.check_exists(name, principal)
-        return await self.stored_path(name)
+        with self.audit.on_failure(principal, Action.DOWNLOAD, name=name):
+            study = await self.index.study_uid(principal, name)
+            path = await self.stored_path(name)
+        self.audit.record(principal, Action.DOWNLOAD, study_instance_uid=study, name=name)
+        return path
 
     # -- list / delete ---------------------------------------------------------------------
     async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
-        """C-FIND: the matching patients, studies, series or instances ``principal`` may see."""
-        return await self.index.find(principal, query)
+        """C-FIND: the matching patients, studies, series or instances ``principal`` may see; recorded
+        as a query (PS3.15 A.5.3) with its level and keys, as :meth:`list` is."""
+        detail = _find_detail(query)
+        with self.audit.on_failure(principal, Action.LIST, detail=detail):
+            matches = await self.index.find(principal, query)
+        study = query.study_instance_uids[0] if len(query.study_instance_uids) == 1 else None
+        self.audit.record(principal, Action.LIST, study_instance_uid=study, detail=detail)
+        return matches
 
     async def list(self, principal: Principal, query: ListQuery) -> ListPage:
-        return await self.index.query(principal, query)
+        """One page of the caller's files; recorded with the query (PS3.15 A.5.3 Query)."""
+        detail = _list_detail(query)
+        with self.audit.on_failure(principal, Action.LIST, detail=detail):
+            page = await self.index.query(principal, query)
+        self.audit.record(principal, Action.LIST, study_instance_uid=query.study_instance_uid, detail=detail)
+        return page
 
     async def delete(self, principal: Principal, name: str) -> None:
         """Index row first, then the file: a crash in between leaves a file reindex can find, never a dangling row."""
-        await self.index.remove(principal, name)
-        self.answer_cache.discard_where(lambda key: key[1] == name)
-        self._headers.discard_where(lambda key: key == name)
-        with anyio.CancelScope(shield=True):
-            await to_thread.run_sync(self.store.discard, name)
+        with self.audit.on_failure(principal, Action.DELETE, name=name):
+            study = await self.index.study_uid(principal, name)
+            await self.index.remove(principal, name)
+            self.answer_cache.discard_where(lambda key: key[0] == name)
+            self._headers.discard_where(lambda key: key == name)
+            with anyio.CancelScope(shield=True):
+                await to_thread.run_sync(self.store.discard, name)
+        self.audit.record(principal, Action.DELETE, study_instance_uid=study, name=name)

@@ -44,7 +44,7 @@ def _entry_blocking(service: InstanceService, name: str, owner: str) -> NewInsta
     with path.open("rb") as handle:
         while chunk := handle.read(HASH_CHUNK):
             digest.update(chunk)
-    attributes, header = service.describe_blocking(path)
+    described = service.describe_blocking(path)
     stat = path.stat()
     return NewInstance(
         name=name,
@@ -52,8 +52,8 @@ def _entry_blocking(service: InstanceService, name: str, owner: str) -> NewInsta
         size=stat.st_size,
         sha256=digest.hexdigest(),
         uploaded_at_us=stat.st_mtime_ns // 1000,
-        attributes=attributes,
-        header=header,
+        attributes=described.attributes,
+        header=described.header,
     )
 
 

@@ -2,7 +2,8 @@
 
 Stored files never change, so a render is fully identified by its inputs: file, frame, window,
 size, format, quality (and the encoder settings). That key names both the ETag and the cache
-entry, so a repeated view is a dictionary lookup.
+entry, so a repeated view is a dictionary lookup. Every view is checked against what the caller
+may see and recorded in the audit trail, a cached one and a "not modified" one included.
 
 Renders run in worker threads: the header is parsed once and cached by :class:`InstanceService`,
 and what remains (file read, decoders, numpy, Pillow resampling, ISA-L deflate) releases the GIL,
@@ -15,24 +16,31 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio
 from anyio import to_thread
 from pydicom.dataset import Dataset
 
+from app.auth.principals import Principal
 from app.config import Settings
 from app.dicom.encode import encode_jpeg, encode_png, fit_within
 from app.dicom.ingest import read_header
-from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax
+from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax, video_file
 from app.dicom.render import Window, to_display
+from app.dicom.video import is_video
 from app.errors import LightboxError, NotRenderable
+from app.services.audit import Action
 from app.services.cache import LruCache
 from app.services.instances import InstanceService
 from app.services.sandbox import DecodeSandbox
+from app.tracing import set_span_attribute, span
 
+T = TypeVar("T")
 RENDERER_VERSION = "3"
 CACHE_ENTRY_OVERHEAD = 512  # bytes of key and bookkeeping counted per cached render
 log = logging.getLogger("lightbox.renders")
@@ -62,6 +70,14 @@ class RenderedImage:
     content: bytes
     media_type: str
     etag: str
+
+
+@dataclass(frozen=True)
+class RenderedVideo:
+    """The stored video as a PS3.18 rendered media type (``video/mpeg`` or ``video/mp4``)."""
+
+    content: bytes
+    media_type: str
 
 
 @dataclass(frozen=True)
@@ -98,28 +114,45 @@ def render_file(path: Path, header: Dataset | None, request: RenderRequest, enco
         raise unexpected(exc) from None
 
 
+def video_of(path: Path, header: Dataset | None, max_pixels: int) -> tuple[bytes, str]:
+    """:func:`video_file` with the header read when None, every failure a :class:`LightboxError`."""
+    try:
+        return video_file(path, header if header is not None else read_header(path), max_pixels)
+    except (LightboxError, KeyboardInterrupt, SystemExit):
+        raise
+    except MemoryError:
+        raise NotRenderable("the video could not be served within the service's memory limits") from None
+    except Exception as exc:
+        raise unexpected(exc) from None
+
+
 def _render(path: Path, header: Dataset | None, request: RenderRequest, encoding: Encoding) -> bytes:
     header = header if header is not None else read_header(path)
     index = request.frame - 1
-    stored = decode_frame(path, header, index, encoding.max_pixels)
-    image = to_display(stored, header, index, request.window)
-    if request.size is not None:
-        image = fit_within(image, request.size)
-    if request.format is ImageFormat.JPEG:
-        return encode_jpeg(image, request.quality or encoding.jpeg_quality)
-    return encode_png(image, encoding.png_compress_level)
+    with span("render.decode", frame=request.frame):
+        stored = decode_frame(path, header, index, encoding.max_pixels)
+    with span("render.window", custom_window=request.window is not None):
+        image = to_display(stored, header, index, request.window)
+    with span("render.encode", format=request.format.value, size=request.size or 0):
+        if request.size is not None:
+            image = fit_within(image, request.size)
+        if request.format is ImageFormat.JPEG:
+            return encode_jpeg(image, request.quality or encoding.jpeg_quality)
+        return encode_png(image, encoding.png_compress_level)
 
 
 class RenderService:
     """Decode one frame, apply the display pipeline, resize, encode; the stored file is never modified."""
 
-    def __init__(self, settings: Settings, instances: InstanceService) -> None:
+    def __init__(
+        self, settings: Settings, instances: InstanceService, on_sandbox_replaced: Callable[[str], None] | None = None
+    ) -> None:
         self.settings = settings
         self.instances = instances
         self._slots = anyio.CapacityLimiter(settings.render_threads)
         self._encoding = Encoding(settings.max_pixels, settings.png_compress_level, settings.jpeg_quality)
         self._sandbox = (
-            DecodeSandbox(settings.render_threads, settings.decode_timeout_seconds)
+            DecodeSandbox(settings.render_threads, settings.decode_timeout_seconds, on_sandbox_replaced)
             if settings.isolate_decoders
             else None
         )
@@ -142,16 +175,40 @@ class RenderService:
         """A strong validator derived from every input of the render."""
         return '"' + hashlib.sha256(self._key(name, request).encode()).hexdigest()[:32] + '"'
 
-    async def render(self, name: str, request: RenderRequest) -> RenderedImage:
-        """The cached render when there is one, else a fresh render in a worker thread."""
+    @staticmethod
+    def _detail(request: RenderRequest) -> dict[str, str | int]:
+        return {"frame": request.frame, "format": request.format.value}
+
+    async def not_modified(self, principal: Principal, name: str, request: RenderRequest) -> None:
+        """The caller already holds this render (its ETag matched): check it may see it, record the view."""
+        audit = self.instances.audit
+        with audit.on_failure(principal, Action.RENDER, name=name, detail=self._detail(request)):
+            study = await self.instances.index.study_uid(principal, name)
+        detail = {**self._detail(request), "not_modified": True}
+        audit.record(principal, Action.RENDER, study_instance_uid=study, name=name, detail=detail)
+
+    async def render(self, principal: Principal, name: str, request: RenderRequest) -> RenderedImage:
+        """The cached render when there is one, else a fresh render; FileNotFound when not visible."""
+        audit = self.instances.audit
+        with audit.on_failure(principal, Action.RENDER, name=name, detail=self._detail(request)):
+            study = await self.instances.index.study_uid(principal, name)
+            with span("render", frame=request.frame, format=request.format.value) as current:
+                image = await self._cached_render(name, request)
+                if current is not None:
+                    current.set_attribute("lightbox.bytes", len(image.content))
+        audit.record(principal, Action.RENDER, study_instance_uid=study, name=name, detail=self._detail(request))
+        return image
+
+    async def _cached_render(self, name: str, request: RenderRequest) -> RenderedImage:
         key = self._key(name, request)
         cached = self.cache.get(key)
+        set_span_attribute("cache_hit", cached is not None)
         if cached is not None:
             return cached
         try:
             path, header = await self.instances.stored_header(name)
             async with self._slots:
-                content = await self._render(path, header, request)
+                content = await self._draw(path, header, request)
         except LightboxError:
             raise
         except Exception as exc:  # a header pydicom cannot parse, an exception a worker could not send back
@@ -160,7 +217,38 @@ class RenderService:
         self.cache.put(key, image)
         return image
 
-    async def _render(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
+    async def video(self, principal: Principal, name: str) -> RenderedVideo:
+        """The video of a stored file of a video transfer syntax (PS3.5 8.2.5-8.2.7), playable by a browser.
+
+        MPEG-2 as its stored elementary stream, H.264 and HEVC remuxed into MP4 without re-encoding
+        (:mod:`app.dicom.video_media`), in the decode sandbox. A file of another syntax is NotRenderable.
+        Not cached: videos are large and a client fetches one once.
+        """
+        audit = self.instances.audit
+        with audit.on_failure(principal, Action.DOWNLOAD, name=name, detail={"video": True}):
+            study = await self.instances.index.study_uid(principal, name)
+            video = await self._video(name)
+        audit.record(principal, Action.DOWNLOAD, study_instance_uid=study, name=name, detail={"video": True})
+        return video
+
+    async def _video(self, name: str) -> RenderedVideo:
+        try:
+            path, header = await self.instances.stored_header(name)
+            syntax = transfer_syntax(header)
+            if not is_video(syntax):
+                raise NotRenderable(f"this file holds no video: its transfer syntax is {syntax.name}")
+            async with self._slots:
+                if self._sandbox is not None:
+                    content, media_type = await self._sandbox.run(video_of, path, None, self._encoding.max_pixels)
+                else:
+                    content, media_type = await to_thread.run_sync(video_of, path, header, self._encoding.max_pixels)
+        except LightboxError:
+            raise
+        except Exception as exc:
+            raise unexpected(exc) from None
+        return RenderedVideo(content, media_type)
+
+    async def _draw(self, path: Path, header: Dataset, request: RenderRequest) -> bytes:
         syntax = transfer_syntax(header)
         if self._sandbox is not None and syntax.is_transfer_syntax and syntax.is_compressed:
             # bombs, unknown syntaxes and bad headers are answered here, without a worker process
@@ -168,6 +256,13 @@ class RenderService:
             # codec decoders are native code that can abort on a hostile stream: decode in a worker process
             return await self._sandbox.run(render_file, path, None, request, self._encoding)
         return await to_thread.run_sync(render_file, path, header, request, self._encoding)
+
+    async def run_decoder(self, compressed: bool, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` within the render slots: in the decode sandbox when it decodes compressed data."""
+        async with self._slots:
+            if self._sandbox is not None and compressed:
+                return await self._sandbox.run(function, *args)
+            return await to_thread.run_sync(function, *args)
 
     def close(self) -> None:
         if self._sandbox is not None:

@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from app.errors import NotRenderable
+from app.tracing import span
 
 T = TypeVar("T")
 log = logging.getLogger("lightbox.sandbox")
@@ -34,9 +35,10 @@ def _import(modules: tuple[str, ...]) -> int:
 class DecodeSandbox:
     """A replaceable process pool with a per-task time budget."""
 
-    def __init__(self, workers: int, timeout_seconds: float) -> None:
+    def __init__(self, workers: int, timeout_seconds: float, on_replace: Callable[[str], None] | None = None) -> None:
         self._workers = workers
         self._timeout = timeout_seconds
+        self._on_replace = on_replace  # told "crash" or "timeout" each time the pool is replaced (metrics)
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
 
@@ -47,7 +49,9 @@ class DecodeSandbox:
                 self._pool = ProcessPoolExecutor(self._workers, mp_context=context)
             return self._pool
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
+    def _replace(self, broken: ProcessPoolExecutor, reason: str) -> None:
+        if self._on_replace is not None:
+            self._on_replace(reason)
         with self._lock:
             if self._pool is broken:
                 self._pool = None
@@ -62,17 +66,21 @@ class DecodeSandbox:
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in a worker process; crashes and overruns become :class:`NotRenderable`."""
+        with span("decode_sandbox", timeout_seconds=self._timeout):
+            return await self._run(function, *args)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
         pool = self._current_pool()
         future = asyncio.wrap_future(pool.submit(function, *args))
         try:
             return await asyncio.wait_for(future, self._timeout)
         except BrokenProcessPool:
             log.warning("a decoder worker crashed; replacing the pool")
-            self._replace(pool)
+            self._replace(pool, "crash")
             raise NotRenderable("the pixel data crashed the decoder: the codec stream is corrupt") from None
         except TimeoutError:
             log.warning("a decoder worker ran past %.0f s; replacing the pool", self._timeout)
-            self._replace(pool)
+            self._replace(pool, "timeout")
             raise NotRenderable(f"decoding took longer than {self._timeout:.0f} s and was stopped") from None
 
     def close(self) -> None:

@@ -95,3 +95,39 @@ def test_deeply_nested_sequences_are_refused(tmp_path: Path) -> None:
 def test_deflate_bomb_is_refused() -> None:
     with pytest.raises(InvalidDicom, match="inflates"):
         inspect(sample("image_dfl.dcm"), 1000)
+
+
+@pytest.mark.parametrize(
+    ("name", "part10", "warning"),
+    [
+        ("SC_rgb_jpeg.dcm", True, "says Explicit VR but the data set is encoded in Implicit VR"),
+        ("ExplVR_BigEndNoMeta.dcm", False, None),  # bare Explicit VR Big Endian: byte order detected as pydicom does
+        ("UN_sequence.dcm", True, None),  # a UN sequence is Implicit VR inside by definition (PS3.5 §6.2.2)
+        ("bad_sequence.dcm", True, "digits and dots"),
+    ],
+)
+def test_files_pydicom_tolerates_are_accepted(name: str, part10: bool, warning: str | None) -> None:
+    facts = inspect(sample(name), LIMIT)
+    assert facts.part10 is part10
+    ds = dcmread(sample(name), force=True)
+    assert facts.sop_instance_uid == str(ds.get("SOPInstanceUID") or ds.file_meta.MediaStorageSOPInstanceUID)
+    if warning is None:
+        assert facts.warnings == ()
+    else:
+        assert any(warning in w for w in facts.warnings), facts.warnings
+
+
+def test_deflated_image_frame_compression_is_not_a_deflated_data_set(tmp_path: Path) -> None:
+    """1.2.840.10008.1.2.8.1 deflates frames only (PS3.5 A.4.11): the data set is plain Explicit VR LE."""
+    data = bytearray(sample("CT_small.dcm").read_bytes())
+    syntax = b"1.2.840.10008.1.2.1\x00"
+    at = data.index(syntax)
+    data[at - 2 : at + len(syntax)] = (
+        len(b"1.2.840.10008.1.2.8.1\x00").to_bytes(2, "little") + b"1.2.840.10008.1.2.8.1\x00"
+    )
+    meta_length_at = 128 + 4 + 8
+    meta_length = int.from_bytes(data[meta_length_at : meta_length_at + 4], "little") + 2
+    data[meta_length_at : meta_length_at + 4] = meta_length.to_bytes(4, "little")
+    facts = inspect(write(tmp_path, bytes(data)), LIMIT)
+    assert facts.transfer_syntax_uid == "1.2.840.10008.1.2.8.1"
+    assert facts.warnings == ()

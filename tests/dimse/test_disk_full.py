@@ -10,9 +10,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.main import create_app
 from tests.conftest import sample
-from tests.dimse.test_listener import as_user, in_thread, store, tiny
+from tests.dimse.test_listener import in_thread, running, store, tiny, with_auth
 from tests.e2e.server import free_port
 from tests.mounts import tmpfs_mount
 
@@ -27,13 +26,12 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def settings(tmpfs: Path) -> Settings:
-    return Settings(storage_dir=tmpfs / "storage", dimse_port=free_port(), dimse_peers="ALICE@127.0.0.1:alice")
+    return with_auth(storage_dir=tmpfs / "storage", dimse_port=free_port(), dimse_peers="ALICE@127.0.0.1:alice")
 
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, resolve_user=as_user)
-    async with application.router.lifespan_context(application):
+    async with running(settings) as application:
         yield application
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import pydicom
 import pytest
 from anyio import to_thread
 from fastapi import FastAPI
+from pydantic import SecretStr
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 from pynetdicom import AE, build_role
@@ -30,7 +32,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
 )
 
-from app.auth.principals import Principal
+from app.auth.principals import LOCAL_ADMIN, Principal, Role
 from app.config import Settings
 from app.main import create_app
 from tests.conftest import sample
@@ -41,14 +43,28 @@ T = TypeVar("T")
 PEERS = "ALICE@127.0.0.1:alice,BOB@127.0.0.1:bob,FAR@10.0.0.5:alice"
 
 
-async def as_user(name: str) -> Principal:
-    """What the users service will do: each peer acts as its own, non-administrator user."""
-    return Principal(name)
+PASSWORD = "dimse-peer-password"
+USERS = ("alice", "bob")
+
+
+def with_auth(**values: Any) -> Settings:
+    """Settings with access control on: each peer acts as its own, non-administrator user."""
+    return Settings(auth_required=True, admin_password=SecretStr(PASSWORD), **values)
+
+
+@asynccontextmanager
+async def running(settings: Settings, users: tuple[str, ...] = USERS) -> AsyncIterator[FastAPI]:
+    """A real app (lifespan, SQLite, listener) with ``users`` added through the users service."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        for name in users if settings.auth_required else ():
+            await application.state.users.add(LOCAL_ADMIN, name, PASSWORD, Role.USER)
+        yield application
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
+    return with_auth(
         storage_dir=tmp_path / "storage",
         dimse_port=free_port(),
         dimse_peers=PEERS,
@@ -59,8 +75,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, resolve_user=as_user)
-    async with application.router.lifespan_context(application):
+    async with running(settings) as application:
         yield application
 
 
@@ -159,11 +174,11 @@ async def test_store_then_http_sees_it_and_a_resend_is_success(app: FastAPI, set
 
 async def test_invalid_data_set_is_cannot_understand_and_association_goes_on(app: FastAPI, settings: Settings) -> None:
     bad = tiny("P1")
-    bad.SOPInstanceUID = "1.2.03.abc"  # not a UID (PS3.5 9.1): ingest refuses it
+    bad.SeriesInstanceUID = ["1.2.3", "1.2.4"]  # two values cannot identify one series: ingest refuses it
     good = tiny("P1")
     statuses = await in_thread(lambda: store("ALICE", settings, [bad, good]))
     assert int(statuses[0].Status) == 0xC000
-    assert "invalid UID" in str(statuses[0].ErrorComment)
+    assert "several values" in str(statuses[0].ErrorComment)
     assert int(statuses[1].Status) == 0x0000
     assert (
         not list((settings.storage_dir / ".staging").glob("*"))

@@ -14,9 +14,8 @@ from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove  # type: ignore[attr-defined]
 
 from app.config import Settings
-from app.main import create_app
 from tests.conftest import sample
-from tests.dimse.test_listener import as_user, associate, client, in_thread, store
+from tests.dimse.test_listener import associate, client, in_thread, running, store, with_auth
 from tests.e2e.server import free_port
 
 pytestmark = pytest.mark.anyio
@@ -46,7 +45,7 @@ def destination() -> Iterator[tuple[int, list[Dataset]]]:
 
 @pytest.fixture
 def settings(tmp_path: Path, destination: tuple[int, list[Dataset]]) -> Settings:
-    return Settings(
+    return with_auth(
         storage_dir=tmp_path / "storage",
         dimse_port=free_port(),
         dimse_peers="ALICE@127.0.0.1:alice",
@@ -56,8 +55,7 @@ def settings(tmp_path: Path, destination: tuple[int, list[Dataset]]) -> Settings
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, resolve_user=as_user)
-    async with application.router.lifespan_context(application):
+    async with running(settings) as application:
         yield application
 
 

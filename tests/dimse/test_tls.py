@@ -12,8 +12,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from app.config import Settings
-from app.main import create_app
-from tests.dimse.test_listener import as_user, associate, client, in_thread
+from tests.dimse.test_listener import associate, client, in_thread, running, with_auth
 from tests.e2e.server import free_port
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +33,7 @@ def certificate(folder: Path, name: str) -> tuple[Path, Path]:
 def settings(tmp_path: Path) -> Settings:
     cert, key = certificate(tmp_path, "server")
     client_cert, _ = certificate(tmp_path, "client")
-    return Settings(
+    return with_auth(
         storage_dir=tmp_path / "storage",
         dimse_port=free_port(),
         dimse_peers="ALICE@127.0.0.1:alice",
@@ -47,8 +46,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, resolve_user=as_user)
-    async with application.router.lifespan_context(application):
+    async with running(settings) as application:
         yield application
 
 

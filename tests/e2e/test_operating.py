@@ -75,7 +75,7 @@ def test_logs_are_one_json_object_per_line_with_request_fields(server: Server, t
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", upload["time"])
     rejected = next(r for r in records if r.get("status") == 400 and r.get("route") == "/upload")
     assert rejected["error"] == "invalid_dicom"
-    render = next(r for r in records if r.get("request_id") == "req-render-1")
+    render = next(r for r in records if r.get("request_id") == "req-render-1" and r["logger"] == "uvicorn.access")
     assert render["route"] == "/dicomFile/{name}" and render["status"] == 200
     generated = [r["request_id"] for r in records if r.get("route") == "/healthz"]
     assert len(generated) == int(traffic["health_checks"]) and all(

@@ -31,6 +31,11 @@ SEEDS = [
     "OBXXXX1A.dcm",
     "rtstruct.dcm",
     "liver_1frame.dcm",
+    # accepted leniently (issue 9): mixed VR encodings, bare big endian, a UN sequence, non-conformant UIDs
+    "SC_rgb_jpeg.dcm",
+    "ExplVR_BigEndNoMeta.dcm",
+    "UN_sequence.dcm",
+    "bad_sequence.dcm",
 ]
 SEED_BYTES = {name: sample(name).read_bytes() for name in SEEDS}
 

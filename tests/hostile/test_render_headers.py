@@ -88,9 +88,16 @@ async def test_unknown_and_private_transfer_syntaxes_answer_415_naming_them(
 
 
 async def test_a_known_syntax_without_a_decoder_answers_415(client: httpx.AsyncClient) -> None:
-    response = await render_status(client, raw_image(transfer_syntax="1.2.840.10008.1.2.4.100"))  # MPEG2
+    response = await render_status(client, raw_image(transfer_syntax="1.2.840.10008.1.2.4.94"))  # JPIP Referenced
     assert response.status_code == 415, response.text
-    assert "MPEG2" in response.json()["error"]
+    assert "JPIP Referenced" in response.json()["error"]
+
+
+async def test_a_video_syntax_over_native_pixel_data_answers_422(client: httpx.AsyncClient) -> None:
+    """MPEG2 (PS3.5 8.2.5) promises encapsulated fragments; 16 plain bytes are no bitstream."""
+    response = await render_status(client, raw_image(transfer_syntax="1.2.840.10008.1.2.4.100"))
+    assert response.status_code == 422, response.text
+    assert "video fragments could not be read" in response.json()["error"]
 
 
 async def test_an_unexpected_exception_while_rendering_is_json_from_the_error_table(

@@ -22,8 +22,8 @@ from app.services.renders import ImageFormat, RenderRequest
 
 router = APIRouter()
 
-ERRORS = error_responses(400, 404, 503)
-RENDER_ERRORS = error_responses(400, 404, 415, 422, 503)
+ERRORS = error_responses(400, 401, 403, 404, 503)
+RENDER_ERRORS = error_responses(400, 401, 404, 415, 422, 503)
 NameParam = Annotated[str, Path(description="A stored name as returned by POST /upload.", max_length=300)]
 DICOM_JSON = "application/dicom+json"
 _DATE = re.compile(r"^(?P<start>\d{8})?(?P<dash>-)?(?P<end>\d{8})?$")
@@ -102,12 +102,12 @@ async def dicom_file(
         if quality is not None and image_format is not ImageFormat.JPEG:
             raise InvalidRequest("quality applies to JPEG only: use ?jpeg&quality=1..100")
         render = RenderRequest(frame, _parse_window(window), size, image_format, quality)
-        await instances.check_exists(name, principal)
         etag = renders.etag(name, render)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
         if _matches(etag, request.headers.get("if-none-match")):
+            await renders.not_modified(principal, name, render)
             return Response(status_code=304, headers=headers)
-        image = await timed_render(request, renders.render(name, render))
+        image = await timed_render(request, renders.render(principal, name, render))
         headers["Content-Disposition"] = f'inline; filename="{name}.{image_format.value}"'
         return Response(image.content, media_type=image.media_type, headers=headers)
     raise InvalidRequest(

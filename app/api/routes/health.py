@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
-from app.api.deps import SettingsDep
+from app.api.deps import PrincipalDep, SettingsDep
+from app.api.openapi import error_responses
+from app.auth import policy
 from app.metrics import scrape
 from app.readiness import run_checks
 
@@ -76,9 +78,12 @@ async def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
                     "example": 'lightbox_http_requests_total{method="GET",route="/healthz",status="200"} 3.0\n'
                 }
             },
-        }
+        },
+        **error_responses(401, 403),
     },
 )
-async def metrics(request: Request, settings: SettingsDep) -> Response:
-    """Requests, uploads, renders, caches and index size, for Prometheus to scrape."""
+async def metrics(request: Request, settings: SettingsDep, principal: PrincipalDep) -> Response:
+    """Requests, uploads, renders, caches and index size, for Prometheus to scrape (with auth: an
+    administrator or a key with scope ``admin``)."""
+    policy.require_admin(principal)
     return Response(await scrape(request.app.state, settings.readiness_timeout), media_type=CONTENT_TYPE_LATEST)

@@ -15,7 +15,7 @@ from app.api.schemas import BulkUploadBody, UploadBody
 from app.errors import InvalidRequest, UploadTooLarge
 from app.logging import error_kind
 from app.metrics import record_upload_duplicate, record_upload_rejected, record_upload_stored
-from app.services.instances import Upload
+from app.services.instances import StoredFile, Upload
 from app.services.uploads import FileOutcome, UploadReport, UploadSession
 
 router = APIRouter()
@@ -23,7 +23,7 @@ router = APIRouter()
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small form fields around the file
 MAX_IGNORED_FIELD_BYTES = 64 * 1024
 
-ERRORS = error_responses(400, 408, 409, 413, 503, 507)
+ERRORS = error_responses(400, 401, 403, 408, 409, 413, 503, 507)
 _NAME = "0b7c6e2a-1f0d-4c9e-9a51-2f5d0c3f8e11-IM000001.dcm"
 _BULK = {
     "message": "Saved 1 of 2 files",
@@ -117,10 +117,15 @@ def _count(request: Request, report: UploadReport) -> None:
 def _entry(outcome: FileOutcome) -> dict[str, Any]:
     if outcome.stored is not None:
         status = 201 if outcome.stored.created else 200
-        return {"file": outcome.file, "status": status, "name": outcome.stored.name}
+        return {"file": outcome.file, "status": status, "name": outcome.stored.name} | _warnings(outcome.stored)
     assert outcome.error is not None
     entry = {"file": outcome.file, "status": status_for(outcome.error), "error": outcome.error.message}
     return entry | outcome.error.details()
+
+
+def _warnings(stored: StoredFile) -> dict[str, list[str]]:
+    """``{"warnings": [...]}`` when the file was not conformant, else nothing: conformant answers stay as they were."""
+    return {"warnings": list(stored.warnings)} if stored.warnings else {}
 
 
 def _single_response(outcome: FileOutcome) -> JSONResponse:
@@ -130,11 +135,11 @@ def _single_response(outcome: FileOutcome) -> JSONResponse:
     stored = outcome.stored
     if not stored.created:
         body = {"message": f"File already saved as: {stored.name}", "name": stored.name, "size": stored.size}
-        return JSONResponse(body, status_code=200)
-    return JSONResponse(
-        UploadBody(message=f"File saved as: {stored.name}", name=stored.name, size=stored.size).model_dump(),
-        status_code=201,
+        return JSONResponse(body | _warnings(stored), status_code=200)
+    body = UploadBody(message=f"File saved as: {stored.name}", name=stored.name, size=stored.size).model_dump(
+        exclude_none=True
     )
+    return JSONResponse(body | _warnings(stored), status_code=201)
 
 
 def _bulk_status(entries: list[dict[str, Any]]) -> int:

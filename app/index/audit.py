@@ -1,0 +1,164 @@
+"""The audit trail's store: ``audit_records`` rows, appended in batches and read back by filters.
+
+Append-only by construction: this module has no update or delete, and migration 0006_audit makes
+the database refuse them. Rows carry plain strings; :mod:`app.services.audit` owns their meaning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.errors import IndexUnavailable
+from app.index.schema import audit_records
+
+T = TypeVar("T")
+EXPORT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audited event, as stored (``time_us``: microseconds since the Unix epoch, UTC)."""
+
+    time_us: int
+    actor: str
+    actor_type: str
+    action: str
+    outcome: str
+    reason: str | None = None
+    study_instance_uid: str | None = None
+    name: str | None = None
+    client: str | None = None
+    request_id: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of ``GET /admin/audit``: a time range (``since`` inclusive, ``until`` exclusive) and exact matches."""
+
+    since_us: int | None = None
+    until_us: int | None = None
+    actor: str | None = None
+    study_instance_uid: str | None = None
+    action: str | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    records: list[AuditRecord] = field(default_factory=list)
+    total: int = 0
+
+
+class AuditLog(Protocol):
+    """Append and read; nothing else (no update, no delete)."""
+
+    async def append(self, records: Sequence[AuditRecord]) -> None:
+        """Store ``records`` in one transaction: all or none."""
+        ...
+
+    async def search(self, query: AuditQuery) -> AuditPage:
+        """One page, newest first, and the total count of matches."""
+        ...
+
+    def export(self, query: AuditQuery) -> AsyncIterator[AuditRecord]:
+        """Every match, oldest first (``limit``/``offset`` ignored), read in batches."""
+        ...
+
+
+COLUMNS = [audit_records.c[name] for name in AuditRecord.__dataclass_fields__]
+
+
+def _conditions(query: AuditQuery) -> list[ColumnElement[bool]]:
+    table = audit_records.c
+    conditions: list[ColumnElement[bool]] = []
+    if query.since_us is not None:
+        conditions.append(table.time_us >= query.since_us)
+    if query.until_us is not None:
+        conditions.append(table.time_us < query.until_us)
+    if query.actor is not None:
+        conditions.append(table.actor == query.actor)
+    if query.study_instance_uid is not None:
+        conditions.append(table.study_instance_uid == query.study_instance_uid)
+    if query.action is not None:
+        conditions.append(table.action == query.action)
+    return conditions
+
+
+def _record(row: Any) -> AuditRecord:
+    return AuditRecord(**row._mapping)
+
+
+class SqlAuditLog:
+    """:class:`AuditLog` on the index's SQLAlchemy engine (same database, its own table)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    async def _guard(action: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await action()
+        except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise IndexUnavailable(f"the audit trail failed: {type(cause).__name__}"[:300]) from exc
+
+    async def append(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        rows = [dict(vars(record)) for record in records]  # dataclasses.asdict costs 15x more (deep copies)
+
+        async def write() -> None:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(audit_records), rows)
+
+        await self._guard(write)
+
+    async def search(self, query: AuditQuery) -> AuditPage:
+        conditions = _conditions(query)
+        page = (
+            select(*COLUMNS)
+            .where(*conditions)
+            .order_by(audit_records.c.time_us.desc(), audit_records.c.id.desc())
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        count = select(func.count()).select_from(audit_records).where(*conditions)
+
+        async def read() -> AuditPage:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(page)).all()
+                total = await conn.scalar(count)
+            return AuditPage([_record(row) for row in rows], int(total or 0))
+
+        return await self._guard(read)
+
+    async def export(self, query: AuditQuery) -> AsyncIterator[AuditRecord]:
+        """Keyset pages by id (insertion order), so a long export never re-reads or skips a row."""
+        conditions = _conditions(query)
+        last_id = 0
+        while True:
+            batch = (
+                select(audit_records.c.id, *COLUMNS)
+                .where(audit_records.c.id > last_id, *conditions)
+                .order_by(audit_records.c.id)
+                .limit(EXPORT_BATCH)
+            )
+
+            async def read(statement: Any = batch) -> list[Any]:
+                async with self.engine.connect() as conn:
+                    return list((await conn.execute(statement)).all())
+
+            rows = await self._guard(read)
+            for row in rows:
+                yield AuditRecord(**{key: value for key, value in row._mapping.items() if key != "id"})
+            if len(rows) < EXPORT_BATCH:
+                return
+            last_id = int(rows[-1].id)

@@ -1,0 +1,134 @@
+"""AuditService and its SQL store on a real SQLite index: batching, order, refusal, append-only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.auth.principals import LOCAL_ADMIN, ActorType, Principal
+from app.errors import AuditUnavailable, FileNotFound, Forbidden, IndexUnavailable
+from app.index.audit import AuditQuery, AuditRecord, SqlAuditLog
+from app.index.sql import SqlInstanceIndex
+from app.index.urls import default_database_url
+from app.services.audit import ATNA_EVENTS, Action, AuditService, Outcome
+from app.services.audit_view import as_dict, iso_time
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def index(tmp_path: Path) -> AsyncIterator[SqlInstanceIndex]:
+    opened = await SqlInstanceIndex.open(default_database_url(tmp_path))
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def audit(index: SqlInstanceIndex) -> AsyncIterator[AuditService]:
+    service = AuditService(SqlAuditLog(index.engine), flush_seconds=0.05, max_pending=100)
+    await service.start()
+    yield service
+    await service.close()
+
+
+async def all_records(service: AuditService) -> list[dict[str, object]]:
+    await service.flush()
+    page = await service.store.search(AuditQuery(limit=1000))
+    return [as_dict(record) for record in reversed(page.records)]
+
+
+def test_every_action_maps_to_a_dicom_audit_event() -> None:
+    assert set(ATNA_EVENTS) == set(Action)
+    assert Action.LIST.event.code == "110112" and Action.TAG.event.meaning == "DICOM Instances Accessed"
+    assert {event.action_code for event in ATNA_EVENTS.values()} <= {"C", "R", "U", "D", "E"}
+
+
+async def test_records_are_written_in_the_background_in_order(audit: AuditService) -> None:
+    for number in range(20):
+        audit.record(LOCAL_ADMIN, Action.TAG, name=f"n{number}.dcm")
+    deadline = asyncio.get_running_loop().time() + 10
+    records: list[AuditRecord] = []
+    while len(records) < 20 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+        records = (await audit.store.search(AuditQuery(limit=1000))).records  # the store, never flushed here
+    assert [r.name for r in reversed(records)] == [f"n{n}.dcm" for n in range(20)]
+
+
+async def test_a_failed_write_keeps_the_records_queued_in_order(tmp_path: Path, audit: AuditService) -> None:
+    real_store = audit.store
+    unmigrated = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.sqlite3'}")
+    audit.store = SqlAuditLog(unmigrated)  # a database without the table: every write fails
+    try:
+        audit.record(LOCAL_ADMIN, Action.LOGIN, reason=None)
+        with pytest.raises(IndexUnavailable):
+            await audit.flush()
+        audit.record(LOCAL_ADMIN, Action.LOGOUT)
+        with pytest.raises(IndexUnavailable):
+            await audit.flush()
+    finally:
+        audit.store = real_store
+        await unmigrated.dispose()
+    await audit.flush()
+    assert [r["action"] for r in await all_records(audit)] == ["login", "logout"]
+
+
+async def test_a_full_or_closed_queue_refuses_the_record(index: SqlInstanceIndex) -> None:
+    service = AuditService(SqlAuditLog(index.engine), flush_seconds=10, max_pending=2)
+    await service.start()
+    service.record(LOCAL_ADMIN, Action.TAG)
+    service.record(LOCAL_ADMIN, Action.TAG)
+    assert not service.has_room()
+    with pytest.raises(AuditUnavailable):
+        service.record(LOCAL_ADMIN, Action.TAG)
+    await service.close()  # writes the two it took
+    with pytest.raises(AuditUnavailable):
+        service.record(LOCAL_ADMIN, Action.TAG)
+    assert [r["action"] for r in await all_records(service)] == ["tag", "tag"]
+
+
+async def test_outcomes_of_errors_and_credentials_never_kept(audit: AuditService) -> None:
+    share = Principal("share:12", actor_type=ActorType.SHARE)
+    audit.failed(share, Action.DELETE, Forbidden("read only"), name="a.dcm")
+    audit.failed(share, Action.TAG, FileNotFound("no"), name="b.dcm")
+    audit.record(
+        LOCAL_ADMIN,
+        Action.KEY_CREATE,
+        detail={"key_id": 5, "scope": "read", "password": "p", "api_key": "k", "token": "t", "note": "lbx_1_x"},
+    )
+    records = await all_records(audit)
+    assert [(r["actor"], r["actor_type"], r["outcome"], r["reason"]) for r in records[:2]] == [
+        ("share:12", "share", Outcome.DENIED, "forbidden"),
+        ("share:12", "share", Outcome.FAILURE, "file_not_found"),
+    ]
+    assert records[2]["detail"] == {"key_id": 5, "scope": "read"}
+
+
+async def test_reading_needs_an_administrator_and_is_itself_recorded(audit: AuditService) -> None:
+    with pytest.raises(Forbidden):
+        await audit.search(Principal("bob"), AuditQuery())
+    page = await audit.search(LOCAL_ADMIN, AuditQuery(action="audit_read"))
+    assert [(r.actor, r.outcome) for r in page.records] == [("bob", "denied")]  # this read is queued after
+    await audit.flush()
+    assert [r["outcome"] for r in await all_records(audit)] == ["denied", "success"]
+
+
+@pytest.mark.parametrize("statement", ["DELETE FROM audit_records", "UPDATE audit_records SET actor = 'x'"])
+async def test_the_database_refuses_to_rewrite_history(
+    index: SqlInstanceIndex, audit: AuditService, statement: str
+) -> None:
+    audit.record(LOCAL_ADMIN, Action.UPLOAD, name="kept.dcm")
+    await audit.flush()
+    with pytest.raises(SQLAlchemyError, match="append-only"):
+        async with index.engine.begin() as conn:
+            await conn.execute(text(statement))
+    assert [r["name"] for r in await all_records(audit)] == ["kept.dcm"]
+
+
+def test_times_are_iso_utc_with_microseconds() -> None:
+    assert iso_time(1_764_658_051_123_456) == "2025-12-02T06:47:31.123456Z"
