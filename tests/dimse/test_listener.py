@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
-from pynetdicom import AE, build_role
+from pynetdicom import AE, build_role, evt
 from pynetdicom.association import Association
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     CTImageStorage,
@@ -138,6 +138,27 @@ def find(ae_title: str, settings: Settings, identifier: Dataset, model: Any) -> 
         assoc.release()
 
 
+def get(ae_title: str, settings: Settings, identifier: Dataset) -> tuple[list[str], int]:
+    """A C-GET (Study Root) as ``ae_title``: the SOP Instance UIDs received and the final status."""
+    received: list[str] = []
+
+    def on_store(event: Any) -> int:
+        received.append(str(event.dataset.SOPInstanceUID))
+        return 0x0000
+
+    ae = client(ae_title, [StudyRootQueryRetrieveInformationModelGet, SecondaryCaptureImageStorage])
+    roles = [build_role(SecondaryCaptureImageStorage, scp_role=True)]
+    assoc = associate(ae, settings, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    assert assoc.is_established
+    last = 0
+    try:
+        for status, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
+            last = int(status.Status)
+    finally:
+        assoc.release()
+    return received, last
+
+
 async def test_echo(app: FastAPI, settings: Settings) -> None:
     def echo() -> int:
         assoc = associate(client("ALICE"), settings)
@@ -246,31 +267,12 @@ async def test_get_a_study_only_when_visible(app: FastAPI, settings: Settings) -
     identifier.QueryRetrieveLevel = "STUDY"
     identifier.StudyInstanceUID = study
 
-    def get(ae_title: str) -> tuple[list[str], int]:
-        received: list[str] = []
-
-        def on_store(event: Any) -> int:
-            received.append(str(event.dataset.SOPInstanceUID))
-            return 0x0000
-
-        from pynetdicom import evt
-
-        ae = client(ae_title, [StudyRootQueryRetrieveInformationModelGet, SecondaryCaptureImageStorage])
-        roles = [build_role(SecondaryCaptureImageStorage, scp_role=True)]
-        assoc = associate(ae, settings, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, on_store)])
-        assert assoc.is_established
-        last = 0
-        for status, _ in assoc.send_c_get(identifier, StudyRootQueryRetrieveInformationModelGet):
-            last = int(status.Status)
-        assoc.release()
-        return received, last
-
-    received, last = await in_thread(lambda: get("ALICE"))
+    received, last = await in_thread(lambda: get("ALICE", settings, identifier))
     assert sorted(received) == sorted(str(ds.SOPInstanceUID) for ds in sent) and last == 0x0000
-    received, last = await in_thread(lambda: get("BOB"))  # bob does not see alice's study
+    received, last = await in_thread(lambda: get("BOB", settings, identifier))  # bob does not see alice's study
     assert received == [] and last == 0x0000
     identifier.QueryRetrieveLevel = "PATIENT"  # not offered by Study Root
-    received, last = await in_thread(lambda: get("ALICE"))
+    received, last = await in_thread(lambda: get("ALICE", settings, identifier))
     assert received == [] and last == 0xA900
 
 
