@@ -19,6 +19,7 @@ from pydicom.uid import UID
 
 from app.auth.principals import Principal
 from app.dicom.transcode import needs_decoding, to_explicit_little
+from app.errors import FileNotFound
 from app.index.base import FindMatch, FindQuery
 from app.services.audit import Action
 from app.services.instances import InstanceService
@@ -33,9 +34,16 @@ class RetrieveService:
         self.renders = renders
 
     async def matches(self, principal: Principal, query: FindQuery, operation: str) -> list[FindMatch]:
-        """The visible instances a retrieve identifier names; a failure here is recorded as the download's."""
-        with self.instances.audit.on_failure(principal, Action.DOWNLOAD, detail={"dimse": operation}):
-            return await self.instances.index.find(principal, query)
+        """The visible instances a retrieve identifier names. A failure here, or nothing visible to send,
+        is one failed ``download`` record (``file_not_found``, as a download of an invisible file is)."""
+        detail = {"dimse": operation}
+        study = query.study_instance_uids[0] if len(query.study_instance_uids) == 1 else None
+        with self.instances.audit.on_failure(principal, Action.DOWNLOAD, detail=detail):
+            found = await self.instances.index.find(principal, query)
+        if not found:
+            nothing = FileNotFound("no stored instance the caller may see matches the identifier")
+            self.instances.audit.failed(principal, Action.DOWNLOAD, nothing, study_instance_uid=study, detail=detail)
+        return found
 
     async def dataset(self, principal: Principal, match: FindMatch, accepted: Set[str], operation: str) -> Dataset:
         """The stored file of ``match`` as a data set in a transfer syntax from ``accepted`` (decoded if needed)."""
