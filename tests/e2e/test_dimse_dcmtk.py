@@ -191,3 +191,51 @@ def test_getscu_of_a_study(server: tuple[RunningServer, int], tmp_path: Path) ->
     assert received[0].file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
     sent.decompress()
     assert received[0].PixelData == sent.PixelData
+
+
+ADMIN = ("admin", "dcmtk-admin-password")
+RADIOLOGY = ("radiology", "dcmtk-radiology-password")
+
+
+def test_an_authenticated_session_is_in_the_audit_trail(tmp_path: Path) -> None:
+    """With auth, a peer acts as its user: storescu, findscu and getscu each leave their records."""
+    port = free_port()
+    env = {
+        "LIGHTBOX_AUTH_REQUIRED": "true",
+        "LIGHTBOX_ADMIN_PASSWORD": ADMIN[1],
+        "LIGHTBOX_DIMSE_PORT": str(port),
+        "LIGHTBOX_DIMSE_PEERS": f"{AET}@127.0.0.1:{RADIOLOGY[0]},GHOST@127.0.0.1:nobody",
+    }
+    path = sample("MR_small_RLE.dcm")
+    sent = pydicom.dcmread(path)
+    with run_server(tmp_path, env=env) as server:
+        assert dcmtk("echoscu", port, "-v", aet="GHOST").returncode != 0  # its user does not exist
+        created = httpx.post(
+            f"{server.url}/admin/users",
+            json={"username": RADIOLOGY[0], "password": RADIOLOGY[1], "role": "user"},
+            auth=ADMIN,
+        )
+        assert created.status_code == 201, created.text
+        assert dcmtk("storescu", port, "-xr", str(path)).returncode == 0
+        found = tmp_path / "found"
+        found.mkdir()
+        query = ["-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={sent.StudyInstanceUID}"]
+        assert dcmtk("findscu", port, "-S", "-X", "-od", str(found), *query).returncode == 0
+        assert len(list(found.iterdir())) == 1
+        got = tmp_path / "got"
+        got.mkdir()
+        assert dcmtk("getscu", port, "-S", "-od", str(got), *query).returncode == 0
+        assert len(list(got.iterdir())) == 1
+        listed = httpx.get(f"{server.url}/dicomFile", auth=RADIOLOGY).json()  # the peer's files are the user's
+        assert listed["total"] == 1
+        audit = httpx.get(f"{server.url}/admin/audit", params={"actor": RADIOLOGY[0]}, auth=ADMIN)
+        assert audit.status_code == 200, audit.text
+    records = audit.json()["data"][::-1]  # oldest first
+    dimse = [(r["action"], r["outcome"], (r["detail"] or {}).get("dimse")) for r in records if r["detail"]]
+    assert dimse[:3] == [
+        ("upload", "success", "C-STORE"),
+        ("list", "success", "C-FIND"),
+        ("download", "success", "C-GET"),
+    ]
+    assert all(r["study_instance_uid"] == str(sent.StudyInstanceUID) for r in records[:3])
+    assert records[0]["client"] == "127.0.0.1"
