@@ -292,6 +292,22 @@ class Settings(BaseSettings):
         description="Audit records a worker may hold unwritten; when full, access to patient data is refused (503).",
     )
 
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="TCP port of the gRPC API (lightbox.v1.Lightbox); unset: no gRPC."
+    )
+    grpc_host: str = Field(
+        "127.0.0.1", description="Interface the gRPC API listens on (beyond loopback only with auth required)."
+    )
+    grpc_tls_cert: Path | None = Field(None, description="PEM certificate chain: the gRPC API serves TLS.")
+    grpc_tls_key: Path | None = Field(None, description="PEM private key of LIGHTBOX_GRPC_TLS_CERT.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        """A TLS certificate is served with its key: one without the other is a mistake, not plain text."""
+        if (self.grpc_tls_cert is None) != (self.grpc_tls_key is None):
+            raise ValueError("LIGHTBOX_GRPC_TLS_CERT and LIGHTBOX_GRPC_TLS_KEY go together: set both or neither")
+        return self
+
     @field_validator("cors_origins")
     @classmethod
     def _exact_origins(cls, value: str | None) -> str | None:
@@ -316,9 +332,16 @@ def is_loopback(host: str) -> bool:
 
 
 def exposure_problem(settings: Settings) -> str | None:
-    """Rule 7: listening beyond loopback without authentication is refused (patient data on the network)."""
+    """Rule 7: listening beyond loopback without authentication is refused (patient data on the network).
+
+    The same for every listener: HTTP, gRPC and the DICOM network listener."""
     if settings.auth_required:
         return None
+    if settings.grpc_port is not None and not is_loopback(settings.grpc_host):
+        return (
+            f"LIGHTBOX_GRPC_HOST={settings.grpc_host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
+            "set LIGHTBOX_AUTH_REQUIRED=true (or listen on 127.0.0.1)"
+        )
     if not is_loopback(settings.host):
         return (
             f"LIGHTBOX_HOST={settings.host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "

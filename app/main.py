@@ -148,14 +148,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache
         await app.state.audit.start()
-        dimse = await start_dimse(app, settings)
+        dimse = None
+        grpc_server = None
         try:
+            if settings.grpc_port is not None:  # imported only when used: grpc loads a native library
+                from app.grpc.server import start_grpc
+
+                grpc_server = await start_grpc(app.state, settings)
+            dimse = await start_dimse(app, settings)
             yield
+            if grpc_server is not None:
+                await grpc_server.stop(SHUTDOWN_CLEANUP_SECONDS)
+                grpc_server = None
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
                 log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
             if dimse is not None:
                 await dimse.stop()  # no association may still be recording when the audit trail closes
+            if grpc_server is not None:
+                await grpc_server.stop(None)
             await app.state.audit.close()  # after the last request: every record of a clean stop is written
             await index.close()
             await to_thread.run_sync(app.state.renders.close)

@@ -130,6 +130,19 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.rpcs = Counter(
+            "lightbox_grpc_requests",
+            "gRPC calls answered, by method and code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.rpc_seconds = Histogram(
+            "lightbox_grpc_request_duration_seconds",
+            "Time from a gRPC call's start to its end, by method.",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._cache_seen: dict[str, tuple[int, int]] = {}
         self._request_children: dict[tuple[str, str | None, int | None], tuple[Counter, Histogram]] = {}
 
@@ -155,6 +168,23 @@ class Metrics:
             self.request_errors.labels(error).inc()
         if (method, route) in UPLOAD_ROUTES and (status is None or status >= 400):
             self.reject_upload(error or ("no_response" if status is None else status_kind(status)))
+
+    def observe_rpc(self, method: str, code: str, seconds: float, error: str | None = None) -> None:
+        """One finished gRPC call (``method`` is one of the service's few RPC names: bounded labels)."""
+        self.rpcs.labels(method, code).inc()
+        self.rpc_seconds.labels(method).observe(seconds)
+        if error is not None and code != "OK":
+            self.request_errors.labels(error).inc()
+        if method == "Upload" and code != "OK":
+            self.reject_upload(error or code.lower())
+
+    def count_upload(self, size: int, created: bool) -> None:
+        """One file uploaded: stored (counted with its bytes), or identical to one stored before."""
+        if created:
+            self.uploads.inc()
+            self.upload_bytes.inc(size)
+        else:
+            self.upload_duplicates.inc()
 
     def reject_upload(self, reason: str) -> None:
         self.upload_rejections.labels(reason).inc()
@@ -294,7 +324,11 @@ def record_upload_rejected(request: Request, reason: str) -> None:
 
 async def timed_render(request: Request, work: Awaitable[T]) -> T:
     """``image = await timed_render(request, renders.render(...))``: count and time one render."""
-    metrics = metrics_of(request)
+    return await timed(metrics_of(request), work)
+
+
+async def timed(metrics: Metrics, work: Awaitable[T]) -> T:
+    """:func:`timed_render` for a transport that holds the app's metrics (gRPC)."""
     started = time.perf_counter()
     outcome = "cancelled"
     try:

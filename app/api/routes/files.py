@@ -45,7 +45,7 @@ def attribute_response(attribute: Attribute, tag: str) -> JSONResponse:
     return JSONResponse({"data": data})
 
 
-def _parse_window(text: str | None) -> Window | None:
+def parse_window(text: str | None) -> Window | None:
     if text is None:
         return None
     try:
@@ -101,7 +101,7 @@ async def dicom_file(
         image_format = ImageFormat.JPEG if jpeg is not None else ImageFormat.PNG
         if quality is not None and image_format is not ImageFormat.JPEG:
             raise InvalidRequest("quality applies to JPEG only: use ?jpeg&quality=1..100")
-        render = RenderRequest(frame, _parse_window(window), size, image_format, quality)
+        render = RenderRequest(frame, parse_window(window), size, image_format, quality)
         etag = renders.etag(name, render)
         headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
         if _matches(etag, request.headers.get("if-none-match")):
@@ -131,7 +131,7 @@ def _date(text: str) -> str:
     return text
 
 
-def _date_range(text: str | None) -> tuple[str | None, str | None]:
+def date_range(text: str | None) -> tuple[str | None, str | None]:
     """``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``YYYYMMDD-`` or ``-YYYYMMDD`` (PS3.4 C.2.2.2.5 range matching)."""
     if text is None or text == "":
         return None, None
@@ -189,7 +189,7 @@ async def list_files(
     ] = None,
 ) -> JSONResponse:
     """Filter by DICOM keyword; ``total`` counts every match, ``data`` holds one page."""
-    date_from, date_to = _date_range(study_date)
+    date_from, date_to = date_range(study_date)
     query = ListQuery(
         patient_id=patient_id or None,
         patient_name=patient_name or None,

@@ -1,0 +1,1 @@
+"""The gRPC transport: ``lightbox.v1.Lightbox`` (lightbox.proto), health and reflection."""
