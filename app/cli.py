@@ -74,8 +74,10 @@ async def _migrate(settings: Settings) -> None:
     the first start with auth creates `admin` here, once."""
     from app.errors import IndexNeedsWrite
     from app.index.access import AccessStore
+    from app.index.audit import SqlAuditLog
     from app.index.sql import SqlInstanceIndex
     from app.main import announce_admin_password, database_url
+    from app.services.audit import AuditService
     from app.services.users import UserService
 
     settings.storage_dir.mkdir(parents=True, exist_ok=True)
@@ -84,9 +86,11 @@ async def _migrate(settings: Settings) -> None:
     except IndexNeedsWrite as exc:
         print(f"lightbox: cannot start: {exc.message}", file=sys.stderr)
         raise SystemExit(2) from None
+    audit = AuditService(SqlAuditLog(index.engine))
     try:
-        generated = await UserService(settings, AccessStore(index.engine)).bootstrap()
+        generated = await UserService(settings, AccessStore(index.engine), audit).bootstrap()
     finally:
+        await audit.close()
         await index.close()
     if generated:
         announce_admin_password(generated)

@@ -28,6 +28,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
 from app.api.openapi import install_openapi
 from app.api.routes import admin, audit, auth, dicomweb, files, grants, health, shares, upload
+from app.api.web import install_web
 from app.auth.credentials import Authenticator
 from app.config import Settings, cors_list, exposure_problem, settings_from_environment
 from app.errors import IndexNeedsWrite
@@ -65,11 +66,11 @@ def database_url(settings: Settings) -> str:
 
 async def _wire_access(app: FastAPI, settings: Settings, index: SqlInstanceIndex) -> None:
     """Users, keys, grants, shares and the credential resolver; the first start with auth creates ``admin``."""
-    store = AccessStore(index.engine)
-    app.state.users = UserService(settings, store)
-    app.state.keys = KeyService(store)
-    app.state.grants = GrantService(store, index)
-    app.state.shares = ShareService(settings, store, index)
+    store, audit = AccessStore(index.engine), app.state.audit
+    app.state.users = UserService(settings, store, audit)
+    app.state.keys = KeyService(store, audit)
+    app.state.grants = GrantService(store, index, audit)
+    app.state.shares = ShareService(settings, store, index, audit)
     app.state.authenticator = Authenticator(app.state.users, app.state.keys, app.state.shares)
     generated = await app.state.users.bootstrap()
     if generated:
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(dicomweb.router(), prefix=settings.dicomweb_root)
     app.include_router(audit.router)
+    install_web(app)
     return app
 
 

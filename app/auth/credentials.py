@@ -86,7 +86,7 @@ class Authenticator:
         secret = keys.parse(password)
         if secret is not None and secret.kind is keys.Kind.API_KEY:
             return await self.keys.authenticate(secret, username)
-        return user_principal(await self.users.check_password(username, password, client))
+        return user_principal(await self.users.check_password(username, password, client, basic=True))
 
     async def _cookie(self, presented: Presented) -> Principal:
         secret = keys.parse(presented.cookie or "")

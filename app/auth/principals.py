@@ -72,3 +72,10 @@ class Principal:
 
 #: The only principal while Lightbox runs single-user on loopback.
 LOCAL_ADMIN = Principal("local", is_admin=True)
+#: The service itself, creating ``admin`` at the first start with auth (a ':' no user name can hold).
+STARTUP = Principal("lightbox:startup", is_admin=True)
+
+
+def anonymous(typed_name: str) -> Principal:
+    """Someone not (yet) authenticated, named by what they typed: the actor of a failed login."""
+    return Principal(typed_name, actor_type=ActorType.ANONYMOUS, scope=Scope.READ)

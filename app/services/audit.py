@@ -42,7 +42,8 @@ log = logging.getLogger("lightbox.audit")
 SHUTDOWN_FLUSH_ATTEMPTS = 5
 #: Detail keys never stored, whatever a caller passes: credentials are not audit data.
 SECRET_KEY = re.compile(r"pass|token|secret|^key$|api_?key|authori[sz]ation|cookie|csrf|credential", re.IGNORECASE)
-KEY_PREFIX = "lbx_"  # API keys (issue 10) are recognisable: a value that looks like one is never stored
+#: API keys, login and share tokens (issue 10) are recognisable: a value that looks like one is never stored.
+SECRET_PREFIXES = ("lbx_", "lbt_", "lbs_")
 MAX_TEXT = {"actor": 128, "reason": 64, "study_instance_uid": 256, "name": 300, "client": 128, "request_id": 64}
 MAX_DETAIL = 4096
 
@@ -140,7 +141,9 @@ def _detail_text(detail: Detail | None) -> str | None:
     kept = {
         key: value
         for key, value in detail.items()
-        if value is not None and not _is_secret(key) and not (isinstance(value, str) and value.startswith(KEY_PREFIX))
+        if value is not None
+        and not _is_secret(key)
+        and not (isinstance(value, str) and value.startswith(SECRET_PREFIXES))
     }
     return json.dumps(kept, sort_keys=True, ensure_ascii=False)[:MAX_DETAIL] if kept else None
 
@@ -235,14 +238,20 @@ class AuditService:
 
     @contextmanager
     def on_failure(
-        self, principal: Principal, action: Action, *, name: str | None = None, detail: Detail | None = None
+        self,
+        principal: Principal,
+        action: Action,
+        *,
+        study_instance_uid: str | None = None,
+        name: str | None = None,
+        detail: Detail | None = None,
     ) -> Iterator[None]:
         """``with audit.on_failure(p, Action.TAG, name=n): ...``: an exception inside is recorded, then re-raised."""
         try:
             yield
         except Exception as exc:
             if not isinstance(exc, AuditUnavailable):
-                self.failed(principal, action, exc, name=name, detail=detail)
+                self.failed(principal, action, exc, study_instance_uid=study_instance_uid, name=name, detail=detail)
             raise
 
     def _signal(self) -> None:

@@ -2,7 +2,7 @@
 
 A grant covers only the instances of the study its grantor owns, or every instance of it when the
 grantor is an administrator (:mod:`app.auth.policy` turns that into the index's WHERE clause).
-Grant create and revoke each happen in one method here (the audit trail records them there).
+Grant create and revoke each happen in one method here, which records them in the audit trail.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from app.auth.principals import Principal
 from app.errors import FileNotFound, Forbidden, InvalidRequest, NotFound
 from app.index.access import AccessStore, GrantRow
 from app.index.base import InstanceIndex
+from app.services.audit import Action, AuditService, Detail
 from app.services.users import now_us
 
 
@@ -33,12 +34,27 @@ def no_study(study_instance_uid: str) -> FileNotFound:
 
 
 class GrantService:
-    def __init__(self, store: AccessStore, index: InstanceIndex) -> None:
+    def __init__(self, store: AccessStore, index: InstanceIndex, audit: AuditService) -> None:
         self.store = store
         self.index = index
+        self.audit = audit
 
     async def create(self, principal: Principal, study_instance_uid: str, username: str, access: Access) -> GrantRow:
         """Grant create: by the study's owner (for their instances) or an administrator (for all)."""
+        detail: Detail = {"grantee": username[:128], "access": access.value}
+        with self.audit.on_failure(
+            principal, Action.GRANT_CREATE, study_instance_uid=study_instance_uid, detail=detail
+        ):
+            grant = await self._create(principal, study_instance_uid, username, access)
+        self.audit.record(
+            principal,
+            Action.GRANT_CREATE,
+            study_instance_uid=study_instance_uid,
+            detail={**detail, "grant_id": grant.id},
+        )
+        return grant
+
+    async def _create(self, principal: Principal, study_instance_uid: str, username: str, access: Access) -> GrantRow:
         policy.require_account(principal)
         policy.require_write(principal, "granting access")
         if not principal.is_admin:
@@ -61,15 +77,23 @@ class GrantService:
 
     async def revoke(self, principal: Principal, grant_id: int) -> None:
         """Grant revoke: its grantor or an administrator; effective on the very next request."""
-        policy.require_account(principal)
-        found = await self.store.grants(grant_id=grant_id)
-        grant = found[0] if found else None
-        if grant is None or not (principal.is_admin or principal.name in (grant.grantor, grant.grantee)):
-            raise NotFound(f"no grant has the id {grant_id}")  # one you neither gave nor hold: as absent
-        if grant.grantor == principal.name:
-            policy.require_write(principal, "revoking a grant")
-        elif principal.is_admin:
-            policy.require_admin(principal)
-        else:
-            raise Forbidden("only the grantor or an administrator can revoke a grant")
-        await self.store.delete_grant(grant_id)
+        with self.audit.on_failure(principal, Action.GRANT_REVOKE, detail={"grant_id": grant_id}):
+            policy.require_account(principal)
+            found = await self.store.grants(grant_id=grant_id)
+            grant = found[0] if found else None
+            if grant is None or not (principal.is_admin or principal.name in (grant.grantor, grant.grantee)):
+                raise NotFound(f"no grant has the id {grant_id}")  # one you neither gave nor hold: as absent
+            if grant.grantor == principal.name:
+                policy.require_write(principal, "revoking a grant")
+            elif principal.is_admin:
+                policy.require_admin(principal)
+            else:
+                raise Forbidden("only the grantor or an administrator can revoke a grant")
+            await self.store.delete_grant(grant_id)
+        detail: Detail = {
+            "grant_id": grant_id,
+            "grantor": grant.grantor,
+            "grantee": grant.grantee,
+            "access": grant.access,
+        }
+        self.audit.record(principal, Action.GRANT_REVOKE, study_instance_uid=grant.study_instance_uid, detail=detail)

@@ -1,6 +1,8 @@
 """API keys: ``lbx_<id>_<secret>``, shown once, stored as a hash, with a scope and an optional expiry.
 
-Key create and revoke each happen in one method here (the audit trail records them there).
+Key create and revoke each happen in one method here, which records them in the audit trail (the
+key's id, owner and scope; never the key). Using a key is not a security event of its own: the
+access it is used for is recorded with ``actor_type`` ``api_key``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from app.auth import keys, policy
 from app.auth.principals import ActorType, Principal, Scope
 from app.errors import InvalidRequest, NotAuthenticated, NotFound
 from app.index.access import AccessStore, TokenRow
+from app.services.audit import Action, AuditService, Detail
 from app.services.users import now_us, user_principal
 
 DAY_US = 86_400 * 1_000_000
@@ -27,8 +30,9 @@ class NewKey:
 
 
 class KeyService:
-    def __init__(self, store: AccessStore) -> None:
+    def __init__(self, store: AccessStore, audit: AuditService) -> None:
         self.store = store
+        self.audit = audit
 
     async def create(
         self,
@@ -39,6 +43,19 @@ class KeyService:
         username: str | None = None,
     ) -> NewKey:
         """Key create, for the caller (or, for an administrator, for ``username``)."""
+        detail: Detail = {
+            "user": (username or principal.name)[:128],
+            "scope": scope.label,
+            "expires_in_days": expires_in_days,
+        }
+        with self.audit.on_failure(principal, Action.KEY_CREATE, detail=detail):
+            new = await self._create(principal, name, scope, expires_in_days, username)
+        self.audit.record(principal, Action.KEY_CREATE, detail={**detail, "key_id": new.id})
+        return new
+
+    async def _create(
+        self, principal: Principal, name: str, scope: Scope, expires_in_days: int | None, username: str | None
+    ) -> NewKey:
         policy.key_scope_allowed(principal, scope)
         owner = username or principal.name
         if owner != principal.name:
@@ -67,13 +84,16 @@ class KeyService:
 
     async def revoke(self, principal: Principal, key_id: str) -> None:
         """Key revoke: the owner or an administrator; effective on the very next request."""
-        policy.require_account(principal)
-        found = await self.store.keys(key_id=key_id)
-        if not found or (found[0].user.username != principal.name and not principal.is_admin):
-            raise NotFound(f"no API key has the id {key_id[:40]!r}")
-        if found[0].user.username != principal.name:
-            policy.require_admin(principal)
-        await self.store.delete_key(key_id)
+        detail: Detail = {"key_id": key_id[:40]}
+        with self.audit.on_failure(principal, Action.KEY_REVOKE, detail=detail):
+            policy.require_account(principal)
+            found = await self.store.keys(key_id=key_id)
+            if not found or (found[0].user.username != principal.name and not principal.is_admin):
+                raise NotFound(f"no API key has the id {key_id[:40]!r}")
+            if found[0].user.username != principal.name:
+                policy.require_admin(principal)
+            await self.store.delete_key(key_id)
+        self.audit.record(principal, Action.KEY_REVOKE, detail={**detail, "user": found[0].user.username})
 
     async def authenticate(self, secret: keys.Secret, username: str | None = None) -> Principal:
         """The principal of an API key (for Basic, ``username`` must be the key's owner)."""

@@ -1,8 +1,15 @@
 """User accounts and logins: add, change, delete users; log in and out; check a password.
 
 Each security event happens in exactly one method here (login success/failure in
-:meth:`UserService.check_password`, logout, user add/change/delete), so the audit trail records
-it in one place. Passwords are argon2id hashes, verified in a worker thread (tens of ms each).
+:meth:`UserService.check_password`, logout, user add/change/delete), which records it in the audit
+trail (issue 10). Passwords are argon2id hashes, verified in a worker thread (tens of ms each).
+
+Basic credentials are checked on every request. A wrong Basic password is a failed login like any
+other; a right one is *not* recorded as a login: it opens no session, and the request's own access
+record already names the user, their credential type and address, so a login record per request
+would double the trail and bury the real logins. Throttled attempts (429) are not recorded either:
+no password was checked, and recording them would let anyone grow the trail without bound; the
+failures that led to the throttle are in it.
 """
 
 from __future__ import annotations
@@ -14,15 +21,25 @@ from dataclasses import dataclass, replace
 from anyio import to_thread
 
 from app.auth import keys, passwords, policy
-from app.auth.principals import LOCAL_ADMIN, ActorType, Principal, Role, Scope
+from app.auth.principals import LOCAL_ADMIN, STARTUP, ActorType, Principal, Role, Scope, anonymous
 from app.auth.throttle import LoginThrottle
 from app.config import Settings
 from app.errors import Conflict, InvalidRequest, NotAuthenticated, NotFound
 from app.index.access import AccessStore, UserRow
+from app.services.audit import Action, AuditService, Detail, Outcome
 
 ADMIN_USERNAME = "admin"
 _USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+_SECRET_SHAPE = re.compile(r"lb[xts]_", re.IGNORECASE)  # how our keys and tokens begin (app.auth.keys)
 BAD_LOGIN = "authentication failed: wrong user name or password"
+#: The actor of a failed login whose typed name no account can have: it may be a pasted key,
+#: token or password, so it is not recorded.
+NOT_A_USERNAME = "(not a user name)"
+
+
+def could_be_username(text: str) -> bool:
+    """What :func:`_check_username` accepts: never the shape of a key or token."""
+    return _USERNAME.fullmatch(text) is not None and not _SECRET_SHAPE.match(text) and not text.startswith("share:")
 
 
 def now_us() -> int:
@@ -46,8 +63,11 @@ def user_principal(user: UserRow, actor: ActorType = ActorType.USER, scope: Scop
 
 
 def _check_username(username: str) -> str:
-    if not _USERNAME.fullmatch(username) or username.startswith("share:"):
-        raise InvalidRequest("a user name is 1-128 letters, digits, '.', '_', '@' or '-', starting with a letter/digit")
+    if not could_be_username(username):
+        raise InvalidRequest(
+            "a user name is 1-128 letters, digits, '.', '_', '@' or '-', starting with a letter/digit"
+            " (and not with 'lbx_', 'lbt_' or 'lbs_', how keys and tokens begin)"
+        )
     return username
 
 
@@ -61,9 +81,10 @@ def _check_password(password: str) -> str:
 class UserService:
     """Accounts and login tokens over :class:`AccessStore`."""
 
-    def __init__(self, settings: Settings, store: AccessStore) -> None:
+    def __init__(self, settings: Settings, store: AccessStore, audit: AuditService) -> None:
         self.settings = settings
         self.store = store
+        self.audit = audit
         self.throttle = LoginThrottle()
 
     # -- first start ----------------------------------------------------------------------------
@@ -78,21 +99,32 @@ class UserService:
             await self.store.add_user(ADMIN_USERNAME, password_hash, Role.ADMIN.value, now_us())
         except Conflict:  # another worker created it first
             return None
+        self.audit.record(STARTUP, Action.USER_CREATE, detail={"user": ADMIN_USERNAME, "role": Role.ADMIN.value})
         return None if given else password
 
     # -- logins ---------------------------------------------------------------------------------
-    async def check_password(self, username: str, password: str, client: str | None) -> UserRow:
-        """Login success or failure (rate limited per user name and client address); the user on success."""
+    async def check_password(self, username: str, password: str, client: str | None, *, basic: bool = False) -> UserRow:
+        """Login success or failure (rate limited per user name and client address); the user on success.
+
+        A failure is recorded with the typed name as an anonymous actor (never the password); a
+        success only when it opens a session (``basic=False``; see the module docstring)."""
         self.throttle.check(username, client)
         user = await self.store.user(username) if len(username) <= 128 else None
         ok = await to_thread.run_sync(passwords.verify_password, user.password_hash if user else None, password)
+        via = {"via": "basic" if basic else "login"}
         if user is None or not ok or user.disabled:
             self.throttle.failed(username, client)
+            why = "unknown_user" if user is None else "wrong_password" if not ok else "user_disabled"
+            actor = anonymous(username if could_be_username(username) else NOT_A_USERNAME)
+            self.audit.record(actor, Action.LOGIN, Outcome.FAILURE, reason=why, detail=via)
             raise NotAuthenticated(BAD_LOGIN)
         self.throttle.succeeded(username)
+        if not basic:
+            self.audit.record(user_principal(user), Action.LOGIN, detail=via)
         return user
 
     async def login(self, username: str, password: str, client: str | None) -> Login:
+        """Log in: a new login token (the login itself is recorded by :meth:`check_password`)."""
         user = await self.check_password(username, password, client)
         secret, csrf = keys.new_secret(keys.Kind.LOGIN), keys.new_secret(keys.Kind.LOGIN).secret
         now = now_us()
@@ -111,8 +143,11 @@ class UserService:
 
     async def logout(self, principal: Principal) -> None:
         """End the login token the caller used (a key or Basic credentials have no session to end)."""
-        if principal.actor_type is ActorType.USER and principal.credential_id:
-            await self.store.delete_login(principal.credential_id)
+        session = principal.actor_type is ActorType.USER and principal.credential_id is not None
+        with self.audit.on_failure(principal, Action.LOGOUT):
+            if session and principal.credential_id:
+                await self.store.delete_login(principal.credential_id)
+        self.audit.record(principal, Action.LOGOUT, detail={"session_ended": session})
 
     async def acting_as(self, username: str) -> Principal:
         """The principal a DICOM peer acts as (``LIGHTBOX_DIMSE_PEERS`` names its user).
@@ -131,10 +166,13 @@ class UserService:
     # -- administration -------------------------------------------------------------------------
     async def add(self, principal: Principal, username: str, password: str | None, role: Role) -> tuple[UserRow, str]:
         """User add; the password (generated when none is given) is returned for the CLI to print once."""
-        policy.require_admin(principal)
-        password = _check_password(password) if password is not None else passwords.generate_password()
-        password_hash = await to_thread.run_sync(passwords.hash_password, password)
-        user = await self.store.add_user(_check_username(username), password_hash, role.value, now_us())
+        detail: Detail = {"user": username[:128], "role": role.value}
+        with self.audit.on_failure(principal, Action.USER_CREATE, detail=detail):
+            policy.require_admin(principal)
+            password = _check_password(password) if password is not None else passwords.generate_password()
+            password_hash = await to_thread.run_sync(passwords.hash_password, password)
+            user = await self.store.add_user(_check_username(username), password_hash, role.value, now_us())
+        self.audit.record(principal, Action.USER_CREATE, detail=detail)
         return user, password
 
     async def list(self, principal: Principal) -> list[UserRow]:
@@ -150,25 +188,36 @@ class UserService:
         password: str | None = None,
     ) -> UserRow:
         """User change: role, disabled, password; disabling or a new password ends the user's logins."""
-        policy.require_admin(principal)
-        values: dict[str, object] = {}
-        if role is not None:
-            values["role"] = role.value
-        if disabled is not None:
-            values["disabled"] = disabled
-        if password is not None:
-            values["password_hash"] = await to_thread.run_sync(passwords.hash_password, _check_password(password))
-        if values and not await self.store.update_user(username, **values):
-            raise NotFound(f"no user is named {username[:80]!r}")
-        user = await self.store.user(username)
-        if user is None:
-            raise NotFound(f"no user is named {username[:80]!r}")
+        changed = ",".join(
+            field
+            for field, value in (("role", role), ("disabled", disabled), ("password", password))
+            if value is not None
+        )
+        detail: Detail = {"user": username[:128], "changed": changed, "role": role and role.value, "disabled": disabled}
+        with self.audit.on_failure(principal, Action.USER_UPDATE, detail=detail):
+            policy.require_admin(principal)
+            values: dict[str, object] = {}
+            if role is not None:
+                values["role"] = role.value
+            if disabled is not None:
+                values["disabled"] = disabled
+            if password is not None:
+                values["password_hash"] = await to_thread.run_sync(passwords.hash_password, _check_password(password))
+            if values and not await self.store.update_user(username, **values):
+                raise NotFound(f"no user is named {username[:80]!r}")
+            user = await self.store.user(username)
+            if user is None:
+                raise NotFound(f"no user is named {username[:80]!r}")
+        self.audit.record(principal, Action.USER_UPDATE, detail=detail)
         return user
 
     async def delete(self, principal: Principal, username: str) -> None:
         """User delete: their logins, keys, grants and shares go too; their files stay (admins see them)."""
-        policy.require_admin(principal)
-        if username == principal.name:
-            raise InvalidRequest("an administrator cannot delete their own account")
-        if not await self.store.delete_user(username):
-            raise NotFound(f"no user is named {username[:80]!r}")
+        detail: Detail = {"user": username[:128]}
+        with self.audit.on_failure(principal, Action.USER_DELETE, detail=detail):
+            policy.require_admin(principal)
+            if username == principal.name:
+                raise InvalidRequest("an administrator cannot delete their own account")
+            if not await self.store.delete_user(username):
+                raise NotFound(f"no user is named {username[:80]!r}")
+        self.audit.record(principal, Action.USER_DELETE, detail=detail)

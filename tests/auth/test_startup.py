@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -17,7 +18,9 @@ from fastapi import FastAPI
 
 from app.cli import main
 from app.config import Settings
+from app.index.audit import AuditQuery
 from app.main import create_app
+from app.services.audit_view import as_dict
 from tests.auth.world import AUTH_ENV, bearer
 from tests.e2e.server import LIGHTBOX, run_server
 
@@ -87,7 +90,27 @@ async def test_users_and_keys_commands(
             assert login.status_code == 200
             assert (await run("users", "disable", "erin"))[0] == 0
             assert (await client.get("/auth/me", headers=bearer(login.json()["access_token"]))).status_code == 401
+            await app.state.audit.flush()
+            records = [as_dict(r) for r in reversed((await app.state.audit.store.search(AuditQuery())).records)]
         await _no_generated_admin(app)
+    operator = f"cli:{getpass.getuser()}"
+    assert [(r["actor"], r["actor_type"], r["action"], r["outcome"], r["detail"]) for r in records] == [
+        (operator, "user", "user_create", "success", {"user": "erin", "role": "user"}),
+        (operator, "user", "user_create", "success", {"user": "frank", "role": "admin"}),
+        (operator, "user", "user_create", "failure", {"user": "erin", "role": "user"}),  # taken
+        (
+            operator,
+            "user",
+            "key_create",
+            "success",
+            {"user": "erin", "scope": "write", "expires_in_days": 7, "key_id": key_id},
+        ),
+        (operator, "user", "key_revoke", "success", {"key_id": key_id, "user": "erin"}),
+        ("erin", "user", "login", "success", {"via": "login"}),
+        (operator, "user", "user_update", "success", {"user": "erin", "changed": "disabled", "disabled": True}),
+    ]
+    assert records[2]["reason"] == "conflict"
+    assert "erin-password-1" not in json.dumps(records) and key.split("_")[2] not in json.dumps(records)
 
 
 async def _no_generated_admin(app: FastAPI) -> None:

@@ -21,6 +21,8 @@ DICOM_FILES = {
     "mr.dcm": "MR_small.dcm",
 }
 ZIP_MEMBERS = {"study/nm.dcm": "JPEG2000.dcm", "study/us.dcm": "US1_J2KR.dcm"}
+# A STOW-RS body (PS3.18 §10.5.1.1): Postman sends a file as the body, not a multipart/related it builds.
+STOW_FILE, STOW_SOURCE, STOW_BOUNDARY = "stow.multipart", "SC_rgb_small_odd.dcm", "lightbox-postman-stow"
 
 
 def _test_file(name: str) -> Path:
@@ -39,6 +41,9 @@ def write_files(folder: Path) -> Path:
     with zipfile.ZipFile(folder / "study.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         for member, source in ZIP_MEMBERS.items():
             archive.write(_test_file(source), member)
+    part = _test_file(STOW_SOURCE).read_bytes()
+    head = f"--{STOW_BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+    (folder / STOW_FILE).write_bytes(head + part + f"\r\n--{STOW_BOUNDARY}--\r\n".encode())
     return folder
 
 
