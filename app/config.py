@@ -172,6 +172,84 @@ class Settings(BaseSettings):
     body_read_timeout_seconds: float = Field(
         30.0, gt=0, le=3600, description="An upload whose client sends nothing for this long is stopped (408)."
     )
+    dimse_port: int | None = Field(
+        None, ge=1, le=65535, description="TCP port of the DICOM network listener (C-ECHO/STORE/FIND/GET); unset = off."
+    )
+    dimse_host: str = Field("127.0.0.1", description="Interface the DICOM network listener binds.")
+    dimse_ae_title: str = Field(
+        "LIGHTBOX", min_length=1, max_length=16, description="The listener's own AE title (called AE title)."
+    )
+    dimse_peers: str = Field(
+        "",
+        description="Known calling AEs, comma-separated `AE@address:user` (the address they must call from, "
+        "the Lightbox user they act as).",
+    )
+    dimse_destinations: str = Field(
+        "", description="C-MOVE destinations, comma-separated `AE@host:port` (where a Move Destination AE is)."
+    )
+    dimse_accept_any: bool = Field(
+        False, description="Accept any calling AE title (acting as the local administrator); loopback only."
+    )
+    dimse_max_associations: int = Field(
+        10, ge=1, le=1000, description="Most DICOM associations served at once; more are rejected (busy)."
+    )
+    dimse_max_pdu_bytes: int = Field(
+        65536, ge=4096, le=16 * 1024 * 1024, description="Largest P-DATA PDU the listener receives, in bytes."
+    )
+    dimse_acse_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a peer has to complete association set-up or release."
+    )
+    dimse_dimse_timeout: float = Field(
+        30.0, gt=0, le=3600, description="Seconds a DIMSE message or reply may take before the association aborts."
+    )
+    dimse_idle_timeout: float = Field(
+        60.0, gt=0, le=3600, description="An association silent for this many seconds is aborted."
+    )
+    dimse_tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) of the DICOM listener: with the key, it speaks DICOM TLS (PS3.15 B)."
+    )
+    dimse_tls_key: Path | None = Field(None, description="PEM private key of LIGHTBOX_DIMSE_TLS_CERT.")
+    dimse_tls_ca: Path | None = Field(
+        None, description="PEM CA certificates: peers must present a certificate they signed (mutual TLS)."
+    )
+
+    @field_validator("dimse_peers")
+    @classmethod
+    def _peers_parse(cls, value: str) -> str:
+        from app.dimse.peers import parse_peers  # pure parsing; no pynetdicom import
+
+        parse_peers(value)
+        return value
+
+    @field_validator("dimse_destinations")
+    @classmethod
+    def _destinations_parse(cls, value: str) -> str:
+        from app.dimse.peers import parse_destinations
+
+        parse_destinations(value)
+        return value
+
+    @model_validator(mode="after")
+    def _accept_any_only_on_loopback(self) -> Settings:
+        """Any calling AE acts as the administrator: never offered beyond this machine."""
+        if self.dimse_accept_any and not is_loopback(self.dimse_host):
+            raise ValueError("LIGHTBOX_DIMSE_ACCEPT_ANY=true needs a loopback LIGHTBOX_DIMSE_HOST")
+        if self.dimse_accept_any and self.auth_required:
+            raise ValueError("LIGHTBOX_DIMSE_ACCEPT_ANY=true (peers act as the administrator) is single-user mode only")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_needs_cert_and_key(self) -> Settings:
+        if (self.dimse_tls_cert is None) != (self.dimse_tls_key is None):
+            raise ValueError("LIGHTBOX_DIMSE_TLS_CERT and LIGHTBOX_DIMSE_TLS_KEY are set together or not at all")
+        if self.dimse_tls_ca is not None and self.dimse_tls_cert is None:
+            raise ValueError("LIGHTBOX_DIMSE_TLS_CA needs LIGHTBOX_DIMSE_TLS_CERT and LIGHTBOX_DIMSE_TLS_KEY")
+        for name in ("dimse_tls_cert", "dimse_tls_key", "dimse_tls_ca"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"LIGHTBOX_{name.upper()} names no readable file")
+        return self
+
     auth_required: bool = Field(
         False,
         description="Every call needs credentials (users, API keys, share links); off: single-user mode on loopback.",
@@ -254,7 +332,9 @@ def is_loopback(host: str) -> bool:
 
 
 def exposure_problem(settings: Settings) -> str | None:
-    """Rule 7: listening beyond loopback without authentication is refused (patient data on the network)."""
+    """Rule 7: listening beyond loopback without authentication is refused (patient data on the network).
+
+    The same for every listener: HTTP, gRPC and the DICOM network listener."""
     if settings.auth_required:
         return None
     if settings.grpc_port is not None and not is_loopback(settings.grpc_host):
@@ -262,9 +342,14 @@ def exposure_problem(settings: Settings) -> str | None:
             f"LIGHTBOX_GRPC_HOST={settings.grpc_host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
             "set LIGHTBOX_AUTH_REQUIRED=true (or listen on 127.0.0.1)"
         )
-    if is_loopback(settings.host):
-        return None
-    return (
-        f"LIGHTBOX_HOST={settings.host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
-        "set LIGHTBOX_AUTH_REQUIRED=true (or listen on 127.0.0.1)"
-    )
+    if not is_loopback(settings.host):
+        return (
+            f"LIGHTBOX_HOST={settings.host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
+            "set LIGHTBOX_AUTH_REQUIRED=true (or listen on 127.0.0.1)"
+        )
+    if settings.dimse_port is not None and not is_loopback(settings.dimse_host):
+        return (
+            f"LIGHTBOX_DIMSE_HOST={settings.dimse_host} is beyond loopback and LIGHTBOX_AUTH_REQUIRED=false: "
+            "set LIGHTBOX_AUTH_REQUIRED=true (or let the DICOM listener bind 127.0.0.1)"
+        )
+    return None

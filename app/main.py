@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -51,6 +51,9 @@ from app.services.users import UserService
 from app.storage.local import LocalBlobStore
 from app.tracing import install_tracing, tracing_from_environment
 
+if TYPE_CHECKING:
+    from app.dimse.listener import DimseListener
+
 log = logging.getLogger("lightbox")
 
 SHUTDOWN_CLEANUP_SECONDS = 5  # after LIGHTBOX_SHUTDOWN_TIMEOUT: cancelled requests undo their partial work
@@ -82,6 +85,24 @@ def announce_admin_password(password: str) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+async def start_dimse(app: FastAPI, settings: Settings) -> DimseListener | None:
+    """The DICOM network listener, when ``LIGHTBOX_DIMSE_PORT`` is set (pynetdicom imported only then).
+
+    A peer acts as the Lightbox user ``LIGHTBOX_DIMSE_PEERS`` names, resolved by the users service
+    (single-user mode: the local administrator).
+    """
+    if settings.dimse_port is None:
+        return None
+    from app.dimse.listener import DimseListener
+
+    listener = DimseListener(
+        settings, app.state.instances, app.state.renders, app.state.users.acting_as, app.state.metrics
+    )
+    await listener.start()
+    app.state.readiness_checks["dimse"] = listener.check
+    return listener
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -128,12 +149,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache
         await app.state.audit.start()
+        dimse = None
         grpc_server = None
         try:
             if settings.grpc_port is not None:  # imported only when used: grpc loads a native library
                 from app.grpc.server import start_grpc
 
                 grpc_server = await start_grpc(app.state, settings)
+            dimse = await start_dimse(app, settings)
             yield
             if grpc_server is not None:
                 await grpc_server.stop(SHUTDOWN_CLEANUP_SECONDS)
@@ -141,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
                 log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
+            if dimse is not None:
+                await dimse.stop()  # no association may still be recording when the audit trail closes
             if grpc_server is not None:
                 await grpc_server.stop(None)
             await app.state.audit.close()  # after the last request: every record of a clean stop is written

@@ -109,6 +109,15 @@ class Metrics:
         self.cache_misses = Counter(
             "lightbox_cache_misses", "Cache misses, by cache.", ["cache"], registry=self.registry
         )
+        self.dimse_associations = Counter(
+            "lightbox_dimse_associations", "DICOM associations, by outcome.", ["outcome"], registry=self.registry
+        )
+        self.dimse_operations = Counter(
+            "lightbox_dimse_operations",
+            "DIMSE operations answered (C-ECHO, C-STORE, C-FIND, C-GET), by final status (hex).",
+            ["operation", "status"],
+            registry=self.registry,
+        )
         self.request_errors = Counter(
             "lightbox_request_errors",
             "Failed requests, by error kind (index_unavailable, invalid_dicom, not_found, ...).",

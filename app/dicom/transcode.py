@@ -4,10 +4,15 @@ Native encodings (Implicit VR, Explicit VR Big Endian, Deflated) are re-written 
 values unchanged (big-endian words swapped). Compressed Pixel Data is decoded (YBR colour made RGB,
 as PS3.5 8.2 requires once the data is no longer compressed) and the file meta updated. The stored
 file itself is never changed. Compressed input runs in the decode sandbox: its decoders are native code.
+
+A DIMSE retrieve (C-GET/C-MOVE, PS3.4 C.4.3.3) sends the stored bytes when the receiver accepted
+their transfer syntax (any uncompressed syntax stands for any other: pydicom re-encodes on sending),
+and this re-encoding otherwise (:func:`needs_decoding`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
 from io import BytesIO
 from pathlib import Path
 
@@ -18,9 +23,20 @@ from pydicom.filewriter import dcmwrite
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from app.dicom.pixels import PIXEL_DATA_TAGS, transfer_syntax
-from app.errors import NotRenderable
+from app.errors import NotRenderable, UnsupportedEncoding
 
 EXPLICIT_LITTLE = str(ExplicitVRLittleEndian)
+UNCOMPRESSED = frozenset({"1.2.840.10008.1.2", EXPLICIT_LITTLE, "1.2.840.10008.1.2.2"})  # PS3.5 A.1, A.2, A.3
+
+
+def needs_decoding(stored: str, accepted: Set[str]) -> bool:
+    """Whether a file stored in ``stored`` must be re-encoded (:func:`to_explicit_little`) for a receiver
+    that accepted ``accepted``; UnsupportedEncoding when it accepted neither that nor an uncompressed syntax."""
+    if stored in accepted or (stored in UNCOMPRESSED and accepted & UNCOMPRESSED):
+        return False
+    if not accepted & UNCOMPRESSED:
+        raise UnsupportedEncoding(f"the receiver accepts neither {stored} nor an uncompressed transfer syntax")
+    return True
 
 
 def to_explicit_little(path: Path, max_pixels: int) -> bytes:
@@ -34,7 +50,7 @@ def to_explicit_little(path: Path, max_pixels: int) -> bytes:
         geometry(ds, max_pixels)
         try:
             if syntax.is_compressed:
-                ds.decompress()
+                ds.decompress(generate_instance_uid=False)  # the same instance, only re-encoded
             else:
                 array = ds.pixel_array
                 if int(ds.get("BitsAllocated", 8)) > 8:

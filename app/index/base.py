@@ -90,6 +90,62 @@ class ListPage:
     total: int = 0
 
 
+class QueryLevel(enum.StrEnum):
+    """Query/Retrieve Level (0008,0052), PS3.4 C.3."""
+
+    PATIENT = "PATIENT"
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    IMAGE = "IMAGE"
+
+
+@dataclass(frozen=True)
+class FindQuery:
+    """Matching keys of a C-FIND (PS3.4 C.2.2.2); an empty key matches everything (universal matching).
+
+    ``patient_id``, ``patient_name`` (case-insensitive), ``accession_number``, ``study_description``
+    and ``modality`` take ``*``/``?`` wildcards; the UID tuples are lists of UIDs (any may match);
+    dates are an inclusive range (either end may be open). ``modality`` at STUDY level matches
+    Modalities in Study (0008,0061).
+    """
+
+    level: QueryLevel
+    patient_id: str = ""
+    patient_name: str = ""
+    study_instance_uids: tuple[str, ...] = ()
+    study_date_from: str = ""
+    study_date_to: str = ""
+    accession_number: str = ""
+    study_description: str = ""
+    modality: str = ""
+    series_instance_uids: tuple[str, ...] = ()
+    sop_instance_uids: tuple[str, ...] = ()
+    sop_class_uids: tuple[str, ...] = ()
+    limit: int = MAX_LIMIT
+
+
+@dataclass(frozen=True)
+class FindMatch:
+    """One C-FIND answer: the attributes of its level and the levels above (others empty)."""
+
+    patient_id: str
+    patient_name: str
+    patient_birth_date: str
+    study_instance_uid: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    accession_number: str = ""
+    modalities_in_study: str = ""
+    series_instance_uid: str = ""
+    modality: str = ""
+    series_number: int | None = None
+    sop_class_uid: str = ""
+    sop_instance_uid: str = ""
+    instance_number: int | None = None
+    transfer_syntax_uid: str = ""
+    name: str = ""  # the stored name (IMAGE level), for retrieval
+
+
 @dataclass(frozen=True)
 class SearchRow:
     """One QIDO-RS result: identity, the counts the index computes, and the header of a representative
@@ -144,6 +200,10 @@ class InstanceIndex(Protocol):
         ...
 
     async def query(self, principal: Principal, query: ListQuery) -> ListPage: ...
+
+    async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
+        """The patients, studies, series or instances ``principal`` may see that match (at most ``limit``)."""
+        ...
 
     async def search(self, principal: Principal, query: SearchQuery) -> list[SearchRow]:
         """QIDO-RS: the studies, series or instances the principal may see that match, in storage order."""

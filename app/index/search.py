@@ -52,7 +52,9 @@ def _literal_like(text: str) -> str:
     return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
 
 
-def _text(column: Any, value: str, ignore_case: bool) -> ColumnElement[bool]:
+def wildcard(column: Any, value: str, ignore_case: bool = False) -> ColumnElement[bool]:
+    """Single value matching, or wildcard matching when ``value`` holds ``*`` or ``?`` (PS3.4 C.2.2.2.1,
+    C.2.2.2.4); QIDO-RS and C-FIND both match text this way."""
     target = func.lower(column) if ignore_case else column
     wanted = value.lower() if ignore_case else value
     if "*" in value or "?" in value:
@@ -84,7 +86,7 @@ def condition(match: Match) -> ColumnElement[bool]:
         if match.high:  # a time's upper end includes its finer digits: 1600 includes 160059
             parts.append(column <= (match.high + "~" if kind is MatchKind.TIME else match.high))
         return and_(*parts)
-    return _text(column, match.values[0], kind is MatchKind.PERSON_NAME)
+    return wildcard(column, match.values[0], kind is MatchKind.PERSON_NAME)
 
 
 def _header_of_first(principal: Principal, study_level: bool) -> Any:

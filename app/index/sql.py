@@ -29,6 +29,8 @@ from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailabl
 from app.index.base import (
     AddOutcome,
     AddResult,
+    FindMatch,
+    FindQuery,
     InstanceSummary,
     ListPage,
     ListQuery,
@@ -37,6 +39,7 @@ from app.index.base import (
     SearchRow,
     StudyAccess,
 )
+from app.index.find import find_statement
 from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.search import like_pattern, locate_statement, search_statement
@@ -509,6 +512,16 @@ class SqlInstanceIndex:
                 rows = (await conn.execute(page)).all()
                 total = await conn.scalar(count)
             return ListPage([InstanceSummary(**row._mapping) for row in rows], int(total or 0))
+
+        return await self._guard(run)
+
+    async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
+        statement = find_statement(principal, query)
+
+        async def run() -> list[FindMatch]:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(statement)).all()
+            return [FindMatch(**row._mapping) for row in rows]
 
         return await self._guard(run)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from anyio import to_thread
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
+from app.auth import policy
 from app.auth.principals import LOCAL_ADMIN, Principal
 from app.config import Settings
 from app.dicom import ingest
@@ -29,7 +31,7 @@ from app.dicom.header_json import Header, describe_json, header_json, public_met
 from app.dicom.indexed import InstanceAttributes, index_attributes
 from app.dicom.tags import parse_tag
 from app.errors import FileNotFound, InvalidDicom, InvalidRequest, StoredFileMissing, UploadTooLarge
-from app.index.base import AddOutcome, InstanceIndex, ListPage, ListQuery, NewInstance
+from app.index.base import AddOutcome, FindMatch, FindQuery, InstanceIndex, ListPage, ListQuery, NewInstance
 from app.services.archives import is_zip
 from app.services.audit import Action, AuditService
 from app.services.cache import LruCache
@@ -125,6 +127,12 @@ class Upload:
             await to_thread.run_sync(self.staged.discard)
 
 
+def _write_parts(staged: StagedFile, parts: Sequence[bytes]) -> None:
+    for part in parts:
+        staged.write(part)
+    staged.flush_buffer()
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 
@@ -163,6 +171,26 @@ def _list_detail(query: ListQuery) -> dict[str, str | int | None]:
     }
 
 
+def _find_detail(query: FindQuery) -> dict[str, str | int | None]:
+    """A C-FIND's level and the keys it matched on (kept in the database for administrators, never logged)."""
+    keys = {
+        "PatientID": query.patient_id,
+        "PatientName": query.patient_name,
+        "StudyInstanceUID": "\\".join(query.study_instance_uids),
+        "StudyDateFrom": query.study_date_from,
+        "StudyDateTo": query.study_date_to,
+        "AccessionNumber": query.accession_number,
+        "StudyDescription": query.study_description,
+        "Modality": query.modality,
+        "SeriesInstanceUID": "\\".join(query.series_instance_uids),
+        "SOPInstanceUID": "\\".join(query.sop_instance_uids),
+        "SOPClassUID": "\\".join(query.sop_class_uids),
+    }
+    detail: dict[str, str | int | None] = {"dimse": "C-FIND", "level": str(query.level)}
+    detail.update((key, value) for key, value in keys.items() if value)
+    return detail
+
+
 class InstanceService:
     """The use cases of the file API, independent of HTTP."""
 
@@ -190,6 +218,33 @@ class InstanceService:
         await self.guard.check_for_upload()
         staged = await to_thread.run_sync(self.store.stage)
         return Upload(self, original_name, staged)
+
+    async def store_bytes(self, principal: Principal, parts: Sequence[bytes], original_name: str | None) -> StoredFile:
+        """Store a file already in memory (a DIMSE C-STORE: file meta + data set) by the upload's path.
+
+        The same policy check, guard, size limit, staging, validation, dedup, conflict and index
+        commit as ``POST /upload``; nothing is left behind on failure. One ``upload`` audit record
+        per file, stored or refused (rule 9), as :class:`app.services.uploads.UploadSession` writes.
+        """
+        detail: dict[str, str | bool] = {"dimse": "C-STORE"}
+        with self.audit.on_failure(principal, Action.UPLOAD, detail=detail):
+            policy.require_write(principal, "storing instances")
+            size = sum(len(part) for part in parts)
+            if size > self.settings.max_upload_bytes:
+                raise UploadTooLarge(f"the file is larger than the limit of {self.settings.max_upload_bytes} bytes")
+            await self.guard.check_for_upload()
+            staged = await to_thread.run_sync(self.store.stage)
+            try:
+                await to_thread.run_sync(_write_parts, staged, parts)
+            except BaseException:
+                await self._discard_staged(staged)
+                raise
+            stored = await self.store_staged(principal, staged, original_name)
+        detail["created"] = stored.created
+        self.audit.record(
+            principal, Action.UPLOAD, study_instance_uid=stored.study_instance_uid, name=stored.name, detail=detail
+        )
+        return stored
 
     def describe_blocking(self, path: Path) -> Description:
         """Validate a file as DICOM and describe it for the index: attributes and the header as DICOM JSON.
@@ -397,6 +452,16 @@ class InstanceService:
         return path
 
     # -- list / delete ---------------------------------------------------------------------
+    async def find(self, principal: Principal, query: FindQuery) -> list[FindMatch]:
+        """C-FIND: the matching patients, studies, series or instances ``principal`` may see; recorded
+        as a query (PS3.15 A.5.3) with its level and keys, as :meth:`list` is."""
+        detail = _find_detail(query)
+        with self.audit.on_failure(principal, Action.LIST, detail=detail):
+            matches = await self.index.find(principal, query)
+        study = query.study_instance_uids[0] if len(query.study_instance_uids) == 1 else None
+        self.audit.record(principal, Action.LIST, study_instance_uid=study, detail=detail)
+        return matches
+
     async def list(self, principal: Principal, query: ListQuery) -> ListPage:
         """One page of the caller's files; recorded with the query (PS3.15 A.5.3 Query)."""
         detail = _list_detail(query)

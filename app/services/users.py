@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from anyio import to_thread
 
 from app.auth import keys, passwords, policy
-from app.auth.principals import STARTUP, ActorType, Principal, Role, Scope, anonymous
+from app.auth.principals import LOCAL_ADMIN, STARTUP, ActorType, Principal, Role, Scope, anonymous
 from app.auth.throttle import LoginThrottle
 from app.config import Settings
 from app.errors import Conflict, InvalidRequest, NotAuthenticated, NotFound
@@ -148,6 +148,20 @@ class UserService:
             if session and principal.credential_id:
                 await self.store.delete_login(principal.credential_id)
         self.audit.record(principal, Action.LOGOUT, detail={"session_ended": session})
+
+    async def acting_as(self, username: str) -> Principal:
+        """The principal a DICOM peer acts as (``LIGHTBOX_DIMSE_PEERS`` names its user).
+
+        Single-user mode: the local administrator. With auth: that user, at most with write scope (a
+        peer stores, queries and retrieves; it never administers); NotAuthenticated when the user is
+        unknown or disabled, so the association is rejected, or an operation on an open one refused.
+        """
+        if not self.settings.auth_required:
+            return LOCAL_ADMIN
+        user = await self.store.user(username) if len(username) <= 128 else None
+        if user is None or user.disabled:
+            raise NotAuthenticated("the user this DICOM peer acts as is unknown or disabled")
+        return user_principal(user, scope=Scope.WRITE)
 
     # -- administration -------------------------------------------------------------------------
     async def add(self, principal: Principal, username: str, password: str | None, role: Role) -> tuple[UserRow, str]:
