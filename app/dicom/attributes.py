@@ -22,6 +22,7 @@ from pydicom.tag import BaseTag
 from pydicom.valuerep import IS, DSfloat, PersonName
 
 from app.dicom.lenient_json import sequence_json
+from app.dicom.simple_json import finite_json
 from app.errors import ElementNotFound
 
 #: VRs whose value is a byte string rather than text or numbers (PS3.5 §6.2).
@@ -104,7 +105,7 @@ def _json_value(elem: DataElement, inline_max: int) -> Any:
         if elem.VR == "SQ":
             return sequence_json(elem, inline_max)
         return _fallback_json_value(elem)
-    return model.get("Value", [])
+    return finite_json(model.get("Value", []))  # FL/FD NaN and infinities as JSON Strings (CP-2352)
 
 
 def _fallback_json_value(elem: DataElement) -> list[Any]:

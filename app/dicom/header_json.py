@@ -29,7 +29,7 @@ from pydicom.valuerep import AMBIGUOUS_VR
 from app.dicom.attributes import BINARY_VRS, Attribute, describe_element, un_element
 from app.dicom.lengths import wrong_length
 from app.dicom.lenient_json import sequence_json
-from app.dicom.simple_json import simple_element_json
+from app.dicom.simple_json import finite_json, simple_element_json
 from app.errors import ElementNotFound
 
 #: Pixel Data, Float Pixel Data, Double Float Pixel Data (PS3.3 C.7.6.3): never copied into the index.
@@ -102,9 +102,9 @@ def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Chars
         simple = simple_element_json(elem)
         if simple is not None:
             return simple
-        model: dict[str, Any] = elem.to_json_dict(
-            bulk_data_element_handler=_no_bulk_uri, bulk_data_threshold=inline_max
-        )
+        model: dict[str, Any] = finite_json(
+            elem.to_json_dict(bulk_data_element_handler=_no_bulk_uri, bulk_data_threshold=inline_max)
+        )  # FL/FD NaN and infinities inside sequences too
         return model
     except Exception:  # a nested value pydicom cannot convert: that one as UN bytes, the rest as they are
         if elem.VR == "SQ":

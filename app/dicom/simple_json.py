@@ -10,6 +10,7 @@ bundled pydicom file.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydicom.dataelem import DataElement
@@ -32,15 +33,37 @@ def _text(vr: str, value: object) -> dict[str, Any] | None:
     return None
 
 
+#: FL/FD may hold IEEE 754 NaN and infinities (CP-2352), which JSON Numbers cannot carry (RFC 8259 6):
+#: they are written as these JSON Strings (the spelling dicom-rs uses), so every answer stays valid JSON.
+NON_FINITE = {"nan": "NaN", "inf": "inf", "-inf": "-inf"}
+
+
+def json_number(value: float) -> float | str:
+    """A float as a JSON Number, or its string spelling when it is NaN or infinite."""
+    return value if math.isfinite(value) else NON_FINITE[repr(value)]
+
+
+def finite_json(model: Any) -> Any:
+    """``model`` (a JSON-ready structure) with every non-finite float spelled as :data:`NON_FINITE` says."""
+    if isinstance(model, float):
+        return json_number(model)
+    if isinstance(model, dict):
+        return {key: finite_json(item) for key, item in model.items()}
+    if isinstance(model, list):
+        return [finite_json(item) for item in model]
+    return model
+
+
 def _numbers(vr: str, value: object, number_type: type[int] | type[float]) -> dict[str, Any] | None:
+    convert = json_number if number_type is float else int
     if value is None:
         return {"vr": vr}
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return {"vr": vr, "Value": [number_type(value)]}
+        return {"vr": vr, "Value": [convert(value)]}
     if isinstance(value, MultiValue) and all(
         isinstance(item, (int, float)) and not isinstance(item, bool) for item in value
     ):
-        return {"vr": vr, "Value": [number_type(item) for item in value]} if len(value) else {"vr": vr}
+        return {"vr": vr, "Value": [convert(item) for item in value]} if len(value) else {"vr": vr}
     return None
 
 
