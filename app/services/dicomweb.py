@@ -23,6 +23,7 @@ from app.config import Settings
 from app.dicom.frames import EXPLICIT_LITTLE, OCTET_STREAM, Frame, decoded_frames, stored_frames
 from app.dicom.header_json import PIXEL_TAGS
 from app.dicom.negotiation import FrameEncoding, MediaRange, frame_encoding
+from app.dicom.pixels import check_before_decoding
 from app.dicom.qido import SearchQuery
 from app.dicom.qido_result import result_json, retrieve_url
 from app.dicom.transcode import to_explicit_little
@@ -155,12 +156,26 @@ class DicomWebService:
         for item, kept in zip(found, as_stored, strict=True):
             yield await self._instance_part(item, kept)
 
+    async def _checked_for_decoding(self, name: str, indexes: list[int]) -> Path:
+        """The refusals ``?png`` makes before a decoder runs (codec stream headers against the DICOM header
+        and the pixel budget: bombs), for every frame about to be decoded; pure Python, outside the sandbox."""
+        path, header = await self.instances.stored_header(name)
+
+        def check() -> None:
+            for index in indexes:
+                check_before_decoding(path, header, index, self.settings.max_pixels)
+
+        await to_thread.run_sync(check)
+        return path
+
     async def _instance_part(self, item: Located, kept: bool) -> Part:
         path = await self.instances.stored_path(item.name)
         if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
             return f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", path
         compressed = _is_compressed(item.transfer_syntax_uid)
         try:
+            if compressed:
+                await self._checked_for_decoding(item.name, list(range(max(int(item.number_of_frames or 1), 1))))
             data = await self.renders.run_decoder(compressed, to_explicit_little, path, self.settings.max_pixels)
             return f"application/dicom; transfer-syntax={EXPLICIT_LITTLE}", data
         except NotRenderable as exc:  # the requested syntax cannot be produced (PS3.18 8.7.3.5.2)
@@ -208,7 +223,7 @@ class DicomWebService:
             if encoding is FrameEncoding.DECODED:
                 if not _decodable(item.transfer_syntax_uid):
                     raise NotAcceptable(f"frames stored in {item.transfer_syntax_uid} cannot be decoded here")
-                path = await self.instances.stored_path(item.name)
+                path = await self._checked_for_decoding(item.name, [number - 1 for number in numbers])
                 decoded = await self.renders.run_decoder(True, decoded_frames, path, numbers, self.settings.max_pixels)
                 return [Frame(data, OCTET_STREAM, EXPLICIT_LITTLE) for data in decoded]
             path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)

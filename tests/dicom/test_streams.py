@@ -118,3 +118,29 @@ async def test_65535_square_bombs_answer_422_within_2_seconds(client: httpx.Asyn
     assert response.status_code == 422, response.text
     assert "declares 65535 x 65535 pixels" in response.json()["error"]
     assert time.perf_counter() - started < 2
+
+
+@pytest.mark.anyio
+async def test_dicomweb_decoding_refuses_bombs_from_the_stream_header(client: httpx.AsyncClient) -> None:
+    """Decoded frames and transcoded retrieves (PS3.18 10.4) apply the same stream-header check as ?png."""
+    from io import BytesIO
+
+    from pydicom import dcmread
+
+    dataset = dcmread(BytesIO(encapsulated(declare_size(small_stream("jpeg"), 65535, 65535), CODECS["jpeg"], 64, 64)))
+    dataset.StudyInstanceUID, dataset.SeriesInstanceUID = uid.generate_uid(), uid.generate_uid()
+    out = BytesIO()
+    dataset.save_as(out, enforce_file_format=True)
+    assert (await client.post("/upload", files={"file": ("bomb.dcm", out.getvalue())})).status_code == 201
+    instance = (
+        f"/dicom-web/studies/{dataset.StudyInstanceUID}/series/{dataset.SeriesInstanceUID}"
+        f"/instances/{dataset.SOPInstanceUID}"
+    )
+    started = time.perf_counter()
+    frames = await client.get(
+        f"{instance}/frames/1", headers={"Accept": 'multipart/related; type="application/octet-stream"'}
+    )
+    assert frames.status_code == 422 and "declares 65535 x 65535 pixels" in frames.json()["error"], frames.text
+    retrieve = await client.get(instance, headers={"Accept": 'multipart/related; type="application/dicom"'})
+    assert retrieve.status_code == 406 and "declares 65535 x 65535 pixels" in retrieve.json()["error"], retrieve.text
+    assert time.perf_counter() - started < 2
