@@ -135,7 +135,7 @@ class ImagePixel:
         }
 
 
-def _frames(ds: Dataset) -> int:
+def frame_count(ds: Dataset) -> int:
     """Number of Frames (0028,0008); an unreadable value (IS such as ``'1A'``) counts as one frame.
 
     The first frame is where it is whatever the count says, so a viewer can still show it.
@@ -177,7 +177,7 @@ def read_image_pixel(ds: Dataset, max_pixels: int, per_frame: bool = False) -> I
     if planar not in (0, 1):
         raise malformed("PlanarConfiguration", "must be 0 or 1")
     photometric = text(ds, "PhotometricInterpretation", "MONOCHROME2" if samples == 1 else "RGB")
-    image = ImagePixel(rows, columns, _frames(ds), samples, bits, stored, representation, photometric, planar)
+    image = ImagePixel(rows, columns, frame_count(ds), samples, bits, stored, representation, photometric, planar)
     declared = image.rows * image.columns * image.samples if per_frame else image.pixel_count
     if declared > max_pixels:
         raise NotRenderable(f"the image declares {declared} samples, more than the limit of {max_pixels}")

@@ -129,7 +129,6 @@ RETURN_KEYWORDS = {Level.STUDY: STUDY_RETURN, Level.SERIES: SERIES_RETURN, Level
 _DATE = re.compile(r"^\d{8}$")
 _TIME = re.compile(r"^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$")
 _UID = re.compile(r"^[^\x00-\x1f\x7f\\,]{1,256}$")  # opaque identifiers, as ingest keeps them
-CONTROL_PARAMETERS = frozenset({"limit", "offset", "fuzzymatching", "includefield"})
 MAX_VALUE = 256
 
 

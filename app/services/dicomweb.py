@@ -20,13 +20,11 @@ from pydicom.uid import UID
 
 from app.auth.principals import Principal
 from app.config import Settings
-from app.dicom.frames import EXPLICIT_LITTLE, OCTET_STREAM, Frame, decoded_frames, stored_frames
+from app.dicom.frames import EXPLICIT_LITTLE, OCTET_STREAM, Frame, stored_frames
 from app.dicom.header_json import PIXEL_TAGS
 from app.dicom.negotiation import FrameEncoding, MediaRange, frame_encoding
-from app.dicom.pixels import check_before_decoding
 from app.dicom.qido import SearchQuery
 from app.dicom.qido_result import result_json, retrieve_url
-from app.dicom.transcode import to_explicit_little
 from app.dicom.video import VIDEO_SYNTAXES, is_video
 from app.dicom.wado_metadata import metadata_json
 from app.errors import FileNotFound, NotAcceptable, NotRenderable
@@ -156,27 +154,13 @@ class DicomWebService:
         for item, kept in zip(found, as_stored, strict=True):
             yield await self._instance_part(item, kept)
 
-    async def _checked_for_decoding(self, name: str, indexes: list[int]) -> Path:
-        """The refusals ``?png`` makes before a decoder runs (codec stream headers against the DICOM header
-        and the pixel budget: bombs), for every frame about to be decoded; pure Python, outside the sandbox."""
-        path, header = await self.instances.stored_header(name)
-
-        def check() -> None:
-            for index in indexes:
-                check_before_decoding(path, header, index, self.settings.max_pixels)
-
-        await to_thread.run_sync(check)
-        return path
-
     async def _instance_part(self, item: Located, kept: bool) -> Part:
-        path = await self.instances.stored_path(item.name)
         if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
-            return f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", path
-        compressed = _is_compressed(item.transfer_syntax_uid)
+            return f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", await self.instances.stored_path(
+                item.name
+            )
         try:
-            if compressed:
-                await self._checked_for_decoding(item.name, list(range(max(int(item.number_of_frames or 1), 1))))
-            data = await self.renders.run_decoder(compressed, to_explicit_little, path, self.settings.max_pixels)
+            data = await self.renders.explicit_little(item.name)
             return f"application/dicom; transfer-syntax={EXPLICIT_LITTLE}", data
         except NotRenderable as exc:  # the requested syntax cannot be produced (PS3.18 8.7.3.5.2)
             raise NotAcceptable(f"{exc.message}; ask for transfer-syntax=* to receive it as stored") from None
@@ -223,10 +207,9 @@ class DicomWebService:
             if encoding is FrameEncoding.DECODED:
                 if not _decodable(item.transfer_syntax_uid):
                     raise NotAcceptable(f"frames stored in {item.transfer_syntax_uid} cannot be decoded here")
-                path = await self._checked_for_decoding(item.name, [number - 1 for number in numbers])
-                decoded = await self.renders.run_decoder(True, decoded_frames, path, numbers, self.settings.max_pixels)
+                decoded = await self.renders.decoded_frames(item.name, numbers)
                 return [Frame(data, OCTET_STREAM, EXPLICIT_LITTLE) for data in decoded]
-            path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
+            path, header = await self.instances.stored_header(item.name)
             frames = await to_thread.run_sync(stored_frames, path, header, numbers, self.settings.max_pixels)
             if encoding is FrameEncoding.STORED_AS_OCTETS:
                 return [Frame(frame.content, OCTET_STREAM, frame.transfer_syntax) for frame in frames]
@@ -236,7 +219,7 @@ class DicomWebService:
         """A bulk value (PS3.18 §10.4.1.1.5): Pixel Data as its frames as stored, others as octets."""
         with self._audited(principal, Action.DOWNLOAD, target.study, {"dicomweb": "bulkdata", "tag": f"{tag:08X}"}):
             (item,) = (await self._locate(principal, target))[:1]
-            path, header = await to_thread.run_sync(self.instances.header_blocking, item.name)
+            path, header = await self.instances.stored_header(item.name)
             if tag in PIXEL_TAGS:  # encapsulated: one part per frame; native: the whole value, little endian
                 count = max(int(item.number_of_frames or 1), 1)
                 frames = await to_thread.run_sync(

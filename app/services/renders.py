@@ -29,9 +29,12 @@ from pydicom.dataset import Dataset
 from app.auth.principals import Principal
 from app.config import Settings
 from app.dicom.encode import encode_jpeg, encode_png, fit_within
+from app.dicom.frames import decoded_frames
+from app.dicom.image_pixel import frame_count
 from app.dicom.ingest import read_header
 from app.dicom.pixels import check_before_decoding, decode_frame, transfer_syntax, video_file
 from app.dicom.render import Window, to_display
+from app.dicom.transcode import to_explicit_little
 from app.dicom.video import is_video
 from app.errors import LightboxError, NotRenderable
 from app.services.audit import Action
@@ -256,6 +259,31 @@ class RenderService:
             # codec decoders are native code that can abort on a hostile stream: decode in a worker process
             return await self._sandbox.run(render_file, path, None, request, self._encoding)
         return await to_thread.run_sync(render_file, path, header, request, self._encoding)
+
+    async def explicit_little(self, name: str) -> bytes:
+        """The stored file in Explicit VR Little Endian (WADO-RS retrieve, C-GET/C-MOVE to a peer that does
+        not accept the stored syntax): the codec stream headers of every frame are checked first, as for
+        ``?png`` (bombs), then compressed pixel data is decoded in the sandbox."""
+        path, header = await self.instances.stored_header(name)
+        compressed = transfer_syntax(header).is_compressed
+        if compressed:
+            await self._check_frames(path, header, None)
+        return await self.run_decoder(compressed, to_explicit_little, path, self._encoding.max_pixels)
+
+    async def decoded_frames(self, name: str, numbers: list[int]) -> list[bytes]:
+        """Frames ``numbers`` (1-based) decoded to native bytes (WADO-RS frames), stream headers checked first."""
+        path, header = await self.instances.stored_header(name)
+        await self._check_frames(path, header, [number - 1 for number in numbers])
+        return await self.run_decoder(True, decoded_frames, path, numbers, self._encoding.max_pixels)
+
+    async def _check_frames(self, path: Path, header: Dataset, indexes: list[int] | None) -> None:
+        """:func:`check_before_decoding` for ``indexes`` (None: every frame the header declares), off the loop."""
+
+        def check() -> None:
+            for index in range(frame_count(header)) if indexes is None else indexes:
+                check_before_decoding(path, header, index, self._encoding.max_pixels)
+
+        await to_thread.run_sync(check)
 
     async def run_decoder(self, compressed: bool, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` within the render slots: in the decode sandbox when it decodes compressed data."""

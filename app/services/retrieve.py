@@ -15,10 +15,9 @@ from io import BytesIO
 from anyio import to_thread
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
 
 from app.auth.principals import Principal
-from app.dicom.transcode import needs_decoding, to_explicit_little
+from app.dicom.transcode import needs_decoding
 from app.errors import FileNotFound
 from app.index.base import FindMatch, FindQuery
 from app.services.audit import Action
@@ -50,14 +49,11 @@ class RetrieveService:
         detail = {"dimse": operation}
         with self.instances.audit.on_failure(principal, Action.DOWNLOAD, name=match.name, detail=detail):
             study = await self.instances.index.study_uid(principal, match.name)
-            path = await self.instances.stored_path(match.name)
             if needs_decoding(match.transfer_syntax_uid, accepted):
-                compressed = UID(match.transfer_syntax_uid).is_compressed
-                max_pixels = self.instances.settings.max_pixels
-                data = await self.renders.run_decoder(compressed, to_explicit_little, path, max_pixels)
+                data = await self.renders.explicit_little(match.name)
                 dataset = await to_thread.run_sync(dcmread, BytesIO(data))
             else:
-                dataset = await to_thread.run_sync(dcmread, path)
+                dataset = await to_thread.run_sync(dcmread, await self.instances.stored_path(match.name))
         self.instances.audit.record(
             principal, Action.DOWNLOAD, study_instance_uid=study, name=match.name, detail=detail
         )
