@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,9 +37,66 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+#: The two deployments every index and service test runs on (issue 12): the laptop default, and the
+#: scaled-out one (a PostgreSQL index and an S3-compatible store, read through the blob cache).
+FOLDER, S3 = "sqlite+folder", "postgresql+s3"
+#: Test folders whose tests run on both (others build the laptop default only)
+BOTH_BACKENDS = ("api", "services", "grpc")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("both", FOLDER, S3),
+        default=os.environ.get("LIGHTBOX_TEST_BACKEND", "both"),
+        help="the deployment(s) the app-level tests build: SQLite + folder, PostgreSQL + S3, or both",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``backend``: both deployments for tests under tests/{api,services,grpc} (``--backend`` narrows it),
+    except tests marked ``folder_only`` (they look at the storage folder itself)."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--backend")
+    folder = Path(str(metafunc.definition.path)).relative_to(Path(__file__).parent).parts[0]
+    doubled = folder in BOTH_BACKENDS and metafunc.definition.get_closest_marker("folder_only") is None
+    names = [FOLDER, S3] if chosen == "both" else [chosen]
+    if not doubled:
+        names = [FOLDER]
+    metafunc.parametrize("backend", names, indirect=True)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(storage_dir=tmp_path / "storage")
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", FOLDER))
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Settings]:
+    if backend == FOLDER:
+        yield Settings(storage_dir=tmp_path / "storage")
+        return
+    with s3_deployment(request, tmp_path) as values:
+        yield Settings(**values)
+
+
+@contextlib.contextmanager
+def s3_deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The settings of a PostgreSQL + S3 deployment: a fresh database and bucket, this test's local folders."""
+    endpoint = request.getfixturevalue("s3_endpoint")
+    server = request.getfixturevalue("postgres_server")
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    for variable, value in seaweedfs.aws_environment().items():
+        monkeypatch.setenv(variable, value)
+    with postgres.fresh_database(server) as url, seaweedfs.fresh_bucket(seaweedfs.client(endpoint)) as bucket:
+        yield {
+            "storage_url": f"s3://{bucket}/instances",
+            "s3_endpoint_url": endpoint,
+            "database_url": url,
+            "staging_dir": tmp_path / "staging",
+            "blob_cache_dir": tmp_path / "blob-cache",
+        }
 
 
 @pytest.fixture

@@ -90,6 +90,15 @@ def throwaway_seaweedfs() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def aws_environment() -> dict[str, str]:
+    """The standard AWS variables the service reads its credentials and region from."""
+    return {
+        "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS["aws_secret_access_key"],
+        "AWS_REGION": "us-east-1",
+    }
+
+
 def client(endpoint: str) -> Any:
     config = botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3})
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config, **TEST_CREDENTIALS)
