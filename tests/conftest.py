@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from hypothesis import settings as hypothesis_settings
 from pydicom.data import get_testdata_file
 
-from app.config import Settings
+from app.config import S3Location, Settings, s3_location, staging_dir
 from app.main import create_app
+from app.storage.local import MARKER
+from app.storage.names import object_key
 from tests import postgres, seaweedfs
 
 # CI runs the property tests on a fixed seed (a landing must not depend on a lucky draw);
@@ -111,6 +113,51 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://lightbox.test") as http:
         yield http
+
+
+def _bucket(settings: Settings) -> tuple[Any, S3Location]:
+    where = s3_location(settings)
+    assert where is not None and settings.s3_endpoint_url is not None
+    return seaweedfs.client(settings.s3_endpoint_url), where
+
+
+def stored_files(settings: Settings) -> list[str]:
+    """Every blob and staged file of a deployment, by name relative to where it lives: the storage folder's
+    files (its index database and marker aside), or the objects under the bucket's prefix and the files
+    in the staging folder (``.staging/...``)."""
+    if s3_location(settings) is None:
+        root = settings.storage_dir.resolve()
+        return sorted(
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.startswith(("index.sqlite3", MARKER))
+        )
+    s3, where = _bucket(settings)
+    keys = [
+        str(entry["Key"]).removeprefix(f"{where.prefix}/")
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=where.bucket)
+        for entry in page.get("Contents", [])
+    ]
+    staging = staging_dir(settings)
+    staged = [f".staging/{p.name}" for p in staging.iterdir()] if staging.is_dir() else []
+    return sorted(keys + staged)
+
+
+def stored_bytes(settings: Settings, name: str) -> bytes:
+    """The stored blob of a stored name, read from the folder or the bucket itself (not through the app)."""
+    if s3_location(settings) is None:
+        return (settings.storage_dir / name).read_bytes()
+    s3, where = _bucket(settings)
+    return bytes(s3.get_object(Bucket=where.bucket, Key=f"{where.prefix}/{object_key(name)}")["Body"].read())
+
+
+def remove_blob(settings: Settings, name: str) -> None:
+    """Remove a stored blob behind the service's back (a storage fault)."""
+    if s3_location(settings) is None:
+        (settings.storage_dir / name).unlink()
+        return
+    s3, where = _bucket(settings)
+    s3.delete_object(Bucket=where.bucket, Key=f"{where.prefix}/{object_key(name)}")
 
 
 async def upload(client: httpx.AsyncClient, path: Path, filename: str | None = None) -> str:

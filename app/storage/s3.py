@@ -40,6 +40,21 @@ FETCH_CHUNK = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,250}$")
 
 
+_LOADER: list[Any] = []  # botocore's model loader, parsed once per process (its JSON takes ~0.5 s)
+
+
+def _botocore_session() -> Any:
+    """A fresh botocore session (credentials read from the environment now) sharing the parsed models."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if _LOADER:
+        session.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(session.get_component("data_loader"))
+    return session
+
+
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode()
 
@@ -132,7 +147,8 @@ class S3BlobStore:
             response_checksum_validation="when_required",
         )
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        session = boto3.session.Session(botocore_session=_botocore_session())
+        client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
         return cls(client, where.bucket, where.prefix, staging)
 
     def prepare(self) -> int:
