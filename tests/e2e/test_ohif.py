@@ -140,6 +140,13 @@ def canvas_stats(page: Page, seconds: float = 30) -> tuple[int, int]:
         page.wait_for_timeout(250)
 
 
+def wait_for_thumbnail(page: Page) -> None:
+    """The study browser's thumbnail, which OHIF fetches from Lightbox's ``/thumbnail`` (``thumbnailRendering:
+    'thumbnail'``) and shows as a blob image, has loaded."""
+    loaded = "() => [...document.querySelectorAll('img[src^=\"blob:\"]')].some(i => i.complete && i.naturalWidth > 0)"
+    page.wait_for_function(loaded, timeout=30_000)
+
+
 @pytest.mark.slow
 def test_cross_origin_study_list_and_every_study_renders(
     browser: Browser, shots: Path, tmp_path_factory: pytest.TempPathFactory
@@ -163,11 +170,13 @@ def test_cross_origin_study_list_and_every_study_renders(
             page, traffic, errors = open_page(context, server)
             page.goto(f"{site.origin}/viewer?StudyInstanceUIDs={ds.StudyInstanceUID}")
             brightest, levels = canvas_stats(page)
+            wait_for_thumbnail(page)
             name = Path(str(ds.PatientName).split("^")[1]).name
             page.screenshot(path=str(shots / f"cors-{name}.png"))
             assert brightest > BRIGHT and levels >= LEVELS, (name, brightest, levels, traffic.answers)
             assert traffic.failures() == [], name
             assert any(path.endswith("/metadata") for _, path in traffic.answers), name
+            assert any(path.endswith("/thumbnail") for _, path in traffic.answers), name
             page.close()
         context.close()
 
@@ -194,6 +203,7 @@ def test_share_token_in_the_url_shows_the_shared_study_and_nothing_else(
         page, traffic, errors = open_page(context, server)
         page.goto(f"{site.origin}/viewer?StudyInstanceUIDs={shared.StudyInstanceUID}&token={token}")
         brightest, levels = canvas_stats(page)
+        wait_for_thumbnail(page)
         page.screenshot(path=str(shots / "token-shared-study.png"))
         assert brightest > BRIGHT and levels >= LEVELS, (brightest, levels, traffic.answers)
         assert "token=" not in page.url  # OHIF moved it into its authentication service
