@@ -20,9 +20,11 @@ from app.api.routes.dicomweb.common import (
     base_url,
     frame_numbers,
     json_answer,
+    location,
     multipart_body,
     multipart_stream,
 )
+from app.config import Settings
 from app.dicom.frames import Frame
 from app.dicom.negotiation import check_json, retrieve_syntax
 from app.services.dicomweb import Target
@@ -41,8 +43,10 @@ Tag = Annotated[str, Path(pattern=r"^[0-9A-Fa-f]{8}$", description="The tag of a
 
 
 async def _retrieve(request: Request, service: DicomWebDep, principal: PrincipalDep, target: Target) -> Response:
+    """Each part's ``Content-Location`` is its instance, the answer's the resource asked for (PS3.18 §10.4.3)."""
     retrieval = await service.retrieve(principal, target, retrieve_syntax(accepted(request)))
-    return multipart_stream("application/dicom", retrieval.parts)
+    settings: Settings = request.app.state.settings
+    return multipart_stream("application/dicom", retrieval.parts, base_url(request, settings), location(request))
 
 
 async def _metadata(
@@ -50,15 +54,17 @@ async def _metadata(
 ) -> Response:
     check_json(accepted(request))
     body = await service.metadata(principal, target, base_url(request, settings))
-    return await json_answer(request, body)
+    return await json_answer(request, body, location(request))
 
 
-def _frames_answer(frames: list[Frame]) -> Response:
+def _frames_answer(request: Request, frames: list[Frame], urls: list[str]) -> Response:
+    """Frames or bulk values, each part with its ``Content-Location`` (PS3.18 §10.4.3.3.5, §10.4.3.3.6)."""
+
     def media(frame: Frame) -> str:
         return f"{frame.media_type}; transfer-syntax={frame.transfer_syntax}"
 
-    body, content_type = multipart_body((media(frame), frame.content) for frame in frames)
-    return Response(body, headers={"Content-Type": content_type})
+    body, content_type = multipart_body(((media(frame), frame.content) for frame in frames), urls)
+    return Response(body, headers=location(request, {"Content-Type": content_type}))
 
 
 # -- retrieve (PS3.18 10.4.1.1.1) ----------------------------------------------------------------
@@ -152,8 +158,10 @@ async def retrieve_frames(
 ) -> Response:
     """PS3.18 §10.4.1.1.4: the frames as stored (``*/*``, ``transfer-syntax=*`` or their compressed media type)
     or decoded (``application/octet-stream``), one part each."""
-    target = Target(study, series, instance)
-    return _frames_answer(await service.frames(principal, target, frame_numbers(frames), accepted(request)))
+    target, numbers = Target(study, series, instance), frame_numbers(frames)
+    answer = await service.frames(principal, target, numbers, accepted(request))
+    instance_url = location(request)["Content-Location"].rsplit("/frames/", 1)[0]
+    return _frames_answer(request, answer, [f"{instance_url}/frames/{number}" for number in numbers])
 
 
 @router.get(
@@ -180,5 +188,10 @@ async def retrieve_bulkdata(
     best = accepted(request)[0]
     if len(parts) == 1 and not best.multipart and best.media_type == parts[0].media_type:
         (part,) = parts
-        return Response(part.content, media_type=f"{part.media_type}; transfer-syntax={part.transfer_syntax}")
-    return _frames_answer(parts)
+        media_type = f"{part.media_type}; transfer-syntax={part.transfer_syntax}"
+        return Response(part.content, media_type=media_type, headers=location(request))
+    bulk_url = location(request)["Content-Location"]  # the BulkDataURI of the metadata
+    instance_url = bulk_url.rsplit("/bulkdata/", 1)[0]
+    many = len(parts) > 1  # encapsulated Pixel Data: one part per frame, each named by its frame resource
+    urls = [f"{instance_url}/frames/{n}" if many else bulk_url for n in range(1, len(parts) + 1)]
+    return _frames_answer(request, parts, urls)
