@@ -47,6 +47,7 @@ from app.services.keys import KeyService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
 from app.services.shares import ShareService
+from app.services.study_archive import StudyArchiveService
 from app.services.users import UserService
 from app.storage.local import LocalBlobStore
 from app.tracing import install_tracing, tracing_from_environment
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.renders = RenderService(settings, instances, app.state.metrics.sandbox_replaced)
         await _wire_access(app, settings, index)
         app.state.dicomweb = DicomWebService(settings, instances, app.state.renders)
+        app.state.archives = StudyArchiveService(instances)
         app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
         app.state.storage_root = store.root  # free space for /metrics (disk alerts)
         # this index's folder (marker, not empty), then a real write: either failing takes us out of traffic
