@@ -444,4 +444,12 @@ def test_single_user_mode_opens_straight_in(browser: Browser, tmp_path: Path) ->
         expect(results).to_have_count(1)
         expect(results).to_have_text(re.compile("^Stored as [0-9a-f-]{36}-US1_J2KR.dcm$"))
         expect(page.get_by_test_id("study-row")).to_have_count(3)
+
+        with zipfile.ZipFile(folder / "more.zip", "w") as archive:  # a ZIP through the file input too
+            archive.write(sample("JPEG2000.dcm"), "JPEG2000.dcm")
+            archive.write(sample("CT_small.dcm"), "again/CT_small.dcm")
+        page.get_by_test_id("upload-input").set_input_files([folder / "more.zip"])
+        expect(results).to_have_count(1)
+        expect(results).to_have_text("Saved 2 of 2 files")
+        expect(page.get_by_test_id("study-row")).to_have_count(4)
         page.close()
