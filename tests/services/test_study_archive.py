@@ -83,6 +83,23 @@ async def test_zip64_members_read_back_with_python_and_info_zip(
     assert "No errors detected" in checked.stdout
 
 
+def is_open(path: Path) -> bool:
+    """Whether this process holds ``path`` open (Linux /proc)."""
+    return any(fd.readlink() == path for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink())
+
+
+async def test_a_client_leaving_mid_stream_leaves_no_file_open(
+    app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    stored = app.state.instances.store.existing_path(await upload(client, big_instance(tmp_path, 3 * CHUNK)))
+    archive = await app.state.archives.archive(LOCAL_ADMIN, CT.StudyInstanceUID)
+    chunks = archive.chunks
+    assert await anext(chunks)
+    assert is_open(stored)  # the member is being copied
+    await chunks.aclose()
+    assert not is_open(stored)
+
+
 async def test_an_instance_deleted_while_streaming_is_left_out(
     app: FastAPI, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
