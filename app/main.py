@@ -47,6 +47,7 @@ from app.services.keys import KeyService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
 from app.services.shares import ShareService
+from app.services.study_archive import StudyArchiveService
 from app.services.users import UserService
 from app.storage.stores import open_storage
 from app.tracing import install_tracing, tracing_from_environment
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.renders = RenderService(settings, instances, app.state.metrics.sandbox_replaced)
         await _wire_access(app, settings, index)
         app.state.dicomweb = DicomWebService(settings, instances, app.state.renders)
+        app.state.archives = StudyArchiveService(instances)
         app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
         app.state.storage_root = storage.local_root  # free space for /metrics (disk alerts)
         # this index's folder (marker, not empty) or bucket (answers), then a real write to staging:

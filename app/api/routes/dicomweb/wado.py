@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import StreamingResponse
 
-from app.api.deps import DicomWebDep, PrincipalDep, SettingsDep
+from app.api.deps import ArchivesDep, DicomWebDep, PrincipalDep, SettingsDep
 from app.api.openapi import error_responses
 from app.api.routes.dicomweb.common import (
     BINARY,
@@ -26,7 +27,7 @@ from app.api.routes.dicomweb.common import (
 )
 from app.config import Settings
 from app.dicom.frames import Frame
-from app.dicom.negotiation import check_json, retrieve_syntax
+from app.dicom.negotiation import check_json, retrieve_syntax, zip_range
 from app.services.dicomweb import Target
 
 router = APIRouter()
@@ -36,15 +37,32 @@ FRAME_ERRORS = error_responses(400, 404, 406, 415, 422, 503)
 MULTIPART: dict[int | str, dict[str, Any]] = {
     200: {"content": {"multipart/related": BINARY}, "description": "One part per instance or frame."}
 }
+RETRIEVED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"multipart/related": BINARY, "application/zip": BINARY},
+        "description": "One part per instance, or with `Accept: application/zip` one ZIP of the files as stored.",
+    }
+}
 JSON: dict[int | str, dict[str, Any]] = {
     200: {"content": {DICOM_JSON: JSON_ARRAY}, "description": "DICOM JSON (PS3.18 Annex F)."}
 }
 Tag = Annotated[str, Path(pattern=r"^[0-9A-Fa-f]{8}$", description="The tag of a bulk element, e.g. 7FE00010.")]
 
 
-async def _retrieve(request: Request, service: DicomWebDep, principal: PrincipalDep, target: Target) -> Response:
+async def _retrieve(
+    request: Request, service: DicomWebDep, archives: ArchivesDep, principal: PrincipalDep, target: Target
+) -> Response:
     """Each part's ``Content-Location`` is its instance, the answer's the resource asked for (PS3.18 §10.4.3)."""
-    retrieval = await service.retrieve(principal, target, retrieve_syntax(accepted(request)))
+    ranges = accepted(request)
+    if wanted := zip_range(ranges):  # PS3.18 §8.7.3 (Sup 211): the files as one ZIP, which a browser can save
+        archive = await archives.archive(
+            principal, target.study, target.series, target.instance, wanted.transfer_syntax
+        )
+        disposition = f'attachment; filename="{archive.filename}"'
+        return StreamingResponse(
+            archive.chunks, media_type=archive.media_type, headers={"Content-Disposition": disposition}
+        )
+    retrieval = await service.retrieve(principal, target, retrieve_syntax(ranges))
     settings: Settings = request.app.state.settings
     return multipart_stream("application/dicom", retrieval.parts, base_url(request, settings), location(request))
 
@@ -68,35 +86,44 @@ def _frames_answer(request: Request, frames: list[Frame], urls: list[str]) -> Re
 
 
 # -- retrieve (PS3.18 10.4.1.1.1) ----------------------------------------------------------------
-@router.get("/studies/{study}", summary="WADO-RS retrieve a study", responses={**ERRORS, **MULTIPART})
-async def retrieve_study(request: Request, service: DicomWebDep, principal: PrincipalDep, study: StudyUID) -> Response:
-    """PS3.18 §10.4.1.1.1: every instance of the study, ``multipart/related; type="application/dicom"``."""
-    return await _retrieve(request, service, principal, Target(study))
+@router.get("/studies/{study}", summary="WADO-RS retrieve a study", responses={**ERRORS, **RETRIEVED})
+async def retrieve_study(
+    request: Request, service: DicomWebDep, archives: ArchivesDep, principal: PrincipalDep, study: StudyUID
+) -> Response:
+    """PS3.18 §10.4.1.1.1: every instance of the study, ``multipart/related; type="application/dicom"``,
+    or ``application/zip`` (``Accept`` or ``?accept=``): ``<series>/<instance>.dcm`` files as stored."""
+    return await _retrieve(request, service, archives, principal, Target(study))
 
 
-@router.get("/studies/{study}/series/{series}", summary="WADO-RS retrieve a series", responses={**ERRORS, **MULTIPART})
+@router.get("/studies/{study}/series/{series}", summary="WADO-RS retrieve a series", responses={**ERRORS, **RETRIEVED})
 async def retrieve_series(
-    request: Request, service: DicomWebDep, principal: PrincipalDep, study: StudyUID, series: SeriesUID
+    request: Request,
+    service: DicomWebDep,
+    archives: ArchivesDep,
+    principal: PrincipalDep,
+    study: StudyUID,
+    series: SeriesUID,
 ) -> Response:
     """PS3.18 §10.4.1.1.1: every instance of the series; ``transfer-syntax=*`` sends them as stored."""
-    return await _retrieve(request, service, principal, Target(study, series))
+    return await _retrieve(request, service, archives, principal, Target(study, series))
 
 
 @router.get(
     "/studies/{study}/series/{series}/instances/{instance}",
     summary="WADO-RS retrieve an instance",
-    responses={**ERRORS, **MULTIPART},
+    responses={**ERRORS, **RETRIEVED},
 )
 async def retrieve_instance(
     request: Request,
     service: DicomWebDep,
+    archives: ArchivesDep,
     principal: PrincipalDep,
     study: StudyUID,
     series: SeriesUID,
     instance: InstanceUID,
 ) -> Response:
     """PS3.18 §10.4.1.1.1: one instance; without ``transfer-syntax`` it is sent in Explicit VR Little Endian."""
-    return await _retrieve(request, service, principal, Target(study, series, instance))
+    return await _retrieve(request, service, archives, principal, Target(study, series, instance))
 
 
 # -- metadata (PS3.18 10.4.1.1.2) ----------------------------------------------------------------
