@@ -1,9 +1,10 @@
 """The index on SQLAlchemy 2 (asyncio): SQLite embedded by default, PostgreSQL by configuration.
 
-Writes are one transaction per instance (patient, study and series rows are found or created,
-then the instance row). Duplicates are decided by the unique constraints, never by a
-check-then-insert: when a concurrent upload wins the race, the loser's IntegrityError is
-classified afterwards (identical bytes, or the same SOP Instance UID).
+Each instance is written in its own savepoint (patient, study and series rows are found or
+created, then the instance row); the instances a process adds at the same moment share one
+transaction and one commit (group commit, :mod:`app.index.group_commit`). Duplicates are decided
+by the unique constraints, never by a check-then-insert: when a concurrent upload wins the race,
+the loser's IntegrityError is classified afterwards (identical bytes, or the same SOP Instance UID).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from anyio import to_thread
@@ -40,6 +41,7 @@ from app.index.base import (
     StudyAccess,
 )
 from app.index.find import find_statement
+from app.index.group_commit import GroupCommit
 from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.search import like_pattern, locate_statement, search_statement
@@ -118,6 +120,38 @@ def _dump_header(header: Header) -> str:
     return json.dumps(header, separators=(",", ":"))
 
 
+_Add = tuple[NewInstance, str]  # an instance and its header as JSON text
+
+
+def _lock_order(new: NewInstance) -> tuple[str, ...]:
+    a = new.attributes
+    return tuple(str(key or "") for key in (new.owner, a.patient_id, a.study_instance_uid, a.series_instance_uid))
+
+
+async def _existing_in(conn: AsyncConnection, owner: str, sha256: str, sop_instance_uid: str) -> AddResult | None:
+    """The stored file with these bytes (ALREADY_STORED), or :class:`InstanceConflict` when another
+    file holds the SOP Instance UID, or None. One statement, so both questions are answered from the
+    same snapshot: two separate reads could straddle a concurrent commit of the same bytes and
+    report it as a conflict."""
+    rows = (
+        await conn.execute(
+            select(instances.c.name, instances.c.sha256).where(
+                instances.c.owner == owner,
+                (instances.c.sha256 == sha256) | (instances.c.sop_instance_uid == sop_instance_uid),
+            )
+        )
+    ).all()
+    for name, row_sha in rows:
+        if row_sha == sha256:
+            return AddResult(AddOutcome.ALREADY_STORED, str(name))
+    if rows:
+        same_uid = str(rows[0][0])
+        raise InstanceConflict(
+            f"a different file with SOP Instance UID {sop_instance_uid} is already stored as {same_uid}", same_uid
+        )
+    return None
+
+
 class SqlInstanceIndex:
     """:class:`app.index.base.InstanceIndex` on any SQLAlchemy asyncio engine."""
 
@@ -126,6 +160,8 @@ class SqlInstanceIndex:
         self.read_only = read_only  # an SQLite file in a read-only folder: reads only
         self.shared = engine.dialect.name != "sqlite"  # replicas on other hosts change it behind our back
         self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
+        # concurrent adds share one transaction and one commit (one WAL fsync with SQLite)
+        self._group: GroupCommit[_Add, AddResult] = GroupCommit(self._write_batch, self._write_lock)
 
     @classmethod
     async def open(cls, url: str) -> SqlInstanceIndex:
@@ -179,26 +215,59 @@ class SqlInstanceIndex:
 
     # -- writes ---------------------------------------------------------------------------------
     async def add(self, instance: NewInstance) -> AddResult:
+        """Index one instance; the uploads of this process arriving together share one transaction
+        (:mod:`app.index.group_commit`), each answered after that transaction's commit."""
         # a header can be megabytes (per-frame functional groups): serialise it off the event loop, once
         header_text = await to_thread.run_sync(_dump_header, instance.header)
-        async with self._write_lock:
-            for attempt in range(WRITE_ATTEMPTS):
+        return await self._group.submit((instance, header_text))
+
+    async def _write_batch(self, batch: Sequence[_Add]) -> list[AddResult | BaseException]:
+        """One transaction for ``batch``, retried whole when another process held the lock or a
+        replica deadlocked it; any other failure is every row's (none of them was committed)."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return await self._guard(lambda: self._insert_batch(batch))
+            except IndexUnavailable as exc:
+                if not transient(exc.__cause__) or attempt == WRITE_ATTEMPTS - 1:
+                    return [IndexUnavailable(exc.message) for _ in batch]
+            await asyncio.sleep(0.05 * (attempt + 1))  # another process held the lock, or a deadlock
+        return [IndexUnavailable("the index refused the new instance") for _ in batch]
+
+    async def _insert_batch(self, batch: Sequence[_Add]) -> list[AddResult | BaseException]:
+        """Each row in its own savepoint, so a duplicate or a conflict undoes that row alone.
+
+        Rows go in the order of their patient, study and series keys: two replicas writing batches of
+        the same studies take those rows' locks in the same order (PostgreSQL), instead of deadlocking.
+        """
+        outcomes: list[AddResult | BaseException] = [IndexUnavailable("not written")] * len(batch)
+        order = sorted(range(len(batch)), key=lambda n: _lock_order(batch[n][0]))
+        async with self.engine.begin() as conn:
+            for n in order:
+                outcomes[n] = await self._insert_row(conn, *batch[n])
+        return outcomes
+
+    async def _insert_row(self, conn: AsyncConnection, new: NewInstance, header_text: str) -> AddResult | BaseException:
+        """STORED, or the identical file's name, or :class:`InstanceConflict`: decided by the unique
+        constraints and then classified on the batch's own connection, which sees the rows written
+        earlier in the batch (two copies of one file in one batch: the second names the first)."""
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                async with conn.begin_nested():
+                    await self._insert_rows(conn, new, header_text)
+                return AddResult(AddOutcome.STORED, new.name)
+            except IntegrityError:
                 try:
-                    await self._guard(lambda: self._insert(instance, header_text))
-                    return AddResult(AddOutcome.STORED, instance.name)
-                except IntegrityError:
-                    existing = await self._existing(
-                        instance.owner, instance.sha256, instance.attributes.sop_instance_uid
-                    )
-                    if existing is not None:
-                        return existing
-                    if attempt == WRITE_ATTEMPTS - 1:
-                        raise IndexUnavailable("the index refused the new instance") from None
-                except IndexUnavailable as exc:
-                    if not transient(exc.__cause__) or attempt == WRITE_ATTEMPTS - 1:
-                        raise
-                await asyncio.sleep(0.05 * (attempt + 1))  # another process held the lock, won a race, or deadlocked
-        raise IndexUnavailable("the index refused the new instance")
+                    existing = await _existing_in(conn, new.owner, new.sha256, new.attributes.sop_instance_uid)
+                except InstanceConflict as conflict:
+                    return conflict
+                if existing is not None:
+                    return existing
+            except SQLAlchemyError as exc:
+                if transient(exc):
+                    raise  # the lock or a deadlock is the batch's: the whole batch is retried
+                cause = getattr(exc, "orig", None) or exc
+                return IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300])
+        return IndexUnavailable("the index refused the new instance")
 
     async def _find_or_create(
         self, conn: AsyncConnection, table: Any, key: dict[str, Any], values: dict[str, Any], found: int | None
@@ -233,69 +302,68 @@ class SqlInstanceIndex:
         ).one()
         return row[0], row[1], row[2]
 
-    async def _insert(self, new: NewInstance, header_text: str) -> None:
+    async def _insert_rows(self, conn: AsyncConnection, new: NewInstance, header_text: str) -> None:
         a, owner = new.attributes, new.owner
-        async with self.engine.begin() as conn:
-            known_patient, known_study, known_series = await self._known_ids(conn, new)
-            patient_pk, _ = await self._find_or_create(
-                conn,
-                patients,
-                {"owner": owner, "patient_id": a.patient_id},
-                {"patient_name": a.patient_name, "patient_birth_date": a.patient_birth_date},
-                known_patient,
+        known_patient, known_study, known_series = await self._known_ids(conn, new)
+        patient_pk, _ = await self._find_or_create(
+            conn,
+            patients,
+            {"owner": owner, "patient_id": a.patient_id},
+            {"patient_name": a.patient_name, "patient_birth_date": a.patient_birth_date},
+            known_patient,
+        )
+        study_pk, _ = await self._find_or_create(
+            conn,
+            studies,
+            {"owner": owner, "study_instance_uid": a.study_instance_uid},
+            {
+                "patient_pk": patient_pk,
+                "study_date": a.study_date,
+                "study_description": a.study_description,
+                "accession_number": a.accession_number,
+                "modalities_in_study": "",
+                "study_time": a.study_time,
+                "referring_physician_name": a.referring_physician_name,
+                "study_id": a.study_id,
+            },
+            known_study,
+        )
+        series_pk, created = await self._find_or_create(
+            conn,
+            series,
+            {"owner": owner, "series_instance_uid": a.series_instance_uid},
+            {
+                "study_pk": study_pk,
+                "modality": a.modality,
+                "series_number": a.series_number,
+                "series_description": a.series_description,
+                "pps_start_date": a.pps_start_date,
+                "pps_start_time": a.pps_start_time,
+            },
+            known_series,
+        )
+        if created:
+            await self._refresh_modalities(conn, study_pk)
+        await conn.execute(
+            instances.insert().values(
+                owner=owner,
+                series_pk=series_pk,
+                name=new.name,
+                sop_class_uid=a.sop_class_uid,
+                sop_instance_uid=a.sop_instance_uid,
+                instance_number=a.instance_number,
+                rows=a.rows,
+                columns=a.columns,
+                number_of_frames=a.number_of_frames,
+                transfer_syntax_uid=a.transfer_syntax_uid,
+                size=new.size,
+                sha256=new.sha256,
+                uploaded_at_us=new.uploaded_at_us,
+                header=header_text,
+                # the series row's value (the one filters mean), even if this file says otherwise
+                modality=select(series.c.modality).where(series.c.id == series_pk).scalar_subquery(),
             )
-            study_pk, _ = await self._find_or_create(
-                conn,
-                studies,
-                {"owner": owner, "study_instance_uid": a.study_instance_uid},
-                {
-                    "patient_pk": patient_pk,
-                    "study_date": a.study_date,
-                    "study_description": a.study_description,
-                    "accession_number": a.accession_number,
-                    "modalities_in_study": "",
-                    "study_time": a.study_time,
-                    "referring_physician_name": a.referring_physician_name,
-                    "study_id": a.study_id,
-                },
-                known_study,
-            )
-            series_pk, created = await self._find_or_create(
-                conn,
-                series,
-                {"owner": owner, "series_instance_uid": a.series_instance_uid},
-                {
-                    "study_pk": study_pk,
-                    "modality": a.modality,
-                    "series_number": a.series_number,
-                    "series_description": a.series_description,
-                    "pps_start_date": a.pps_start_date,
-                    "pps_start_time": a.pps_start_time,
-                },
-                known_series,
-            )
-            if created:
-                await self._refresh_modalities(conn, study_pk)
-            await conn.execute(
-                instances.insert().values(
-                    owner=owner,
-                    series_pk=series_pk,
-                    name=new.name,
-                    sop_class_uid=a.sop_class_uid,
-                    sop_instance_uid=a.sop_instance_uid,
-                    instance_number=a.instance_number,
-                    rows=a.rows,
-                    columns=a.columns,
-                    number_of_frames=a.number_of_frames,
-                    transfer_syntax_uid=a.transfer_syntax_uid,
-                    size=new.size,
-                    sha256=new.sha256,
-                    uploaded_at_us=new.uploaded_at_us,
-                    header=header_text,
-                    # the series row's value (the one filters mean), even if this file says otherwise
-                    modality=select(series.c.modality).where(series.c.id == series_pk).scalar_subquery(),
-                )
-            )
+        )
 
     async def _refresh_modalities(self, conn: AsyncConnection, study_pk: int) -> None:
         """Modalities in Study (0008,0061): the distinct Modality (0008,0060) of the study's series.
@@ -354,27 +422,8 @@ class SqlInstanceIndex:
     # -- reads ----------------------------------------------------------------------------------
     async def _existing(self, owner: str, sha256: str, sop_instance_uid: str) -> AddResult | None:
         async def lookup() -> AddResult | None:
-            # One statement, so both questions are answered from the same snapshot: two separate reads
-            # could straddle a concurrent commit of the same bytes and report it as a conflict.
             async with self.engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(instances.c.name, instances.c.sha256).where(
-                            instances.c.owner == owner,
-                            (instances.c.sha256 == sha256) | (instances.c.sop_instance_uid == sop_instance_uid),
-                        )
-                    )
-                ).all()
-            for name, row_sha in rows:
-                if row_sha == sha256:
-                    return AddResult(AddOutcome.ALREADY_STORED, str(name))
-            same_uid = str(rows[0][0]) if rows else None
-            if same_uid is not None:
-                raise InstanceConflict(
-                    f"a different file with SOP Instance UID {sop_instance_uid} is already stored as {same_uid}",
-                    same_uid,
-                )
-            return None
+                return await _existing_in(conn, owner, sha256, sop_instance_uid)
 
         return await self._guard(lookup)
 
