@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -46,6 +45,7 @@ from app.index.migrate import pending, upgrade
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url, read_only_sqlite
+from app.index.writes import INSERT_INSTANCE, KNOWN_IDS, SAME_FILE, create_parent, find_parent
 
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
@@ -107,15 +107,6 @@ def _by_name(principal: Principal, name: str) -> list[ColumnElement[bool]]:
     return [instances.c.name == name] if seen is None else [instances.c.name == name, seen]
 
 
-def upsert_ignoring(conn: AsyncConnection, table: Any) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect (SQLite and PostgreSQL share the syntax)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {conn.dialect.name}")
-
-
 def _dump_header(header: Header) -> str:
     return json.dumps(header, separators=(",", ":"))
 
@@ -133,14 +124,8 @@ async def _existing_in(conn: AsyncConnection, owner: str, sha256: str, sop_insta
     file holds the SOP Instance UID, or None. One statement, so both questions are answered from the
     same snapshot: two separate reads could straddle a concurrent commit of the same bytes and
     report it as a conflict."""
-    rows = (
-        await conn.execute(
-            select(instances.c.name, instances.c.sha256).where(
-                instances.c.owner == owner,
-                (instances.c.sha256 == sha256) | (instances.c.sop_instance_uid == sop_instance_uid),
-            )
-        )
-    ).all()
+    keys = {"owner": owner, "sha256": sha256, "sop_instance_uid": sop_instance_uid}
+    rows = (await conn.execute(SAME_FILE, keys)).all()
     for name, row_sha in rows:
         if row_sha == sha256:
             return AddResult(AddOutcome.ALREADY_STORED, str(name))
@@ -270,41 +255,31 @@ class SqlInstanceIndex:
         return IndexUnavailable("the index refused the new instance")
 
     async def _find_or_create(
-        self, conn: AsyncConnection, table: Any, key: dict[str, Any], values: dict[str, Any], found: int | None
+        self, conn: AsyncConnection, table: Table, key: dict[str, Any], values: dict[str, Any], found: int | None
     ) -> tuple[int, bool]:
-        """``found`` is the row :meth:`_known_ids` saw in this transaction; else the row is created with
+        """``found`` is the row :data:`KNOWN_IDS` saw in this transaction; else the row is created with
         ``INSERT ... ON CONFLICT DO NOTHING``, so a replica that created it at the same moment makes this
         one wait for its commit and then find its row, instead of failing the whole upload."""
         if found is not None:
             return int(found), False
-        created = await conn.scalar(upsert_ignoring(conn, table).values(**key, **values).returning(table.c.id))
+        created = await conn.scalar(create_parent(conn.dialect.name, table), {**key, **values})
         if created is not None:
             return int(created), True
-        existing = await conn.scalar(select(table.c.id).where(*(table.c[k] == v for k, v in key.items())))
+        existing = await conn.scalar(find_parent(table), key)
         assert existing is not None, "ON CONFLICT DO NOTHING returned no row and none exists"
         return int(existing), False
 
-    async def _known_ids(self, conn: AsyncConnection, new: NewInstance) -> tuple[int | None, int | None, int | None]:
-        """The patient, study and series rows the instance belongs to, if they exist: one round trip."""
-        a, owner = new.attributes, new.owner
-
-        def row_id(table: Any, **key: str) -> Any:
-            return select(table.c.id).where(*(table.c[k] == v for k, v in key.items())).scalar_subquery()
-
-        row = (
-            await conn.execute(
-                select(
-                    row_id(patients, owner=owner, patient_id=a.patient_id),
-                    row_id(studies, owner=owner, study_instance_uid=a.study_instance_uid),
-                    row_id(series, owner=owner, series_instance_uid=a.series_instance_uid),
-                )
-            )
-        ).one()
-        return row[0], row[1], row[2]
-
     async def _insert_rows(self, conn: AsyncConnection, new: NewInstance, header_text: str) -> None:
         a, owner = new.attributes, new.owner
-        known_patient, known_study, known_series = await self._known_ids(conn, new)
+        keys = {
+            "patients_owner": owner,
+            "patients_patient_id": a.patient_id,
+            "studies_owner": owner,
+            "studies_study_instance_uid": a.study_instance_uid,
+            "series_owner": owner,
+            "series_series_instance_uid": a.series_instance_uid,
+        }
+        known_patient, known_study, known_series = (await conn.execute(KNOWN_IDS, keys)).one()
         patient_pk, _ = await self._find_or_create(
             conn,
             patients,
@@ -345,24 +320,24 @@ class SqlInstanceIndex:
         if created:
             await self._refresh_modalities(conn, study_pk)
         await conn.execute(
-            instances.insert().values(
-                owner=owner,
-                series_pk=series_pk,
-                name=new.name,
-                sop_class_uid=a.sop_class_uid,
-                sop_instance_uid=a.sop_instance_uid,
-                instance_number=a.instance_number,
-                rows=a.rows,
-                columns=a.columns,
-                number_of_frames=a.number_of_frames,
-                transfer_syntax_uid=a.transfer_syntax_uid,
-                size=new.size,
-                sha256=new.sha256,
-                uploaded_at_us=new.uploaded_at_us,
-                header=header_text,
-                # the series row's value (the one filters mean), even if this file says otherwise
-                modality=select(series.c.modality).where(series.c.id == series_pk).scalar_subquery(),
-            )
+            INSERT_INSTANCE,
+            {
+                "owner": owner,
+                "series_pk": series_pk,
+                "name": new.name,
+                "sop_class_uid": a.sop_class_uid,
+                "sop_instance_uid": a.sop_instance_uid,
+                "instance_number": a.instance_number,
+                "rows": a.rows,
+                "columns": a.columns,
+                "number_of_frames": a.number_of_frames,
+                "transfer_syntax_uid": a.transfer_syntax_uid,
+                "size": new.size,
+                "sha256": new.sha256,
+                "uploaded_at_us": new.uploaded_at_us,
+                "header": header_text,
+                "modality_of_series": series_pk,
+            },
         )
 
     async def _refresh_modalities(self, conn: AsyncConnection, study_pk: int) -> None:
