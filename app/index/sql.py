@@ -227,6 +227,11 @@ class SqlInstanceIndex:
         outcomes: list[AddResult | BaseException] = [IndexUnavailable("not written")] * len(batch)
         order = sorted(range(len(batch)), key=lambda n: _lock_order(batch[n][0]))
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # Take the write lock now, waiting up to busy_timeout for another worker's batch. A deferred
+                # transaction would read first and then fail at once ("database is locked", no waiting)
+                # when another worker committed since its snapshot: long batches made that frequent.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             for n in order:
                 outcomes[n] = await self._insert_row(conn, *batch[n])
         return outcomes

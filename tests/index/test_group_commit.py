@@ -163,3 +163,21 @@ async def test_every_acknowledged_row_survives_a_crash(tmp_path: Path) -> None:
         assert all([await reopened.exists(LOCAL_ADMIN, name) for name in acknowledged[-8:]])
     finally:
         await reopened.close()
+
+
+async def test_two_processes_batching_at_once_never_see_a_locked_database(
+    index: SqlInstanceIndex, database_url: str
+) -> None:
+    """Two writers on one database (two workers), each batching: a batch takes the write lock when it
+    starts (SQLite ``BEGIN IMMEDIATE``), so neither fails with "database is locked" when the other
+    committed since its snapshot."""
+    replica = await SqlInstanceIndex.open(database_url)
+    try:
+        study = uid()
+        items = [new_instance(study=study, series=uid() if n % 5 == 0 else None) for n in range(160)]
+        outcomes = await asyncio.gather(
+            *(_outcome(index if n % 2 else replica, instance) for n, instance in enumerate(items))
+        )
+        assert outcomes == [AddResult(AddOutcome.STORED, i.name) for i in items]
+    finally:
+        await replica.close()
