@@ -146,7 +146,7 @@ class SqlInstanceIndex:
         self.shared = engine.dialect.name != "sqlite"  # replicas on other hosts change it behind our back
         self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
         # concurrent adds share one transaction and one commit (one WAL fsync with SQLite)
-        self._group: GroupCommit[_Add, AddResult] = GroupCommit(self._write_batch, self._write_lock)
+        self._group: GroupCommit[NewInstance, AddResult] = GroupCommit(self._write_batch, self._write_lock)
 
     @classmethod
     async def open(cls, url: str) -> SqlInstanceIndex:
@@ -202,13 +202,15 @@ class SqlInstanceIndex:
     async def add(self, instance: NewInstance) -> AddResult:
         """Index one instance; the uploads of this process arriving together share one transaction
         (:mod:`app.index.group_commit`), each answered after that transaction's commit."""
-        # a header can be megabytes (per-frame functional groups): serialise it off the event loop, once
-        header_text = await to_thread.run_sync(_dump_header, instance.header)
-        return await self._group.submit((instance, header_text))
+        return await self._group.submit(instance)
 
-    async def _write_batch(self, batch: Sequence[_Add]) -> list[AddResult | BaseException]:
-        """One transaction for ``batch``, retried whole when another process held the lock or a
+    async def _write_batch(self, added: Sequence[NewInstance]) -> list[AddResult | BaseException]:
+        """One transaction for the batch, retried whole when another process held the lock or a
         replica deadlocked it; any other failure is every row's (none of them was committed)."""
+        # a header can be megabytes (per-frame functional groups): serialised off the event loop, in one
+        # worker-thread call for the whole batch (a thread hop per upload cost more than small headers)
+        texts = await to_thread.run_sync(lambda: [_dump_header(new.header) for new in added])
+        batch = list(zip(added, texts, strict=True))
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 return await self._guard(lambda: self._insert_batch(batch))
