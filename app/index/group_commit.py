@@ -13,6 +13,9 @@ caller cancelled once its write is in the batch being committed waits for that b
 its outcome: the row is (or is not) committed whatever the caller does, and a caller that undid its
 side of a committed row (its stored file) would leave the index naming a file that is gone. A
 cancellation from an anyio cancel scope is delivered again at the caller's next checkpoint.
+
+Tracing: the writer task starts in the context of the caller that found no writer running, so a
+batch's SQL spans sit under that caller's ``index.commit`` span (the other callers' spans have none).
 """
 
 from __future__ import annotations
