@@ -13,7 +13,8 @@
 # Environment: PY (Python with httpx, pydicom, numpy, pillow; default .venv/bin/python),
 # LIGHTBOX (default .venv/bin/lightbox), ORTHANC_PORT (8046), OURS_PORT (8346), LIGHTBOX_WORKERS (2),
 # PHASES (upload_small_c8,upload_big_c8,tag_c16), REPEATS (3), SCALE (0.5), OUT (results JSON path),
-# PROFILE_DIR (if set: py-spy records each worker under load there, needs py-spy on PATH).
+# PROFILE_DIR (if set: py-spy records a flame graph of each worker under load there, GIL-holding
+# samples only; PY_SPY names the py-spy binary, default py-spy on PATH), LOG_COPY (keep lightbox's log).
 set -euo pipefail
 
 BENCH_DIR="$(cd "${1:?usage: orthanc_compare.sh BENCH_DIR BIG_FILE [compare.py options]}" && pwd)"
@@ -33,6 +34,10 @@ TMP="$(mktemp -d -t lightbox-vs-orthanc.XXXXXX)"
 OURS_PID=""
 ORTHANC_WORKDIR=""
 cleanup() {
+  if [ -f "$TMP/ours.log" ]; then
+    echo "# lightbox answered $(grep -c '"status": 5' "$TMP/ours.log" || true) requests with a 5xx" >&2
+    if [ -n "${LOG_COPY:-}" ]; then cp "$TMP/ours.log" "$LOG_COPY"; fi
+  fi
   if [ -n "$OURS_PID" ] && kill -0 "$OURS_PID" 2>/dev/null; then
     kill -TERM "$OURS_PID"
     wait "$OURS_PID" 2>/dev/null || true
@@ -62,8 +67,8 @@ PROFILERS=()
 if [ -n "${PROFILE_DIR:-}" ]; then
   mkdir -p "$PROFILE_DIR"
   for child in $(pgrep -P "$OURS_PID"); do
-    py-spy record --native --rate 200 --format speedscope -o "$PROFILE_DIR/worker-$child.json" --pid "$child" \
-      > /dev/null 2>&1 &
+    "${PY_SPY:-py-spy}" record --gil --nolineno --rate 100 --format flamegraph -o "$PROFILE_DIR/worker-$child.svg" \
+      --pid "$child" > /dev/null 2>&1 &
     PROFILERS+=("$!")
   done
 fi
