@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy import ColumnElement, Select, and_, create_engine, delete, event, func, select
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.auth import policy
@@ -25,9 +26,8 @@ from app.auth.principals import Principal
 from app.dicom.header_json import Header
 from app.dicom.qido import SearchQuery
 from app.dicom.qido_result import needed_up_to, parse_header
-from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable, InstanceConflict
+from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable
 from app.index.base import (
-    AddOutcome,
     AddResult,
     FindMatch,
     FindQuery,
@@ -39,17 +39,17 @@ from app.index.base import (
     SearchRow,
     StudyAccess,
 )
+from app.index.batch import Add, existing_in, insert_batch, refresh_modalities
 from app.index.find import find_statement
 from app.index.group_commit import GroupCommit
 from app.index.migrate import pending, upgrade
+from app.index.retry import WRITE_ATTEMPTS, transient
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url, read_only_sqlite
-from app.index.writes import INSERT_INSTANCE, KNOWN_IDS, SAME_FILE, create_parent, find_parent
 
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
-WRITE_ATTEMPTS = 5
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -77,19 +77,6 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
     return equal
 
 
-#: PostgreSQL SQLSTATEs worth another try (Appendix A): serialization_failure, deadlock_detected.
-RETRYABLE_SQLSTATES = {"40001", "40P01"}
-
-
-def transient(exc: BaseException | None) -> bool:
-    """A failure a retry can cure: SQLite's "database is locked", a PostgreSQL serialization failure or deadlock."""
-    if isinstance(exc, OperationalError) and "locked" in str(exc):
-        return True
-    cause = getattr(exc, "orig", None)
-    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-    return sqlstate in RETRYABLE_SQLSTATES
-
-
 async def guarded(action: Callable[[], Awaitable[T]]) -> T:
     """Run a database action; any failure but a constraint violation becomes IndexUnavailable (503)."""
     try:
@@ -111,37 +98,24 @@ def _dump_header(header: Header) -> str:
     return json.dumps(header, separators=(",", ":"))
 
 
-_Add = tuple[NewInstance, str]  # an instance and its header as JSON text
-
-
-def _lock_order(new: NewInstance) -> tuple[str, ...]:
-    a = new.attributes
-    return tuple(str(key or "") for key in (new.owner, a.patient_id, a.study_instance_uid, a.series_instance_uid))
-
-
-async def _existing_in(conn: AsyncConnection, owner: str, sha256: str, sop_instance_uid: str) -> AddResult | None:
-    """The stored file with these bytes (ALREADY_STORED), or :class:`InstanceConflict` when another
-    file holds the SOP Instance UID, or None. One statement, so both questions are answered from the
-    same snapshot: two separate reads could straddle a concurrent commit of the same bytes and
-    report it as a conflict."""
-    keys = {"owner": owner, "sha256": sha256, "sop_instance_uid": sop_instance_uid}
-    rows = (await conn.execute(SAME_FILE, keys)).all()
-    for name, row_sha in rows:
-        if row_sha == sha256:
-            return AddResult(AddOutcome.ALREADY_STORED, str(name))
-    if rows:
-        same_uid = str(rows[0][0])
-        raise InstanceConflict(
-            f"a different file with SOP Instance UID {sop_instance_uid} is already stored as {same_uid}", same_uid
-        )
-    return None
+def _sqlite_writer(url: URL) -> Engine | None:
+    """A synchronous engine on the same SQLite file, with the same pragmas (None for other databases and
+    for in-memory SQLite, where a second engine would open another database)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or "mode=memory" in str(url):
+        return None
+    writer = create_engine(url.set(drivername="sqlite"), connect_args={"check_same_thread": False})
+    event.listen(writer, "connect", _sqlite_pragmas)
+    return writer
 
 
 class SqlInstanceIndex:
     """:class:`app.index.base.InstanceIndex` on any SQLAlchemy asyncio engine."""
 
-    def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, read_only: bool = False, sqlite_writer: Engine | None = None) -> None:
         self.engine = engine
+        # an SQLite file's batches run on a plain sqlite3 connection, in one worker-thread call each
+        self._sqlite_writer = sqlite_writer
         self.read_only = read_only  # an SQLite file in a read-only folder: reads only
         self.shared = engine.dialect.name != "sqlite"  # replicas on other hosts change it behind our back
         self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
@@ -160,7 +134,8 @@ class SqlInstanceIndex:
         engine = create_async_engine(read_only or target)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_read_only_pragmas if read_only else _sqlite_pragmas)
-        index = cls(engine, read_only=read_only is not None)
+        writer = _sqlite_writer(target) if read_only is None else None
+        index = cls(engine, read_only=read_only is not None, sqlite_writer=writer)
         try:
             if read_only is not None:
                 current, head = await index._guard(lambda: pending(engine))
@@ -174,9 +149,18 @@ class SqlInstanceIndex:
             if engine.dialect.name == "sqlite":
                 await index._guard(index._optimize_sqlite)
         except BaseException:
-            await engine.dispose()
+            await index._dispose()
             raise
         return index
+
+    def traced_engines(self) -> list[Engine]:
+        """Every engine that runs SQL (tracing instruments each): the asyncio one and the SQLite writer."""
+        return [self.engine.sync_engine, *([self._sqlite_writer] if self._sqlite_writer is not None else [])]
+
+    async def _dispose(self) -> None:
+        if self._sqlite_writer is not None:
+            await to_thread.run_sync(self._sqlite_writer.dispose)
+        await self.engine.dispose()
 
     async def _optimize_sqlite(self) -> None:
         """Refresh the planner's statistics (SQLite's advice for long-lived connections); without them a
@@ -193,7 +177,7 @@ class SqlInstanceIndex:
                     await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             except SQLAlchemyError:
                 pass  # another process is writing: the last one to close checkpoints
-        await self.engine.dispose()
+        await self._dispose()
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T:
         return await guarded(action)
@@ -220,143 +204,22 @@ class SqlInstanceIndex:
             await asyncio.sleep(0.05 * (attempt + 1))  # another process held the lock, or a deadlock
         return [IndexUnavailable("the index refused the new instance") for _ in batch]
 
-    async def _insert_batch(self, batch: Sequence[_Add]) -> list[AddResult | BaseException]:
-        """Each row in its own savepoint, so a duplicate or a conflict undoes that row alone.
-
-        Rows go in the order of their patient, study and series keys: two replicas writing batches of
-        the same studies take those rows' locks in the same order (PostgreSQL), instead of deadlocking.
-        """
-        outcomes: list[AddResult | BaseException] = [IndexUnavailable("not written")] * len(batch)
-        order = sorted(range(len(batch)), key=lambda n: _lock_order(batch[n][0]))
+    async def _insert_batch(self, batch: Sequence[Add]) -> list[AddResult | BaseException]:
+        """The batch in one transaction (:func:`app.index.batch.insert_batch`)."""
+        if self._sqlite_writer is not None:
+            return await to_thread.run_sync(self._insert_batch_sqlite, batch)
         async with self.engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                # Take the write lock now, waiting up to busy_timeout for another worker's batch. A deferred
-                # transaction would read first and then fail at once ("database is locked", no waiting)
-                # when another worker committed since its snapshot: long batches made that frequent.
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            for n in order:
-                outcomes[n] = await self._insert_row(conn, *batch[n])
-        return outcomes
+            return await conn.run_sync(insert_batch, batch)
 
-    async def _insert_row(self, conn: AsyncConnection, new: NewInstance, header_text: str) -> AddResult | BaseException:
-        """STORED, or the identical file's name, or :class:`InstanceConflict`: decided by the unique
-        constraints and then classified on the batch's own connection, which sees the rows written
-        earlier in the batch (two copies of one file in one batch: the second names the first)."""
-        for _ in range(WRITE_ATTEMPTS):
-            try:
-                async with conn.begin_nested():
-                    await self._insert_rows(conn, new, header_text)
-                return AddResult(AddOutcome.STORED, new.name)
-            except IntegrityError:
-                try:
-                    existing = await _existing_in(conn, new.owner, new.sha256, new.attributes.sop_instance_uid)
-                except InstanceConflict as conflict:
-                    return conflict
-                if existing is not None:
-                    return existing
-            except SQLAlchemyError as exc:
-                if transient(exc):
-                    raise  # the lock or a deadlock is the batch's: the whole batch is retried
-                cause = getattr(exc, "orig", None) or exc
-                return IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300])
-        return IndexUnavailable("the index refused the new instance")
-
-    async def _find_or_create(
-        self, conn: AsyncConnection, table: Table, key: dict[str, Any], values: dict[str, Any], found: int | None
-    ) -> tuple[int, bool]:
-        """``found`` is the row :data:`KNOWN_IDS` saw in this transaction; else the row is created with
-        ``INSERT ... ON CONFLICT DO NOTHING``, so a replica that created it at the same moment makes this
-        one wait for its commit and then find its row, instead of failing the whole upload."""
-        if found is not None:
-            return int(found), False
-        created = await conn.scalar(create_parent(conn.dialect.name, table), {**key, **values})
-        if created is not None:
-            return int(created), True
-        existing = await conn.scalar(find_parent(table), key)
-        assert existing is not None, "ON CONFLICT DO NOTHING returned no row and none exists"
-        return int(existing), False
-
-    async def _insert_rows(self, conn: AsyncConnection, new: NewInstance, header_text: str) -> None:
-        a, owner = new.attributes, new.owner
-        keys = {
-            "patients_owner": owner,
-            "patients_patient_id": a.patient_id,
-            "studies_owner": owner,
-            "studies_study_instance_uid": a.study_instance_uid,
-            "series_owner": owner,
-            "series_series_instance_uid": a.series_instance_uid,
-        }
-        known_patient, known_study, known_series = (await conn.execute(KNOWN_IDS, keys)).one()
-        patient_pk, _ = await self._find_or_create(
-            conn,
-            patients,
-            {"owner": owner, "patient_id": a.patient_id},
-            {"patient_name": a.patient_name, "patient_birth_date": a.patient_birth_date},
-            known_patient,
-        )
-        study_pk, _ = await self._find_or_create(
-            conn,
-            studies,
-            {"owner": owner, "study_instance_uid": a.study_instance_uid},
-            {
-                "patient_pk": patient_pk,
-                "study_date": a.study_date,
-                "study_description": a.study_description,
-                "accession_number": a.accession_number,
-                "modalities_in_study": "",
-                "study_time": a.study_time,
-                "referring_physician_name": a.referring_physician_name,
-                "study_id": a.study_id,
-            },
-            known_study,
-        )
-        series_pk, created = await self._find_or_create(
-            conn,
-            series,
-            {"owner": owner, "series_instance_uid": a.series_instance_uid},
-            {
-                "study_pk": study_pk,
-                "modality": a.modality,
-                "series_number": a.series_number,
-                "series_description": a.series_description,
-                "pps_start_date": a.pps_start_date,
-                "pps_start_time": a.pps_start_time,
-            },
-            known_series,
-        )
-        if created:
-            await self._refresh_modalities(conn, study_pk)
-        await conn.execute(
-            INSERT_INSTANCE,
-            {
-                "owner": owner,
-                "series_pk": series_pk,
-                "name": new.name,
-                "sop_class_uid": a.sop_class_uid,
-                "sop_instance_uid": a.sop_instance_uid,
-                "instance_number": a.instance_number,
-                "rows": a.rows,
-                "columns": a.columns,
-                "number_of_frames": a.number_of_frames,
-                "transfer_syntax_uid": a.transfer_syntax_uid,
-                "size": new.size,
-                "sha256": new.sha256,
-                "uploaded_at_us": new.uploaded_at_us,
-                "header": header_text,
-                "modality_of_series": series_pk,
-            },
-        )
-
-    async def _refresh_modalities(self, conn: AsyncConnection, study_pk: int) -> None:
-        """Modalities in Study (0008,0061): the distinct Modality (0008,0060) of the study's series.
-
-        The study row is locked first (``FOR NO KEY UPDATE``: it does not wait for the key-share locks
-        other replicas' new series hold), so two replicas adding series of one study compute in turn,
-        the second from a snapshot that holds the first's series. SQLite has one writer anyway."""
-        await conn.execute(select(studies.c.id).where(studies.c.id == study_pk).with_for_update(key_share=True))
-        found = await conn.scalars(select(series.c.modality).where(series.c.study_pk == study_pk).distinct())
-        joined = "\\".join(sorted(m for m in found if m))[:256]
-        await conn.execute(update(studies).where(studies.c.id == study_pk).values(modalities_in_study=joined))
+    def _insert_batch_sqlite(self, batch: Sequence[Add]) -> list[AddResult | BaseException]:
+        """On the synchronous SQLite connection, in the calling worker thread: one hop for the batch."""
+        assert self._sqlite_writer is not None
+        with self._sqlite_writer.begin() as conn:
+            # Take the write lock now, waiting up to busy_timeout for another worker's batch. A deferred
+            # transaction would read first and then fail at once ("database is locked", no waiting)
+            # when another worker committed since its snapshot: long batches made that frequent.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return insert_batch(conn, batch)
 
     async def remove(self, principal: Principal, name: str) -> None:
         async with self._write_lock:
@@ -385,7 +248,7 @@ class SqlInstanceIndex:
             return
         await conn.execute(delete(series).where(series.c.id == series_pk))
         if await conn.scalar(select(series.c.id).where(series.c.study_pk == study_pk).limit(1)) is not None:
-            await self._refresh_modalities(conn, study_pk)
+            await conn.run_sync(refresh_modalities, study_pk)
             return
         patient_pk = await conn.scalar(select(studies.c.patient_pk).where(studies.c.id == study_pk))
         await conn.execute(delete(studies).where(studies.c.id == study_pk))
@@ -405,7 +268,7 @@ class SqlInstanceIndex:
     async def _existing(self, owner: str, sha256: str, sop_instance_uid: str) -> AddResult | None:
         async def lookup() -> AddResult | None:
             async with self.engine.connect() as conn:
-                return await _existing_in(conn, owner, sha256, sop_instance_uid)
+                return await conn.run_sync(existing_in, owner, sha256, sop_instance_uid)
 
         return await self._guard(lookup)
 
