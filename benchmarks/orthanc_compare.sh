@@ -11,7 +11,9 @@
 # compare.py's upload and tag phases with both PIDs (server CPU per request), and stops both.
 #
 # Environment: PY (Python with httpx, pydicom, numpy, pillow; default .venv/bin/python),
-# LIGHTBOX (default .venv/bin/lightbox), ORTHANC_PORT (8046), OURS_PORT (8346), LIGHTBOX_WORKERS (2),
+# LIGHTBOX (the command that starts the service, default ".venv/bin/python -m app", the same entry point
+# as the `lightbox` script: on a machine loaded past ~10, the console script's spawned workers missed
+# uvicorn's 5 s start-up health check and were restarted in a loop), ORTHANC_PORT (8046), OURS_PORT (8346), LIGHTBOX_WORKERS (2),
 # PHASES (upload_small_c8,upload_big_c8,tag_c16), REPEATS (3), SCALE (0.5), OUT (results JSON path),
 # PROFILE_DIR (if set: py-spy records a flame graph of each worker under load there, GIL-holding
 # samples only; PY_SPY names the py-spy binary, default py-spy on PATH), LOG_COPY (keep lightbox's log).
@@ -22,7 +24,7 @@ BIG_FILE="${2:?usage: orthanc_compare.sh BENCH_DIR BIG_FILE [compare.py options]
 shift 2
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PY:-$REPO/.venv/bin/python}"
-LIGHTBOX="${LIGHTBOX:-$REPO/.venv/bin/lightbox}"
+LIGHTBOX="${LIGHTBOX:-$REPO/.venv/bin/python -m app}"
 ORTHANC_PORT="${ORTHANC_PORT:-8046}"
 OURS_PORT="${OURS_PORT:-8346}"
 WORKERS="${LIGHTBOX_WORKERS:-2}"
@@ -53,7 +55,7 @@ eval "$(ORTHANC_PORT="$ORTHANC_PORT" ORTHANC_WORKDIR="$TMP/orthanc" ORTHANC_INST
 
 mkdir -p "$TMP/ours"
 LIGHTBOX_PORT="$OURS_PORT" LIGHTBOX_HOST=127.0.0.1 LIGHTBOX_WORKERS="$WORKERS" LIGHTBOX_STORAGE_DIR="$TMP/ours" \
-  LIGHTBOX_LOG_FORMAT=json "$LIGHTBOX" > "$TMP/ours.log" 2>&1 &
+  LIGHTBOX_LOG_FORMAT=json $LIGHTBOX > "$TMP/ours.log" 2>&1 &
 OURS_PID=$!
 for _ in $(seq 1 150); do
   curl -sf -o /dev/null --max-time 2 "http://127.0.0.1:$OURS_PORT/readyz" && break
