@@ -129,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.startup_refusal = f"lightbox cannot start: {exc.message}"  # one line, no traceback
             raise
         if app.state.tracing is not None:
-            app.state.tracing.instrument_engine(index.engine.sync_engine)
+            for engine in index.traced_engines():
+                app.state.tracing.instrument_engine(engine)
         app.state.index = index
         app.state.audit = AuditService(
             SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
