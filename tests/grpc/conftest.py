@@ -23,13 +23,13 @@ CHUNK = 64 * 1024
 @pytest.fixture
 def grpc_settings(settings: Settings) -> Settings:
     """The test's deployment (``backend``: SQLite + folder, or PostgreSQL + S3) serving gRPC too."""
-    return Settings(**(settings.model_dump() | {"grpc_port": free_port()}))
+    return Settings(**(settings.model_dump(exclude_unset=True) | {"grpc_port": free_port()}))
 
 
 @pytest.fixture
 def grpc_auth_settings(settings: Settings) -> Settings:
     changes = {"grpc_port": free_port(), "auth_required": True, "admin_password": ADMIN_PASSWORD}
-    return Settings(**(settings.model_dump() | changes))
+    return Settings(**(settings.model_dump(exclude_unset=True) | changes))
 
 
 async def _running(settings: Settings) -> AsyncIterator[FastAPI]:
