@@ -3,9 +3,12 @@ both deployments, never a 5xx, and never stalls the audit trail (one bad record 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydicom import dcmread
 
 from app.auth.principals import LOCAL_ADMIN
 from app.errors import InvalidRequest
@@ -81,3 +84,17 @@ async def test_the_index_refuses_nul_it_cannot_store_as_bad_input(app: FastAPI, 
         return
     with pytest.raises(InvalidRequest, match="NUL"):
         await app.state.index.query(LOCAL_ADMIN, query)
+
+
+async def test_a_file_with_nul_inside_indexed_values_is_stored_and_found(
+    client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    dataset = dcmread(sample("CT_small.dcm"))
+    dataset.PatientName = "DOE\x00JANE"
+    dataset.StudyDescription = "HEAD\x00"  # trailing NUL: padding
+    dataset.save_as(tmp_path / "nul.dcm")
+    name = await upload(client, tmp_path / "nul.dcm")
+    found = (await client.get("/dicomFile", params={"PatientName": "doe*"})).json()["data"]
+    assert [(row["name"], row["patient-name"]) for row in found] == [(name, "DOE\ufffdJANE")]
+    studies = (await client.get("/dicom-web/studies", params={"StudyDescription": "HEAD"})).json()
+    assert len(studies) == 1
