@@ -48,7 +48,8 @@ def holding() -> Iterator[None]:
     try:
         yield
     finally:
-        _HELD.reset(token)
+        with contextlib.suppress(ValueError):  # a stream resumed in another context: nothing to reset
+            _HELD.reset(token)
         for cache, key in held:
             cache.release(key)
 
