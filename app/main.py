@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.api.blob_holding import HoldBlobs
 from app.api.docs import install_docs
 from app.api.errors import install_error_handlers
 from app.api.middleware import InFlight, ObservedFastAPI
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.readiness_checks = {}  # name -> async check; see app.readiness
     app.state.caches = {}  # name -> object with hits/misses; see app.metrics
     install_error_handlers(app)
+    app.add_middleware(HoldBlobs)  # blob-cache copies a request reads stay until its response is sent
     if origins := cors_list(settings.cors_origins):  # browser viewers on another origin (OHIF, Stone)
         app.add_middleware(
             CORSMiddleware,

@@ -47,7 +47,12 @@ BOTH_BACKENDS = ("api", "services", "grpc")
 #: What ``--backend both`` (the default) runs on PostgreSQL + S3: the full doubling costs more than the
 #: suite can afford (~2 s per test for a fresh database, bucket and app); ``--backend postgresql+s3``
 #: runs every test of BOTH_BACKENDS there.
-S3_SUBSET = ("api/test_upload.py", "api/test_index_calls.py", "api/test_audit.py")
+S3_SUBSET = (
+    "api/test_upload.py",
+    "api/test_index_calls.py",
+    "api/test_audit.py",
+    "api/test_unstorable_text.py",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

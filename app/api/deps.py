@@ -115,6 +115,9 @@ def presented(connection: HTTPConnection) -> Presented:
     )
 
 
+#: Free-text query values (names, IDs, UIDs): no NUL. No stored value holds one (PostgreSQL's text cannot),
+#: so one is refused (400) alike on every index instead of reaching the database.
+NO_NUL = r"^[^\x00]*$"
 RESOLVED = "lightbox.principal"  # the scope key holding the caller once resolved (per request)
 
 

@@ -57,7 +57,9 @@ def _text(dataset: Dataset, keyword: str, width: int = MAX_TEXT) -> str:
         return ""
     if not isinstance(value, str) and hasattr(value, "__iter__") and not hasattr(value, "components"):
         value = "\\".join(str(v) for v in value)
-    return str(value).strip(" \x00")[:width]
+    # NUL pads a value (PS3.5 6.2) and is no character of these VRs; inside one it is kept visible as U+FFFD
+    # (PostgreSQL's text cannot hold NUL: the file must index alike on every database)
+    return str(value).strip(" \x00").replace("\x00", "\ufffd")[:width]
 
 
 def _number(dataset: Dataset, keyword: str) -> int | None:

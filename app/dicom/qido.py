@@ -195,6 +195,8 @@ def parse_match(key: MatchingKey, text: str) -> Match | None:
     """The match a value asks for; None for universal matching (an empty value or ``*``)."""
     if len(text) > MAX_VALUE:
         raise InvalidRequest(f"the value of {key.keyword} is longer than {MAX_VALUE} characters")
+    if "\x00" in text:  # no stored value holds one (PostgreSQL's text cannot): refused on every index alike
+        raise InvalidRequest(f"the value of {key.keyword} holds a NUL character")
     if text in ("", "*"):
         return None
     if key.kind is MatchKind.UID:

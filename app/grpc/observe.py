@@ -20,6 +20,7 @@ from starlette.datastructures import State
 
 from app.api.middleware import VALID_REQUEST_ID
 from app.logging import RequestContext, current_request
+from app.storage.blob_cache import holding
 
 log = logging.getLogger("lightbox.grpc.access")
 
@@ -68,7 +69,8 @@ async def observed(state: State, context: grpc.aio.ServicerContext, rpc: str) ->
     token = current_request.set(call.context)
     context.set_trailing_metadata((("x-request-id", call.context.request_id),))
     try:
-        yield call
+        with holding():  # blob-cache copies the RPC reads by path stay until it ends (a download reopens its file)
+            yield call
     except BaseException as exc:
         if call.code is grpc.StatusCode.OK:  # not ours: a cancelled call, or abort's own exception
             call.code = grpc.StatusCode.CANCELLED if not isinstance(exc, Exception) else call.code

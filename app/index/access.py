@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import RowMapping, delete, func, select, update
+from sqlalchemy import ColumnElement, RowMapping, delete, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -69,6 +69,13 @@ class ShareRow:
     creator_disabled: bool = False
 
 
+def _username_is(username: str) -> ColumnElement[bool]:
+    """``users.username = username``; false without asking for a name holding NUL (no user name can:
+    they are validated at creation, and PostgreSQL refuses NUL in text)."""
+    matches: ColumnElement[bool] = false() if "\x00" in username else users.c.username == username
+    return matches
+
+
 _USER_COLUMNS = [c.label(f"u_{c.name}") for c in users.c]
 
 
@@ -111,7 +118,7 @@ class AccessStore:
 
     async def user(self, username: str) -> UserRow | None:
         async def lookup(conn: AsyncConnection) -> UserRow | None:
-            row = (await conn.execute(select(*_USER_COLUMNS).where(users.c.username == username))).first()
+            row = (await conn.execute(select(*_USER_COLUMNS).where(_username_is(username)))).first()
             return None if row is None else _user(row._mapping)
 
         return await self._read(lookup)
@@ -133,9 +140,9 @@ class AccessStore:
         """Change role, disabled or password_hash; a new password or disabling ends the user's logins."""
 
         async def change(conn: AsyncConnection) -> bool:
-            result = await conn.execute(update(users).where(users.c.username == username).values(**values))
+            result = await conn.execute(update(users).where(_username_is(username)).values(**values))
             if result.rowcount and ("password_hash" in values or values.get("disabled")):
-                user_id = select(users.c.id).where(users.c.username == username).scalar_subquery()
+                user_id = select(users.c.id).where(_username_is(username)).scalar_subquery()
                 await conn.execute(delete(login_tokens).where(login_tokens.c.user_id == user_id))
             return bool(result.rowcount)
 
@@ -145,7 +152,7 @@ class AccessStore:
         """The user, their tokens, keys, grants (either side) and shares; files keep their owner."""
 
         async def remove(conn: AsyncConnection) -> bool:
-            user_id = await conn.scalar(select(users.c.id).where(users.c.username == username))
+            user_id = await conn.scalar(select(users.c.id).where(_username_is(username)))
             if user_id is None:
                 return False
             await conn.execute(delete(login_tokens).where(login_tokens.c.user_id == user_id))
@@ -202,7 +209,7 @@ class AccessStore:
             if key_id is not None:
                 query = query.where(api_keys.c.id == key_id)
             if username is not None:
-                query = query.where(users.c.username == username)
+                query = query.where(_username_is(username))
             rows = (await conn.execute(query.order_by(api_keys.c.created_at_us))).all()
             return [
                 TokenRow(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.errors import IndexUnavailable
 from app.index.schema import audit_records
+from app.index.sql import refuse_unstorable_text
 
 T = TypeVar("T")
 EXPORT_BATCH = 1000
@@ -107,6 +108,7 @@ class SqlAuditLog:
         try:
             return await action()
         except SQLAlchemyError as exc:
+            refuse_unstorable_text(exc)  # a search for text no record can hold (the service stores none)
             cause = getattr(exc, "orig", None) or exc
             raise IndexUnavailable(f"the audit trail failed: {type(cause).__name__}"[:300]) from exc
 

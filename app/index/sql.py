@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import ColumnElement, Select, and_, create_engine, delete, event, func, select
+from sqlalchemy import ColumnElement, Select, and_, create_engine, delete, event, false, func, select
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,7 +26,7 @@ from app.auth.principals import Principal
 from app.dicom.header_json import Header
 from app.dicom.qido import SearchQuery
 from app.dicom.qido_result import needed_up_to, parse_header
-from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable
+from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable, InvalidRequest
 from app.index.base import (
     AddResult,
     FindMatch,
@@ -47,6 +47,7 @@ from app.index.retry import WRITE_ATTEMPTS, transient
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url, read_only_sqlite
+from app.storage.names import is_stored_name
 
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
@@ -77,21 +78,45 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
     return equal
 
 
+#: PostgreSQL SQLSTATEs of a text value it cannot hold (Appendix A): character_not_in_repertoire (a NUL,
+#: which its text type refuses while SQLite stores it), untranslatable_character.
+UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
+
+
+def refuse_unstorable_text(exc: SQLAlchemyError) -> None:
+    """InvalidRequest if ``exc`` is PostgreSQL refusing a text value (its message, which quotes it, dropped)."""
+    cause = getattr(exc, "orig", None)
+    if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) in UNSTORABLE_TEXT_SQLSTATES:
+        raise InvalidRequest("a text value holds a character the index cannot store (NUL)") from None
+
+
 async def guarded(action: Callable[[], Awaitable[T]]) -> T:
-    """Run a database action; any failure but a constraint violation becomes IndexUnavailable (503)."""
+    """Run a database action; any failure but a constraint violation becomes IndexUnavailable (503).
+
+    Text PostgreSQL cannot hold is the caller's (InvalidRequest, 400): inputs refuse or replace NUL
+    before they get here (stored names, audit records, queries), this is the net under them.
+    """
     try:
         return await action()
     except IntegrityError:
         raise
     except SQLAlchemyError as exc:
+        refuse_unstorable_text(exc)
         cause = getattr(exc, "orig", None) or exc
         raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
+
+
+def _name_is(name: str) -> ColumnElement[bool]:
+    """``instances.name = name``; false without asking for a name of another shape than the server makes
+    (a NUL, a path: no stored file can match, and PostgreSQL refuses NUL in text)."""
+    matches: ColumnElement[bool] = instances.c.name == name if is_stored_name(name) else false()
+    return matches
 
 
 def _by_name(principal: Principal, name: str) -> list[ColumnElement[bool]]:
     """Every lookup by name: the name, and what the principal may see (auth/policy), in one WHERE."""
     seen = policy.visible(principal)
-    return [instances.c.name == name] if seen is None else [instances.c.name == name, seen]
+    return [_name_is(name)] if seen is None else [_name_is(name), seen]
 
 
 def _dump_header(header: Header) -> str:
@@ -304,7 +329,7 @@ class SqlInstanceIndex:
                     studies, studies.c.id == series.c.study_pk
                 )
             )
-            .where(instances.c.name == name)
+            .where(_name_is(name))
         )
         seen = policy.visible(principal)
         if seen is not None:

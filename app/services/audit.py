@@ -46,6 +46,9 @@ SECRET_KEY = re.compile(r"pass|token|secret|^key$|api_?key|authori[sz]ation|cook
 SECRET_PREFIXES = ("lbx_", "lbt_", "lbs_")
 MAX_TEXT = {"actor": 128, "reason": 64, "study_instance_uid": 256, "name": 300, "client": 128, "request_id": 64}
 MAX_DETAIL = 4096
+#: PostgreSQL's text cannot hold NUL (U+0000): one in a record would fail its whole batch, every retry
+#: (the trail would stall until access is refused). What callers typed is kept, NUL shown as U+FFFD.
+NUL, NUL_SHOWN = "\x00", "\ufffd"
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,13 @@ class Outcome(enum.StrEnum):
 Detail = Mapping[str, str | int | float | bool | None]
 
 
+def _text(value: str) -> str:
+    """``value`` storable by every index database (SQLite and PostgreSQL): NUL replaced."""
+    return value.replace(NUL, NUL_SHOWN) if NUL in value else value
+
+
 def _clip(value: str | None, field: str) -> str | None:
-    return None if value is None else value[: MAX_TEXT[field]]
+    return None if value is None else _text(value[: MAX_TEXT[field]])
 
 
 @functools.lru_cache(maxsize=256)
@@ -139,7 +147,7 @@ def _detail_text(detail: Detail | None) -> str | None:
     if not detail:
         return None
     kept = {
-        key: value
+        _text(key): _text(value) if isinstance(value, str) else value
         for key, value in detail.items()
         if value is not None
         and not _is_secret(key)
@@ -183,7 +191,7 @@ class AuditService:
         context = current_request.get()
         record = AuditRecord(
             time_us=time.time_ns() // 1000,
-            actor=principal.name[: MAX_TEXT["actor"]],
+            actor=_text(principal.name[: MAX_TEXT["actor"]]),
             actor_type=principal.actor_type.value,
             action=action.value,
             outcome=outcome.value,
@@ -191,7 +199,7 @@ class AuditService:
             study_instance_uid=_clip(study_instance_uid or None, "study_instance_uid"),
             name=_clip(name, "name"),
             client=_clip(context.client, "client") if context else None,
-            request_id=context.request_id if context else None,
+            request_id=_clip(context.request_id, "request_id") if context else None,
             detail=_detail_text(detail),
         )
         if not self.has_room():

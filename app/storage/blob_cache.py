@@ -8,6 +8,10 @@ change: a key names one content for ever). Rules:
 * readers of the same key at the same moment fetch it once (the others wait for that fetch);
 * the least recently read copies are removed once the total passes ``budget`` bytes (a reader
   that already opened an evicted copy keeps reading it: POSIX keeps an unlinked file until closed);
+* a path handed out inside :func:`holding` (the HTTP app holds one per request, until its response
+  is sent) is pinned: not evicted before the holder ends, even when the budget is smaller than what
+  is being read at once (the total then passes the budget for that while). Without a holder, a path
+  may be evicted before the caller opens it;
 * a deleted instance's copy is removed on the replica that deleted it (:meth:`forget`); other
   replicas never serve it, as every read asks the index first (ARCHITECTURE rule 10).
 
@@ -22,7 +26,9 @@ import errno
 import os
 import threading
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +36,22 @@ from app.errors import FileNotFound, StorageUnavailable
 from app.storage.names import uuid_of_key
 
 TEMP_SUFFIX = ".part"
+#: the copies the current holder (:func:`holding`) was handed; worker threads see it (anyio copies the context)
+_HELD: ContextVar[list[tuple[BlobCache, str]] | None] = ContextVar("lightbox_blob_cache_held", default=None)
+
+
+@contextlib.contextmanager
+def holding() -> Iterator[None]:
+    """Pin every copy :meth:`BlobCache.local_path` hands out inside, until the block ends."""
+    held: list[tuple[BlobCache, str]] = []
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):  # a stream resumed in another context: nothing to reset
+            _HELD.reset(token)
+        for cache, key in held:
+            cache.release(key)
 
 
 class Fetcher(Protocol):
@@ -51,6 +73,7 @@ class BlobCache:
         self._total = 0
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
+        self._pins: Counter[str] = Counter()  # key -> holders of its path (never evicted while > 0)
 
     def prepare(self) -> None:
         """Create the folder, remove half-fetched files, adopt complete copies (least recently read first)."""
@@ -80,12 +103,13 @@ class BlobCache:
         return self.folder / key
 
     def local_path(self, key: str) -> Path:
-        """A complete local copy of the blob, fetched now unless it is already here."""
+        """A complete local copy of the blob, fetched now unless it is already here (pinned inside :func:`holding`)."""
         path = self._path(key)
         with self._lock:
             if key in self._sizes and path.is_file():
                 self._sizes.move_to_end(key)
                 self.hits += 1
+                self._pin_locked(key)
                 return path
             fetching = self._fetching.setdefault(key, threading.Lock())
         with fetching:  # one fetch per key: who comes second finds the copy the first one made
@@ -93,6 +117,7 @@ class BlobCache:
                 if key in self._sizes and path.is_file():
                     self._sizes.move_to_end(key)
                     self.hits += 1
+                    self._pin_locked(key)
                     return path
                 self.misses += 1
             try:
@@ -104,8 +129,28 @@ class BlobCache:
             self._total -= self._sizes.pop(key, 0)
             self._sizes[key] = size
             self._total += size
+            self._pin_locked(key)
             self._evict_locked(keep=key)
         return path
+
+    def _pin_locked(self, key: str) -> None:
+        held = _HELD.get()
+        if held is not None:
+            self._pins[key] += 1
+            held.append((self, key))
+
+    def release(self, key: str) -> None:
+        """One holder of ``key``'s path is done with it; copies over the budget go now."""
+        with self._lock:
+            self._pins[key] -= 1
+            if self._pins[key] <= 0:
+                del self._pins[key]
+            self._evict_locked(keep=None)
+
+    @property
+    def pinned(self) -> int:
+        """Copies held now (for tests and metrics)."""
+        return len(self._pins)
 
     def _fetch(self, key: str, path: Path) -> int:
         temp = self.folder / f"{key}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
@@ -123,11 +168,11 @@ class BlobCache:
             raise
 
     def _evict_locked(self, keep: str | None) -> None:
-        """Remove least recently read copies until the total fits (never ``keep``, just fetched)."""
+        """Remove least recently read copies until the total fits (never ``keep``, just fetched, nor a pinned one)."""
         for key in list(self._sizes):
             if self._total <= self.budget:
                 return
-            if key == keep:
+            if key == keep or key in self._pins:
                 continue
             self._total -= self._sizes.pop(key)
             (self.folder / key).unlink(missing_ok=True)

@@ -5,10 +5,12 @@ Uploads are staged on local disk as for the folder (validated there), then put w
 the store refuses bytes that changed on the way. The file is streamed from disk, never held in
 memory. Reads are ranged GETs behind a buffered, seekable reader: reading one frame of a large file
 fetches that range only; a whole object is fetched with one streamed GET into a local file (the
-read-through cache, :mod:`app.storage.blob_cache`). Files larger than ``multipart_bytes`` go up as a
-multipart upload (parts read from disk one at a time, each with its SHA-256; the completion is
-``If-None-Match: *``). One client per process, shared by the worker threads (boto3 clients are
-thread-safe): measured against aiobotocore and obstore in benchmarks/s3_clients.py.
+read-through cache, :mod:`app.storage.blob_cache`). Files from ``multipart_bytes`` on go up as a
+multipart upload (parts read from disk one at a time, each with its SHA-256, the whole file's SHA-256
+checked against the staged one before completing; the completion is ``If-None-Match: *``; any
+failure aborts the upload, leaving no object and no upload in progress). One client per process,
+shared by the worker threads (boto3 clients are thread-safe): measured against aiobotocore and
+obstore in benchmarks/s3_clients.py.
 
 Keys are ``<uuid>.dcm`` (:func:`app.storage.names.object_key`): the client's file name, which may
 carry a patient's name, never reaches the store.
@@ -193,6 +195,8 @@ class S3BlobStore:
                         IfNoneMatch="*",
                         ChecksumSHA256=_b64(bytes.fromhex(staged.sha256)),
                     )
+        except StorageUnavailable:
+            raise
         except Exception as exc:
             raise _unavailable(exc) from None
         staged.discard()
@@ -202,9 +206,11 @@ class S3BlobStore:
         started = self.client.create_multipart_upload(Bucket=self.bucket, Key=target, ChecksumAlgorithm="SHA256")
         upload_id = started["UploadId"]
         parts: list[dict[str, Any]] = []
+        whole = hashlib.sha256()
         try:
             with staged.path.open("rb") as body:
                 while data := body.read(self.part_bytes):
+                    whole.update(data)
                     number = len(parts) + 1
                     checksum = _b64(hashlib.sha256(data).digest())
                     answer = self.client.upload_part(
@@ -216,6 +222,8 @@ class S3BlobStore:
                         ChecksumSHA256=checksum,
                     )
                     parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
+            if whole.hexdigest() != staged.sha256:  # as a single PUT's whole-object checksum: validated bytes only
+                raise StorageUnavailable("the staged file changed on disk after it was validated")
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=target,

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
+from tests.conftest import stored_files
 from tests.mounts import remount, tmpfs_mount
 
 pytestmark = pytest.mark.anyio
@@ -29,7 +30,7 @@ async def test_readyz_when_everything_works(client: httpx.AsyncClient, settings:
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "checks": {"storage": "ok", "index": "ok"}}
-    assert list((settings.storage_dir / ".staging").iterdir()) == []  # the probe file was removed
+    assert stored_files(settings) == []  # the probe file was removed (staged or put: none left)
 
 
 def closed_port() -> int:

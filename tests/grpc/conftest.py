@@ -21,15 +21,15 @@ CHUNK = 64 * 1024
 
 
 @pytest.fixture
-def grpc_settings(tmp_path: Path) -> Settings:
-    return Settings(storage_dir=tmp_path / "storage", grpc_port=free_port())
+def grpc_settings(settings: Settings) -> Settings:
+    """The test's deployment (``backend``: SQLite + folder, or PostgreSQL + S3) serving gRPC too."""
+    return Settings(**(settings.model_dump(exclude_unset=True) | {"grpc_port": free_port()}))
 
 
 @pytest.fixture
-def grpc_auth_settings(tmp_path: Path) -> Settings:
-    return Settings(
-        storage_dir=tmp_path / "storage", grpc_port=free_port(), auth_required=True, admin_password=ADMIN_PASSWORD
-    )
+def grpc_auth_settings(settings: Settings) -> Settings:
+    changes = {"grpc_port": free_port(), "auth_required": True, "admin_password": ADMIN_PASSWORD}
+    return Settings(**(settings.model_dump(exclude_unset=True) | changes))
 
 
 async def _running(settings: Settings) -> AsyncIterator[FastAPI]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.errors import StorageUnavailable
+from app.storage.local import StagedFile
 from app.storage.names import new_stored_name
 from app.storage.s3 import S3BlobStore
 from tests import seaweedfs
@@ -47,3 +49,58 @@ def test_objects_live_under_the_prefix_only(bucket: tuple[Any, str], tmp_path: P
     listed = [entry["Key"] for entry in s3.list_objects_v2(Bucket=name)["Contents"]]
     assert listed == [f"site-a/instances/{key}"]
     assert not staged.path.exists()  # the staged copy is gone once the object is there
+
+
+MiB = 1 << 20
+
+
+def staged_file(store: S3BlobStore, size: int) -> StagedFile:
+    staged = store.stage()
+    data = os.urandom(size)
+    for start in range(0, size, MiB):
+        staged.write(data[start : start + MiB])
+    staged.flush_to_disk()
+    return staged
+
+
+def uploads_in_progress(s3: Any, bucket: str) -> list[Any]:
+    return list(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+
+def test_a_large_file_goes_up_in_parts(bucket: tuple[Any, str], tmp_path: Path) -> None:
+    """From ``multipart_bytes`` on: parts of ``part_bytes`` (S3's least but the last: 5 MiB), one object."""
+    s3, name = bucket
+    store = S3BlobStore(s3, name, "lightbox", tmp_path, multipart_bytes=8 * MiB, part_bytes=5 * MiB)
+    staged = staged_file(store, 11 * MiB + 123)
+    expected = staged.path.read_bytes()
+    key = new_stored_name("large.dcm")
+    store.put(staged, key)
+    head = s3.head_object(Bucket=name, Key=f"lightbox/{key}")
+    assert head["ContentLength"] == len(expected)
+    assert head["ETag"].strip('"').endswith("-3")  # 5 + 5 + 1 MiB: a multipart object's ETag counts its parts
+    assert s3.get_object(Bucket=name, Key=f"lightbox/{key}")["Body"].read() == expected
+    with store.open(key) as reader:  # ranged reads across a part boundary
+        reader.seek(5 * MiB - 10)
+        assert reader.read(20) == expected[5 * MiB - 10 : 5 * MiB + 10]
+    assert uploads_in_progress(s3, name) == [] and not staged.path.exists()
+    small = staged_file(store, 8 * MiB - 1)  # below the threshold: one PUT
+    store.put(small, new_stored_name("small.dcm"))
+    assert sum("-" in o["ETag"] for o in s3.list_objects_v2(Bucket=name)["Contents"]) == 1
+
+
+def test_a_failed_multipart_upload_is_aborted(bucket: tuple[Any, str], tmp_path: Path) -> None:
+    """Bytes changed on disk after validation (the parts went up): no object, no upload left in progress."""
+    s3, name = bucket
+    store = S3BlobStore(s3, name, "lightbox", tmp_path, multipart_bytes=8 * MiB, part_bytes=5 * MiB)
+    staged = staged_file(store, 11 * MiB)
+    with staged.path.open("r+b") as handle:
+        handle.seek(10 * MiB)  # in the last part
+        handle.write(b"changed")
+    key = new_stored_name("large.dcm")
+    with pytest.raises(StorageUnavailable, match="changed"):
+        store.put(staged, key)
+    assert not store.exists(key)
+    assert uploads_in_progress(s3, name) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=name)
+    assert staged.path.exists()  # the caller discards it (the upload's undo)
+    staged.discard()

@@ -8,6 +8,8 @@ PostgreSQL; requests are counted with botocore's own event hooks on the app's re
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import threading
 import time
@@ -24,7 +26,7 @@ from pydicom import dcmread
 
 from app.config import Settings
 from app.main import create_app
-from app.storage.blob_cache import BlobCache
+from app.storage.blob_cache import BlobCache, holding
 from app.storage.names import new_stored_name, object_key, uuid_of_key
 from app.storage.s3 import S3BlobStore
 from tests import postgres, seaweedfs
@@ -140,6 +142,54 @@ def test_cache_budget_lru_and_single_fetch(tmp_path: Path, s3_endpoint: str) -> 
         restarted.prepare()
         restarted.local_path(keys[4])
         assert restarted.hits == 1 and gets.count == 7
+
+
+def test_copies_handed_out_to_a_holder_are_not_evicted_before_it_ends(tmp_path: Path, s3_endpoint: str) -> None:
+    """A budget smaller than what is read at once: without a holder the first path is gone before its
+    reader opens it; inside :func:`holding` every path handed out stays until the block ends."""
+    s3 = seaweedfs.client(s3_endpoint)
+    with seaweedfs.fresh_bucket(s3) as bucket:
+        store = S3BlobStore(s3, bucket, "instances", tmp_path / "staging")
+        keys = []
+        for index in range(3):
+            staged = store.stage()
+            staged.write(bytes([index]) * 100_000)
+            staged.flush_to_disk()
+            keys.append(object_key(new_stored_name("x.dcm")))
+            store.put(staged, keys[-1])
+        cache = BlobCache(store, tmp_path / "cache", budget=150_000)  # room for one copy
+        cache.prepare()
+        first = cache.local_path(keys[0])
+        cache.local_path(keys[1])
+        assert not first.exists()  # the edge: evicted before anyone opened it
+        with holding():
+            first = cache.local_path(keys[0])
+            second = cache.local_path(keys[1])
+            with ThreadPoolExecutor(2) as pool:  # worker threads of the holder pin too (context copied)
+                third = pool.submit(contextvars.copy_context().run, cache.local_path, keys[2]).result()
+            assert [p.read_bytes()[:1] for p in (first, second, third)] == [b"\x00", b"\x01", b"\x02"]
+            assert cache.pinned == 3 and cache.total_bytes == 300_000  # over the budget while held
+        assert cache.pinned == 0 and cache.total_bytes <= 150_000
+        assert sorted(p.name for p in cache.folder.iterdir()) == [keys[2]]  # the most recent stays
+
+
+async def test_concurrent_downloads_beyond_the_cache_budget(client: httpx.AsyncClient, app: FastAPI) -> None:
+    """Each request holds the copies it reads until its response is sent (app.api.blob_holding): with a
+    budget of one byte, concurrent downloads of different files all get their bytes, and release them."""
+    files = {name: sample(name).read_bytes() for name in ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm")}
+    stored = {(await client.post("/upload", files={"file": (n, d)})).json()["name"]: d for n, d in files.items()}
+    cache: BlobCache = app.state.caches["blobs"]
+    cache.budget = 1
+
+    async def download(name: str) -> bytes:
+        response = await client.get(f"/dicomFile/{name}", params={"download": ""})
+        assert response.status_code == 200, response.text
+        return response.content
+
+    names = [name for name in stored for _ in range(4)]
+    answers = await asyncio.gather(*(download(name) for name in names))
+    assert [hashlib.sha256(a).digest() for a in answers] == [hashlib.sha256(stored[n]).digest() for n in names]
+    assert cache.pinned == 0 and list(cache.folder.iterdir()) == []  # released, then over the budget: gone
 
 
 @pytest.mark.slow

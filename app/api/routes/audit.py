@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from app.api.deps import AuditDep, PrincipalDep
+from app.api.deps import NO_NUL, AuditDep, PrincipalDep
 from app.api.openapi import error_responses
 from app.index.audit import AuditQuery
 from app.services.audit import Action
@@ -67,8 +67,10 @@ async def read_audit(
     principal: PrincipalDep,
     since: Annotated[datetime | None, Query(description="From this time on (ISO 8601; UTC when no zone).")] = None,
     until: Annotated[datetime | None, Query(description="Before this time (ISO 8601; UTC when no zone).")] = None,
-    actor: Annotated[str | None, Query(max_length=128, description="Exactly this actor.")] = None,
-    study_instance_uid: Annotated[str | None, Query(max_length=256, description="Exactly this study.")] = None,
+    actor: Annotated[str | None, Query(max_length=128, pattern=NO_NUL, description="Exactly this actor.")] = None,
+    study_instance_uid: Annotated[
+        str | None, Query(max_length=256, pattern=NO_NUL, description="Exactly this study.")
+    ] = None,
     action: Annotated[Action | None, Query(description="Exactly this action.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (at most 1000).")] = 100,
     offset: Annotated[int, Query(ge=0, le=2**31, description="Records skipped (newest first).")] = 0,

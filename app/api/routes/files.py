@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 
-from app.api.deps import InstancesDep, PrincipalDep, RendersDep
+from app.api.deps import NO_NUL, InstancesDep, PrincipalDep, RendersDep
 from app.api.openapi import error_responses
 from app.api.schemas import AttributeBody, InstanceRow, ListBody
 from app.dicom.attributes import Attribute
@@ -169,21 +169,26 @@ async def list_files(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (at most 1000).")] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=2**31, description="Entries to skip (newest first).")] = 0,
     patient_id: Annotated[
-        str | None, Query(alias="PatientID", max_length=256, description="* and ? wildcards.")
+        str | None, Query(alias="PatientID", pattern=NO_NUL, max_length=256, description="* and ? wildcards.")
     ] = None,
     patient_name: Annotated[
-        str | None, Query(alias="PatientName", max_length=256, description="* and ? wildcards; case-insensitive.")
+        str | None,
+        Query(alias="PatientName", pattern=NO_NUL, max_length=256, description="* and ? wildcards; case-insensitive."),
     ] = None,
     study_instance_uid: Annotated[
-        str | None, Query(alias="StudyInstanceUID", max_length=256, description="Exact Study Instance UID.")
+        str | None,
+        Query(alias="StudyInstanceUID", pattern=NO_NUL, max_length=256, description="Exact Study Instance UID."),
     ] = None,
     series_instance_uid: Annotated[
-        str | None, Query(alias="SeriesInstanceUID", max_length=256, description="Exact Series Instance UID.")
+        str | None,
+        Query(alias="SeriesInstanceUID", pattern=NO_NUL, max_length=256, description="Exact Series Instance UID."),
     ] = None,
     sop_instance_uid: Annotated[
-        str | None, Query(alias="SOPInstanceUID", max_length=256, description="Exact SOP Instance UID.")
+        str | None, Query(alias="SOPInstanceUID", pattern=NO_NUL, max_length=256, description="Exact SOP Instance UID.")
     ] = None,
-    modality: Annotated[str | None, Query(alias="Modality", max_length=64, description="Modality, e.g. CT.")] = None,
+    modality: Annotated[
+        str | None, Query(alias="Modality", pattern=NO_NUL, max_length=64, description="Modality, e.g. CT.")
+    ] = None,
     study_date: Annotated[
         str | None, Query(alias="StudyDate", max_length=17, description="YYYYMMDD or YYYYMMDD-YYYYMMDD.")
     ] = None,
