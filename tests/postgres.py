@@ -52,6 +52,16 @@ class Cluster:
     url: str
     stop_command: Sequence[str] | None = None
     folder: Path | None = None
+    start_command: Sequence[str] | None = None
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (a database outage); :meth:`resume` starts it again."""
+        assert self.stop_command is not None, "a server the tests did not start is not theirs to stop"
+        subprocess.run(self.stop_command, check=True, capture_output=True, timeout=60)
+
+    def resume(self) -> None:
+        assert self.start_command is not None
+        subprocess.run(self.start_command, check=True, capture_output=True, timeout=120)
 
     def stop(self) -> None:
         if self.stop_command is not None:
@@ -92,6 +102,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
         f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres",
         _as_unprivileged([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
         folder,
+        _as_unprivileged(start),
     )
     try:
         subprocess.run(_as_unprivileged(start), check=True, capture_output=True, timeout=120)

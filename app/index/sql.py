@@ -94,7 +94,7 @@ async def guarded(action: Callable[[], Awaitable[T]]) -> T:
         return await action()
     except IntegrityError:
         raise
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:  # OSError: the server refused or dropped the connection (asyncpg)
         cause = getattr(exc, "orig", None) or exc
         raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
 
