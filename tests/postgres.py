@@ -78,8 +78,11 @@ def _as_unprivileged(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[Cluster]:
-    """initdb + pg_ctl start in a temporary folder; stopped and removed on exit."""
+def throwaway_cluster(extra_options: str = "") -> Iterator[Cluster]:
+    """initdb + pg_ctl start in a temporary folder; stopped and removed on exit.
+
+    ``extra_options``: more server options (``-c shared_preload_libraries=pg_stat_statements``).
+    """
     binaries = server_binaries()
     if binaries is None:
         raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed (Debian package `postgresql`)")
@@ -95,7 +98,8 @@ def throwaway_cluster() -> Iterator[Cluster]:
     # loopback only, no Unix socket; durability is irrelevant for a throwaway cluster
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k '' -c fsync=off -c synchronous_commit=off -c max_connections=200"
-    )
+        f" {extra_options}"
+    ).strip()
     pg_ctl = str(binaries / "pg_ctl")
     start = [pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "-t", "60", "start"]
     cluster = Cluster(
