@@ -60,7 +60,8 @@ async def _with_services(settings: Settings, action: Callable[[UserService, KeyS
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
 
-    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url is None:  # the default SQLite index lives in the storage folder
+        settings.storage_dir.mkdir(parents=True, exist_ok=True)
     index = await SqlInstanceIndex.open(database_url(settings))
     audit = AuditService(SqlAuditLog(index.engine))
     try:

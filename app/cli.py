@@ -82,7 +82,8 @@ async def _migrate(settings: Settings) -> None:
     from app.services.audit import AuditService
     from app.services.users import UserService
 
-    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url is None:  # the default SQLite index lives in the storage folder
+        settings.storage_dir.mkdir(parents=True, exist_ok=True)
     try:
         index = await SqlInstanceIndex.open(database_url(settings))
     except IndexNeedsWrite as exc:
@@ -194,9 +195,8 @@ async def _check(settings: Settings) -> int:
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
     from app.services.storage_guard import StorageGuard
-    from app.storage.local import LocalBlobStore
 
-    store = LocalBlobStore(settings.storage_dir)
+    store = _store(settings)
     index = await SqlInstanceIndex.open(database_url(settings))
     try:
         found = await StorageGuard(store, index).look()
@@ -225,12 +225,14 @@ async def _prune_missing(settings: Settings, yes: bool) -> int:
     from app.services.audit import AuditService
     from app.services.instances import InstanceService
     from app.services.reindex import prune_missing
+    from app.services.storage_guard import StorageGuard
 
     index = await SqlInstanceIndex.open(database_url(settings))
     audit = AuditService(SqlAuditLog(index.engine))
     try:
-        service = InstanceService(settings, _store(settings), index, audit)
-        found = await service.guard.look()
+        store = _store(settings)
+        service = InstanceService(settings, store, index, audit)
+        found = await StorageGuard(store, index).look()
         if found.problem is not None:
             print(f"lightbox reindex: refusing to prune: {found.problem}", file=sys.stderr)
             return 2
@@ -238,7 +240,7 @@ async def _prune_missing(settings: Settings, yes: bool) -> int:
         if not missing:
             print("no index row is missing its file: nothing to prune")
             return 0
-        print(f"{len(missing)} index row(s) whose file is missing from {service.store.root}:")
+        print(f"{len(missing)} index row(s) whose file is missing from {settings.storage_dir}:")
         for name in sorted(missing):
             print(f"  {name}")
         if not yes:
@@ -253,9 +255,18 @@ async def _prune_missing(settings: Settings, yes: bool) -> int:
 
 
 def _store(settings: Settings) -> LocalBlobStore:
+    """The storage folder (check, reindex and prune read stored names from it); exit 2 with an object store."""
+    from app.config import s3_location
     from app.storage.local import LocalBlobStore
 
-    store = LocalBlobStore(settings.storage_dir)
+    if s3_location(settings) is not None:
+        print(
+            "lightbox: this command works on a storage folder; with s3:// storage, bucket and index are "
+            "compared by the sweeper",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    store = LocalBlobStore(settings.storage_dir, settings.staging_dir)
     store.prepare()
     return store
 
@@ -325,7 +336,8 @@ async def _export_audit(settings: Settings, since: datetime | None, until: datet
     from app.main import database_url
     from app.services.audit_view import FIELDS, as_dict, time_us
 
-    settings.storage_dir.mkdir(parents=True, exist_ok=True)
+    if settings.database_url is None:  # the default SQLite index lives in the storage folder
+        settings.storage_dir.mkdir(parents=True, exist_ok=True)
     index = await SqlInstanceIndex.open(database_url(settings))
     query = AuditQuery(since_us=time_us(since) if since else None, until_us=time_us(until) if until else None)
     out = sys.stdout

@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 import types
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,7 +136,32 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the index (sqlite:///..., postgresql://...); default <storage>/index.sqlite3.",
+        description="SQLAlchemy URL of the index (sqlite:///..., postgresql://...); default <storage>/index.sqlite3"
+        " (required with s3:// storage).",
+    )
+    storage_url: str | None = Field(
+        None,
+        max_length=1024,
+        description="Where stored files live: file:///path (default: LIGHTBOX_STORAGE_DIR) or s3://bucket/prefix.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/?#\s]+/?$",
+        description="Endpoint of a non-AWS S3-compatible store (http://host:port works); credentials and region"
+        " from the standard AWS_* variables.",
+    )
+    staging_dir: Path | None = Field(
+        None,
+        description="Local folder uploads are staged and validated in before they are stored; default"
+        " <storage>/.staging, or <temp>/lightbox-staging with s3:// storage.",
+    )
+    blob_cache_dir: Path | None = Field(
+        None,
+        description="Local folder of the read-through cache of s3:// objects (one per replica);"
+        " default <temp>/lightbox-blob-cache-<uid>.",
+    )
+    blob_cache_bytes: int = Field(
+        2 * GiB, ge=1024 * 1024, description="Disk the blob cache may use (least recently read files go first)."
     )
     max_files_per_upload: int = Field(
         1000, ge=1, description="Most files one POST /upload may carry (file parts plus ZIP members)."
@@ -239,6 +267,26 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _one_storage_place(self) -> Settings:
+        """STORAGE_URL and STORAGE_DIR must not disagree; s3:// needs a database that is not a local file."""
+        if self.storage_url is None:
+            return self
+        where = parse_storage_url(self.storage_url)
+        given_dir = "storage_dir" in self.model_fields_set
+        if isinstance(where, Path):
+            if given_dir and self.storage_dir.resolve() != where.resolve():
+                raise ValueError("LIGHTBOX_STORAGE_DIR and LIGHTBOX_STORAGE_URL name different places: set one")
+            self.storage_dir = where
+            return self
+        if given_dir:
+            raise ValueError("LIGHTBOX_STORAGE_DIR and LIGHTBOX_STORAGE_URL name different places: set one")
+        if self.database_url is None:
+            raise ValueError(
+                "LIGHTBOX_STORAGE_URL=s3://... needs LIGHTBOX_DATABASE_URL (the index is not kept on local disk)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _tls_needs_cert_and_key(self) -> Settings:
         if (self.dimse_tls_cert is None) != (self.dimse_tls_key is None):
             raise ValueError("LIGHTBOX_DIMSE_TLS_CERT and LIGHTBOX_DIMSE_TLS_KEY are set together or not at all")
@@ -332,6 +380,59 @@ class Settings(BaseSettings):
                     f"LIGHTBOX_CORS_ORIGINS takes exact origins such as https://viewer.example.org, not {origin[:80]!r}"
                 )
         return value
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """``s3://bucket/prefix``: the bucket and the key prefix (no leading or trailing ``/``) of stored objects."""
+
+    bucket: str
+    prefix: str
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3 bucket naming rules
+_PREFIX = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+def parse_storage_url(url: str) -> Path | S3Location:
+    """``file:///path`` -> the folder; ``s3://bucket/prefix`` -> :class:`S3Location`; anything else refused."""
+    parts = urlsplit(url.strip())
+    if parts.query or parts.fragment:
+        raise ValueError("LIGHTBOX_STORAGE_URL takes no query or fragment")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError("LIGHTBOX_STORAGE_URL=file:// takes an absolute path: file:///srv/lightbox")
+        return Path(unquote(parts.path))
+    if parts.scheme == "s3":
+        prefix = parts.path.strip("/")
+        if not _BUCKET.match(parts.netloc) or (prefix and not _PREFIX.match(prefix)):
+            raise ValueError("LIGHTBOX_STORAGE_URL=s3:// takes s3://bucket/prefix (letters, digits, . _ - and /)")
+        return S3Location(parts.netloc, prefix)
+    raise ValueError("LIGHTBOX_STORAGE_URL is file:///path or s3://bucket/prefix")
+
+
+def s3_location(settings: Settings) -> S3Location | None:
+    """Where stored files live when they live in an object store; None for the local folder."""
+    if settings.storage_url is None:
+        return None
+    where = parse_storage_url(settings.storage_url)
+    return where if isinstance(where, S3Location) else None
+
+
+def staging_dir(settings: Settings) -> Path:
+    """Where uploads are staged: the setting, else beside the folder's files (same file system), else temp."""
+    if settings.staging_dir is not None:
+        return settings.staging_dir
+    if s3_location(settings) is None:
+        return settings.storage_dir / ".staging"
+    return Path(tempfile.gettempdir()) / f"lightbox-staging-{os.getuid()}"
+
+
+def blob_cache_dir(settings: Settings) -> Path:
+    """The read-through cache of object-store blobs (not used with the local folder)."""
+    if settings.blob_cache_dir is not None:
+        return settings.blob_cache_dir
+    return Path(tempfile.gettempdir()) / f"lightbox-blob-cache-{os.getuid()}"
 
 
 def cors_list(value: str | None) -> list[str]:

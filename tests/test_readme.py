@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_every_setting_is_in_the_configuration_table() -> None:
-    rows = dict(re.findall(r"^\| `(LIGHTBOX_[A-Z_]+)` \| ([^|]+) \|", README.read_text(), re.MULTILINE))
+    rows = dict(re.findall(r"^\| `(LIGHTBOX_[A-Z0-9_]+)` \| ([^|]+) \|", README.read_text(), re.MULTILINE))
     for name, field in Settings.model_fields.items():
         variable = f"LIGHTBOX_{name.upper()}"
         assert variable in rows, f"{variable} is missing from README's configuration table"

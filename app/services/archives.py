@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import InvalidRequest, TooManyFiles, UploadTooLarge
-from app.storage.local import LocalBlobStore, StagedFile
+from app.storage.base import BlobStore
+from app.storage.local import StagedFile
 
 CHUNK = 1 << 20
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # local file header; end of central directory (empty archive)
@@ -67,7 +68,7 @@ class Archive:
     def members(self) -> Iterator[zipfile.ZipInfo]:
         yield from self.entries
 
-    def extract(self, info: zipfile.ZipInfo, store: LocalBlobStore) -> StagedFile:
+    def extract(self, info: zipfile.ZipInfo, store: BlobStore) -> StagedFile:
         """Inflate one member into a staged file, counting the bytes really produced."""
         staged = store.stage()
         limit = min(info.file_size, self.limits.max_member_bytes)

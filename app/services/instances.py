@@ -1,8 +1,10 @@
 """Store, look up, list and delete instances: the only place that touches both blobs and index.
 
-Store order (no orphan, no half file): stage -> fsync -> validate -> publish (link + dir fsync)
--> index commit; if the commit fails the published file is removed again. Blocking work
-(disk, parsing, hashing) runs in worker threads; the index is asyncio throughout.
+Store order (no orphan, no half file): stage -> fsync -> validate -> put (the folder: link + dir
+fsync; S3: a conditional PUT with the SHA-256) -> index commit; if the commit fails the blob is
+removed again. Reads by path go through :class:`app.storage.base.LocalFiles` (the folder itself,
+or the read-through cache of an object store). Blocking work (disk, network, parsing, hashing) runs
+in worker threads; the index is asyncio throughout.
 
 Every read or deletion of a stored file writes one audit record here (architecture rule 9), with
 its outcome, so no transport can forget it; uploads are recorded per file by
@@ -12,6 +14,7 @@ its outcome, so no transport can forget it; uploads are recorded per file by
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,16 +33,25 @@ from app.dicom.attributes import Attribute, describe
 from app.dicom.header_json import Header, describe_json, header_json, public_metadata
 from app.dicom.indexed import InstanceAttributes, index_attributes
 from app.dicom.tags import parse_tag
-from app.errors import FileNotFound, InvalidDicom, InvalidRequest, StoredFileMissing, UploadTooLarge
+from app.errors import (
+    FileNotFound,
+    InvalidDicom,
+    InvalidRequest,
+    StorageUnavailable,
+    StoredFileMissing,
+    UploadTooLarge,
+)
 from app.index.base import AddOutcome, FindMatch, FindQuery, InstanceIndex, ListPage, ListQuery, NewInstance
 from app.services.archives import is_zip
 from app.services.audit import Action, AuditService
 from app.services.cache import LruCache
-from app.services.storage_guard import StorageGuard
+from app.services.storage_guard import Guard, guard_for
+from app.storage.base import BlobStore, LocalFiles
 from app.storage.local import LocalBlobStore, StagedFile
-from app.storage.names import new_stored_name
+from app.storage.names import name_id, new_stored_name
 from app.tracing import span
 
+log = logging.getLogger("lightbox.instances")
 AnswerKey = tuple[str, int]  # (stored name, tag); only answers for callers who see everything
 CachedAnswer = tuple[float, Attribute, str]  # (trusted until, answer, Study Instance UID for the audit record)
 STUDY_INSTANCE_UID = "0020000D"
@@ -194,9 +206,21 @@ def _find_detail(query: FindQuery) -> dict[str, str | int | None]:
 class InstanceService:
     """The use cases of the file API, independent of HTTP."""
 
-    def __init__(self, settings: Settings, store: LocalBlobStore, index: InstanceIndex, audit: AuditService) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: BlobStore,
+        index: InstanceIndex,
+        audit: AuditService,
+        files: LocalFiles | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
+        if files is None:  # a folder's files are local already; an object store needs its cache
+            if not isinstance(store, LocalBlobStore):
+                raise TypeError("an object store is read through a blob cache: pass files=")
+            files = store
+        self.files = files
         self.index = index
         self.audit = audit
         self._headers: LruCache[str, Dataset] = LruCache(settings.header_cache_entries)
@@ -210,7 +234,7 @@ class InstanceService:
         # answers being fetched from the index now: when one expires under load, one request refreshes it
         self._refreshing: dict[AnswerKey, anyio.Event] = {}
         self.header_cache = self._headers  # read-only view for metrics (hits/misses)
-        self.guard = StorageGuard(store, index)  # is the folder this index's storage? (start-up decides)
+        self.guard: Guard = guard_for(store, index)  # is the storage this index's? (start-up decides)
 
     # -- upload -------------------------------------------------------------------------
     async def begin_upload(self, original_name: str | None) -> Upload:
@@ -290,7 +314,7 @@ class InstanceService:
             )
         name = new_stored_name(prepared.original_name)
         try:
-            await to_thread.run_sync(self.store.publish, staged, name)
+            await to_thread.run_sync(self.store.put, staged, self.store.key_for(name))
         except BaseException:
             await self._discard_staged(staged)
             raise
@@ -307,16 +331,34 @@ class InstanceService:
             with span("index.commit"):
                 result = await self.index.add(entry)
         except BaseException:
-            with anyio.CancelScope(shield=True):
-                await to_thread.run_sync(self.store.discard, name)
+            await self._remove_blob(name)
             raise
         study = prepared.attributes.study_instance_uid
         if result.outcome is AddOutcome.ALREADY_STORED and result.name != name:  # a concurrent upload won
-            await to_thread.run_sync(self.store.discard, name)
+            await self._remove_blob(name)
             return StoredFile(
                 result.name, staged.size, sop_uid, created=False, warnings=prepared.warnings, study_instance_uid=study
             )
         return StoredFile(name, staged.size, sop_uid, warnings=prepared.warnings, study_instance_uid=study)
+
+    async def _remove_blob(self, name: str) -> None:
+        """Undo a put, or finish a delete: the blob and its local copy go; a blob already gone is fine.
+
+        A store that fails now leaves the blob for the sweeper (it has no index row): logged, not raised.
+        """
+
+        def remove() -> None:
+            key = self.store.key_for(name)
+            try:
+                self.store.delete(key)
+            except FileNotFound:
+                pass
+            except (StorageUnavailable, OSError):
+                log.warning("the blob of %s could not be removed now: left for the sweeper", name_id(name))
+            self.files.forget(key)
+
+        with anyio.CancelScope(shield=True):
+            await to_thread.run_sync(remove)
 
     @staticmethod
     async def _discard_staged(staged: StagedFile) -> None:
@@ -331,7 +373,7 @@ class InstanceService:
         fault (not mounted, deleted behind the service), never "no such instance".
         """
         try:
-            return self.store.existing_path(name)
+            return self.files.local_path(self.store.key_for(name))
         except FileNotFound:
             self.guard.note_missing(name)
             raise StoredFileMissing() from None
@@ -477,6 +519,5 @@ class InstanceService:
             await self.index.remove(principal, name)
             self.answer_cache.discard_where(lambda key: key[0] == name)
             self._headers.discard_where(lambda key: key == name)
-            with anyio.CancelScope(shield=True):
-                await to_thread.run_sync(self.store.discard, name)
+            await self._remove_blob(name)
         self.audit.record(principal, Action.DELETE, study_instance_uid=study, name=name)

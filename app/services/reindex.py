@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from anyio import to_thread
 
 from app.auth.principals import LOCAL_ADMIN, Principal
-from app.errors import LightboxError
+from app.errors import InvalidRequest, LightboxError
 from app.index.base import AddOutcome, NewInstance
 from app.services.instances import InstanceService
-from app.services.storage_guard import StorageGuard
+from app.services.storage_guard import Guard, StorageGuard
+from app.storage.local import LocalBlobStore
+from app.storage.names import name_id
 
 HASH_CHUNK = 1 << 20
 log = logging.getLogger("lightbox.reindex")
@@ -38,8 +40,15 @@ class ReindexReport:
 Progress = Callable[[int, int, ReindexReport], None]
 
 
+def folder_of(service: InstanceService) -> LocalBlobStore:
+    """The storage folder: rebuilding and pruning read file names back from it (an object key has none)."""
+    if not isinstance(service.store, LocalBlobStore):
+        raise InvalidRequest("this needs the storage folder: object keys do not carry the stored names")
+    return service.store
+
+
 def _entry_blocking(service: InstanceService, name: str, owner: str) -> NewInstance:
-    path = service.store.existing_path(name)
+    path = folder_of(service).existing_path(name)
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(HASH_CHUNK):
@@ -61,7 +70,7 @@ async def reindex(
     service: InstanceService, progress: Progress | None = None, owner: Principal = LOCAL_ADMIN
 ) -> ReindexReport:
     """Forget every index row, then index every stored file again; files are never changed or removed."""
-    names = await to_thread.run_sync(service.store.names)
+    names = await to_thread.run_sync(folder_of(service).names)
     await service.index.clear()
     report = ReindexReport()
     for number, name in enumerate(names, start=1):
@@ -91,12 +100,7 @@ class ReconcileReport:
     problem: str | None = None
 
 
-def name_id(name: str) -> str:
-    """The server-made UUID that starts every stored name: loggable, unlike the client's file name after it."""
-    return name[:36]
-
-
-async def reconcile(service: InstanceService, guard: StorageGuard, owner: Principal = LOCAL_ADMIN) -> ReconcileReport:
+async def reconcile(service: InstanceService, guard: Guard, owner: Principal = LOCAL_ADMIN) -> ReconcileReport:
     """At start-up: judge the storage folder, and repair only the crash window of the store path.
 
     Writes go temp -> fsync -> link -> index commit, so a crash leaves at most a durable, validated
@@ -105,14 +109,21 @@ async def reconcile(service: InstanceService, guard: StorageGuard, owner: Princi
     and answers "missing from storage"; only ``lightbox reindex --prune-missing --yes`` removes it.
     When the folder looks wrong (empty, unmounted, foreign) nothing is indexed or written at all.
     Workers starting together take turns (a lock on the folder).
+
+    With an object store, or an index shared by replicas (PostgreSQL), nothing is repaired here: a
+    blob without a row may be another replica's upload between put and commit, and a row without a
+    blob in this replica's view is not evidence of anything. The sweeper reconciles those, by age,
+    through the database (issue 12).
     """
     report = ReconcileReport()
-    folder = await to_thread.run_sync(os.open, service.store.root, os.O_RDONLY)  # the lock is on the folder
+    if not isinstance(guard, StorageGuard):
+        return report
+    folder = await to_thread.run_sync(os.open, guard.store.root, os.O_RDONLY)  # the lock is on the folder
     try:
         await to_thread.run_sync(fcntl.flock, folder, fcntl.LOCK_EX)
         found = await guard.assess()
         report.problem = found.problem
-        if found.problem is None and not service.index.read_only:
+        if found.problem is None and not service.index.read_only and not service.index.shared:
             for name in sorted(found.audit.unindexed):
                 try:
                     entry = await to_thread.run_sync(_entry_blocking, service, name, owner.name)
@@ -143,7 +154,7 @@ async def prune_missing(service: InstanceService, names: set[str], owner: Princi
     """Remove the rows of ``names`` whose file is still missing (the operator's explicit, logged action)."""
     removed: list[str] = []
     for name in sorted(names):
-        if await to_thread.run_sync(service.store.path_of(name).exists):
+        if await to_thread.run_sync(folder_of(service).path_of(name).exists):
             continue  # the file came back since it was listed
         await service.index.remove(owner, name)
         removed.append(name)

@@ -14,6 +14,10 @@ nothing here deletes a row; the guard tells apart:
 The marker (``.lightbox-storage``, see :mod:`app.storage.local`) is written at the first start and
 its id recorded in the index. An index from before markers gets both on its first start, but only
 when the folder really holds its files (at least one of its stored names): an upgrade, not a guess.
+
+An object store (S3) holds exactly one object per stored instance and nothing else, so it has no
+marker: :class:`ObjectStoreGuard` only checks that the bucket answers, and comparing bucket and
+index is the sweeper's job (by age, through the database), never a start-up's.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from anyio import to_thread
 
 from app.errors import StorageLooksWrong, StorageUnavailable
 from app.index.base import InstanceIndex
+from app.storage.base import BlobStore
 from app.storage.local import MARKER, LocalBlobStore
+from app.storage.s3 import S3BlobStore
 
 log = logging.getLogger("lightbox.storage")
 STORAGE_ID = "storage_id"  # the index_state key
@@ -165,3 +171,47 @@ class StorageGuard:
     def missing_count(self) -> int:
         """Rows whose file is missing, as last seen (the ``lightbox_storage_missing_files`` metric)."""
         return len(self.audit.missing)
+
+
+class ObjectStoreGuard:
+    """The guard of an object store: it answers, or uploads and ``/readyz`` say it does not (503)."""
+
+    def __init__(self, store: S3BlobStore) -> None:
+        self.store = store
+        self.problem: str | None = None
+        self.audit = StorageAudit()
+        self._trusted_until = 0.0
+
+    async def check(self, throttle: bool = False) -> None:
+        """:class:`StorageUnavailable` unless the bucket answers a HEAD now."""
+        try:
+            await to_thread.run_sync(self.store.ping, abandon_on_cancel=True)
+        except StorageUnavailable as exc:
+            self.problem = exc.message
+            raise
+        self.problem = None
+        self._trusted_until = time.monotonic() + RECHECK_SECONDS
+
+    async def check_for_upload(self) -> None:
+        """:meth:`check`, trusting a recent "all well" (a failing put answers 503 anyway)."""
+        if self.problem is None and time.monotonic() < self._trusted_until:
+            return
+        await self.check()
+
+    def note_missing(self, name: str) -> None:
+        self.audit.missing.add(name)
+
+    def missing_count(self) -> int:
+        return len(self.audit.missing)
+
+
+Guard = StorageGuard | ObjectStoreGuard
+
+
+def guard_for(store: BlobStore, index: InstanceIndex) -> Guard:
+    """The folder's marker-and-names guard, or the object store's reachability guard."""
+    if isinstance(store, LocalBlobStore):
+        return StorageGuard(store, index)
+    if isinstance(store, S3BlobStore):
+        return ObjectStoreGuard(store)
+    raise TypeError(f"no storage guard for {type(store).__name__}")

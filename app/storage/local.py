@@ -1,9 +1,10 @@
 """Blobs in a local folder: confined to its root, written atomically (temp -> fsync -> rename).
 
 Every method blocks; callers run them in a worker thread. Uploads are staged in
-``<root>/.staging`` (same file system, so the final rename is atomic) and stray staged
-files from a crash are removed at start-up. Each staged file is ``flock``-ed while it is being
-received, so a worker process (re)starting beside others leaves their live uploads alone.
+``<root>/.staging`` (same file system, so the final rename is atomic; ``LIGHTBOX_STAGING_DIR``
+elsewhere costs a copy) and stray staged files from a crash are removed at start-up. Each
+staged file is ``flock``-ed while it is being received, so a worker process (re)starting
+beside others leaves their live uploads alone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -123,12 +125,27 @@ def _in_use(path: Path) -> bool:
     return False
 
 
-class LocalBlobStore:
-    """Stored files in one folder, addressed only by server-made names (:class:`app.storage.base.BlobStore`)."""
+def clear_staging(staging: Path) -> int:
+    """Create the staging folder and remove what a crash left in it (not other workers' live uploads)."""
+    staging.mkdir(parents=True, exist_ok=True)
+    removed = 0
+    for stray in staging.iterdir():
+        if not _in_use(stray):
+            stray.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
-    def __init__(self, root: Path) -> None:
+
+class LocalBlobStore:
+    """Stored files in one folder, addressed only by server-made names (:class:`app.storage.base.BlobStore`).
+
+    A blob's key is its stored name (the folder's layout since the start, which ``lightbox reindex``
+    reads the client's file name back from); the files are local, so readers get their path directly.
+    """
+
+    def __init__(self, root: Path, staging: Path | None = None) -> None:
         self.root = root.resolve()
-        self.staging = self.root / STAGING
+        self.staging = staging.resolve() if staging is not None else self.root / STAGING
 
     def prepare(self) -> int:
         """Create the folders and remove files a crash left in staging; return how many.
@@ -139,13 +156,18 @@ class LocalBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.read_only():
             return 0
-        self.staging.mkdir(exist_ok=True)
-        removed = 0
-        for stray in self.staging.iterdir():
-            if not _in_use(stray):
-                stray.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return clear_staging(self.staging)
+
+    def key_for(self, name: str) -> str:
+        """:meth:`BlobStore.key_for`: the stored name itself."""
+        return check_stored_name(name)
+
+    def local_path(self, key: str) -> Path:
+        """:class:`app.storage.base.LocalFiles`: the stored file itself (no copy)."""
+        return self.existing_path(key)
+
+    def forget(self, key: str) -> None:
+        """:class:`app.storage.base.LocalFiles`: nothing is cached for a folder."""
 
     def read_only(self) -> bool:
         """True when the folder cannot be written (a read-only mount, or permissions)."""
@@ -223,10 +245,29 @@ class LocalBlobStore:
         """Atomically give the fsync'ed staged file its stored name, then make the rename durable."""
         target = self.path_of(name)
         with storage_errors():
-            os.link(staged.path, target)  # fails rather than overwrite
+            try:
+                os.link(staged.path, target)  # fails rather than overwrite
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self._copy_in(staged.path, target)  # LIGHTBOX_STAGING_DIR on another file system
             staged.path.unlink()
             staged.close()
             self._sync_dir()
+
+    def _copy_in(self, source: Path, target: Path) -> None:
+        """Copy to a temporary file in the folder, fsync, then link it into place (still never overwriting)."""
+        temp = self.root / STAGING / f"{os.getpid()}-{uuid.uuid4().hex}.part"
+        temp.parent.mkdir(exist_ok=True)
+        try:
+            with source.open("rb") as reader, temp.open("xb") as writer:
+                shutil.copyfileobj(reader, writer, 1 << 20)
+                writer.flush()
+                os.fsync(writer.fileno())
+            shutil.copystat(source, temp)  # the upload time stamped on the staged file
+            os.link(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
 
     def _sync_dir(self) -> None:
         fd = os.open(self.root, os.O_RDONLY)

@@ -47,3 +47,25 @@ def check_stored_name(name: str) -> str:
     if not is_stored_name(name):
         raise FileNotFound(f"no stored file is named {name[:80]!r}: names look like <uuid4>-<name>.dcm")
     return name
+
+
+_KEY_UUID = re.compile(rf"^({_UUID4})(?:\.dcm|-[\w.+-]{{1,{MAX_BASE_CHARS + 4}}}\.(?i:dcm))$", re.ASCII)
+
+
+def object_key(name: str) -> str:
+    """The object-store key of a stored name: ``<uuid>.dcm``, the client's file name left out (no patient data)."""
+    return f"{check_stored_name(name)[:36]}.dcm"
+
+
+def uuid_of_key(key: str) -> str | None:
+    """The stored name's UUID a blob key carries (an object key or a folder's stored name); None for a foreign key.
+
+    A sweeper asks the index whether a row's name starts with it (``<uuid>-``): no row, no owner.
+    """
+    found = _KEY_UUID.fullmatch(key)
+    return found.group(1) if found else None
+
+
+def name_id(name: str) -> str:
+    """The server-made UUID that starts every stored name: loggable, unlike the client's file name after it."""
+    return name[:36]

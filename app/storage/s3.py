@@ -4,13 +4,21 @@ Uploads are staged on local disk as for the folder (validated there), then put w
 ``If-None-Match: *`` (never overwriting) and the staged file's SHA-256 as the object's checksum, so
 the store refuses bytes that changed on the way. The file is streamed from disk, never held in
 memory. Reads are ranged GETs behind a buffered, seekable reader: reading one frame of a large file
-fetches that range only. One client per store, shared by the worker threads (boto3 clients are
-thread-safe). Not wired into the app yet (issue 12): the settings come with the read-through cache.
+fetches that range only; a whole object is fetched with one streamed GET into a local file (the
+read-through cache, :mod:`app.storage.blob_cache`). Files larger than ``multipart_bytes`` go up as a
+multipart upload (parts read from disk one at a time, each with its SHA-256; the completion is
+``If-None-Match: *``). One client per process, shared by the worker threads (boto3 clients are
+thread-safe): measured against aiobotocore and obstore in benchmarks/s3_clients.py.
+
+Keys are ``<uuid>.dcm`` (:func:`app.storage.names.object_key`): the client's file name, which may
+carry a patient's name, never reaches the store.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import io
 import os
 import re
@@ -19,12 +27,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.config import S3Location
 from app.errors import FileNotFound, StorageUnavailable
 from app.storage.base import BlobInfo, Staged
-from app.storage.local import StagedFile
+from app.storage.local import StagedFile, clear_staging
+from app.storage.names import object_key
 
 READ_BUFFER = 1 << 20  # one ranged GET fetches at least this much
+MULTIPART_BYTES = 64 << 20  # files from this size go up in parts
+PART_BYTES = 16 << 20  # S3 parts are 5 MiB at least (but the last)
+FETCH_CHUNK = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,250}$")
+
+
+_LOADER: list[Any] = []  # botocore's model loader, parsed once per process (its JSON takes ~0.5 s)
+
+
+def _botocore_session() -> Any:
+    """A fresh botocore session (credentials read from the environment now) sharing the parsed models."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if _LOADER:
+        session.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(session.get_component("data_loader"))
+    return session
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
 
 
 def _missing(exc: Exception) -> bool:
@@ -80,11 +112,59 @@ class _RangedObject(io.RawIOBase):
 class S3BlobStore:
     """Objects ``<prefix><key>`` in one bucket; keys are server-made (no patient data, no ``/``)."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str, staging: Path) -> None:
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        prefix: str,
+        staging: Path,
+        multipart_bytes: int = MULTIPART_BYTES,
+        part_bytes: int = PART_BYTES,
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.staging = staging
+        self.multipart_bytes, self.part_bytes = multipart_bytes, part_bytes
+
+    @classmethod
+    def connect(cls, where: S3Location, endpoint_url: str | None, staging: Path) -> S3BlobStore:
+        """The process's one client, from the standard AWS credential chain (``AWS_ACCESS_KEY_ID``, ...).
+
+        Short connect timeouts and few retries: a store that is down answers 503 within seconds
+        rather than holding requests; the client reconnects by itself when the store returns.
+        """
+        import boto3
+        import botocore.config
+
+        config = botocore.config.Config(
+            s3={"addressing_style": "path"} if endpoint_url else {},
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=3,
+            read_timeout=30,
+            max_pool_connections=64,
+            request_checksum_calculation="when_required",  # ours: SHA-256 of the staged file
+            response_checksum_validation="when_required",
+        )
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        session = boto3.session.Session(botocore_session=_botocore_session())
+        client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        return cls(client, where.bucket, where.prefix, staging)
+
+    def prepare(self) -> int:
+        """Create the staging folder and remove what a crash left in it; return how many."""
+        return clear_staging(self.staging)
+
+    def key_for(self, name: str) -> str:
+        """:meth:`BlobStore.key_for`: ``<uuid>.dcm`` (no patient data in the bucket)."""
+        return object_key(name)
+
+    def ping(self) -> None:
+        """The bucket answers (readiness): :class:`StorageUnavailable` otherwise."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            raise _unavailable(exc) from None
 
     def _object(self, key: str) -> str:
         if not _KEY.match(key):
@@ -99,22 +179,76 @@ class S3BlobStore:
         """Stream the staged file up, refused if the key exists or the bytes differ from its SHA-256."""
         if not isinstance(staged, StagedFile):
             raise TypeError("the object store publishes only files staged on local disk")
-        checksum = base64.b64encode(bytes.fromhex(staged.sha256)).decode()
+        target = self._object(key)
         try:
-            with staged.path.open("rb") as body:
-                self.client.put_object(
-                    Bucket=self.bucket,
-                    Key=self._object(key),
-                    Body=body,
-                    ContentLength=staged.size,
-                    IfNoneMatch="*",
-                    ChecksumSHA256=checksum,
-                )
-        except FileNotFound:
-            raise
+            if staged.size >= self.multipart_bytes:
+                self._put_parts(staged, target)
+            else:
+                with staged.path.open("rb") as body:
+                    self.client.put_object(
+                        Bucket=self.bucket,
+                        Key=target,
+                        Body=body,
+                        ContentLength=staged.size,
+                        IfNoneMatch="*",
+                        ChecksumSHA256=_b64(bytes.fromhex(staged.sha256)),
+                    )
         except Exception as exc:
             raise _unavailable(exc) from None
         staged.discard()
+
+    def _put_parts(self, staged: StagedFile, target: str) -> None:
+        """A multipart upload, one part in memory at a time; aborted (no trace left) on any failure."""
+        started = self.client.create_multipart_upload(Bucket=self.bucket, Key=target, ChecksumAlgorithm="SHA256")
+        upload_id = started["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            with staged.path.open("rb") as body:
+                while data := body.read(self.part_bytes):
+                    number = len(parts) + 1
+                    checksum = _b64(hashlib.sha256(data).digest())
+                    answer = self.client.upload_part(
+                        Bucket=self.bucket,
+                        Key=target,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        Body=data,
+                        ChecksumSHA256=checksum,
+                    )
+                    parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                IfNoneMatch="*",
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):  # else the store's expiry of incomplete uploads cleans up
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload_id)
+            raise
+
+    def fetch_to(self, key: str, target: Path) -> int:
+        """Stream the whole object into ``target`` (one GET, never whole in memory); its size.
+
+        FileNotFound when absent. The caller renames ``target`` into place when it is complete.
+        """
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
+            size = 0
+            with target.open("wb") as writer:
+                for chunk in answer["Body"].iter_chunks(FETCH_CHUNK):
+                    writer.write(chunk)
+                    size += len(chunk)
+            return size
+        except FileNotFound:
+            raise
+        except OSError:
+            raise
+        except Exception as exc:
+            if _missing(exc):
+                raise FileNotFound("the stored file is no longer in the object store") from None
+            raise _unavailable(exc) from None
 
     def _size(self, key: str) -> int | None:
         try:

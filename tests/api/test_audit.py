@@ -65,7 +65,8 @@ async def test_every_access_is_recorded_once_with_its_outcome(app: FastAPI, clie
     hits = app.state.instances.answer_cache.hits
     await call("GET", f"/dicomFile/{name}", 200, params={"tag": "InstitutionName"})
     await call("GET", f"/dicomFile/{name}", 200, params={"tag": "InstitutionName"})
-    assert app.state.instances.answer_cache.hits == hits + 1  # the second was the lean cached path
+    # the second was the lean cached path (a shared PostgreSQL index asks the database every time)
+    assert app.state.instances.answer_cache.hits == hits + (0 if app.state.index.shared else 1)
     await call("GET", f"/dicomFile/{name}", 404, params={"tag": "(0018,1030)"})
     await call("GET", f"/dicomFile/{name}", 400, params={"tag": "zz"})
     await call("GET", "/dicomFile/nope.dcm", 404, params={"tag": "Rows"})

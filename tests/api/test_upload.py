@@ -8,18 +8,10 @@ import httpx
 import pytest
 
 from app.config import Settings
-from app.storage.local import MARKER
-from tests.conftest import sample, upload
+from tests.conftest import sample, stored_bytes, stored_files, upload
 
 pytestmark = pytest.mark.anyio
 NAME = re.compile(r"^File saved as: ([0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12})-(.+)$")
-
-
-def stored_files(settings: Settings) -> list[Path]:
-    """Every file in the storage folder (staging included) except the index database and the marker."""
-    return sorted(
-        p for p in settings.storage_dir.rglob("*") if p.is_file() and not p.name.startswith(("index.sqlite3", MARKER))
-    )
 
 
 async def test_upload_contract_and_exact_bytes(client: httpx.AsyncClient, settings: Settings) -> None:
@@ -28,9 +20,9 @@ async def test_upload_contract_and_exact_bytes(client: httpx.AsyncClient, settin
     assert response.status_code == 201
     match = NAME.match(response.json()["message"])
     assert match and match.group(2) == "CT_small.dcm"
-    stored = settings.storage_dir / response.json()["message"].removeprefix("File saved as: ")
-    assert hashlib.sha256(stored.read_bytes()).digest() == hashlib.sha256(data).digest()
-    assert stored_files(settings) == [stored]
+    name = response.json()["message"].removeprefix("File saved as: ")
+    assert hashlib.sha256(stored_bytes(settings, name)).digest() == hashlib.sha256(data).digest()
+    assert len(stored_files(settings)) == 1
 
 
 async def test_dcm_appended_when_missing(client: httpx.AsyncClient) -> None:
@@ -41,7 +33,8 @@ async def test_dcm_appended_when_missing(client: httpx.AsyncClient) -> None:
 async def test_hostile_file_name_is_reduced(client: httpx.AsyncClient, settings: Settings) -> None:
     name = await upload(client, sample("CT_small.dcm"), filename="../../../etc/cron.d/evil")
     assert name.endswith("-evil.dcm")
-    assert [p.parent for p in stored_files(settings)] == [settings.storage_dir.resolve()]
+    (stored,) = stored_files(settings)
+    assert "/" not in stored  # directly in the folder, or directly under the bucket's prefix
 
 
 async def test_bare_data_set_is_accepted(client: httpx.AsyncClient) -> None:

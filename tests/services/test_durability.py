@@ -15,10 +15,9 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.main import create_app
-from tests.api.test_upload import stored_files
-from tests.conftest import sample, upload
+from tests.conftest import sample, stored_files, upload
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.folder_only]  # it breaks the SQLite file itself
 
 
 async def test_failed_index_commit_leaves_no_orphan(client: httpx.AsyncClient, settings: Settings) -> None:

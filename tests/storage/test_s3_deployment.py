@@ -1,0 +1,189 @@
+"""The service on PostgreSQL + S3 (SeaweedFS): what only an object store has to get right.
+
+Object keys carry no patient data; reads go through the bounded read-through blob cache (a repeated
+view makes no GET, concurrent readers fetch once, the budget holds, a delete drops the copy); a
+store that goes away answers 503 and the service recovers by itself. Real SeaweedFS, real
+PostgreSQL; requests are counted with botocore's own event hooks on the app's real client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydicom import dcmread
+
+from app.config import Settings
+from app.main import create_app
+from app.storage.blob_cache import BlobCache
+from app.storage.names import new_stored_name, object_key, uuid_of_key
+from app.storage.s3 import S3BlobStore
+from tests import postgres, seaweedfs
+from tests.conftest import s3_deployment, sample, stored_files
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    with s3_deployment(request, tmp_path) as values:
+        yield Settings(**values)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lightbox.test") as http:
+        yield http
+
+
+class GetCounter:
+    """Counts the GetObject calls a real boto3 client makes (botocore's before-call event)."""
+
+    def __init__(self, client: Any) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        client.meta.events.register("before-call.s3.GetObject", self._seen)
+
+    def _seen(self, **_: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+
+def patient_file(tmp_path: Path) -> bytes:
+    dataset = dcmread(sample("CT_small.dcm"))
+    dataset.PatientName = "DOE^JANE"
+    dataset.PatientID = "DOE-0001"
+    path = tmp_path / "doe.dcm"
+    dataset.save_as(path)
+    return path.read_bytes()
+
+
+async def test_object_keys_carry_no_patient_data(client: httpx.AsyncClient, settings: Settings, tmp_path: Path) -> None:
+    response = await client.post("/upload", files={"file": ("DOE^JANE.dcm", patient_file(tmp_path))})
+    assert response.status_code == 201, response.text
+    name = response.json()["name"]
+    assert "DOE" in name  # the API name keeps the client's (reduced) file name ...
+    keys = stored_files(settings)
+    assert keys == [object_key(name)]  # ... exactly one object, keyed by the UUID alone
+    assert not any("DOE" in key.upper() or "JANE" in key.upper() for key in keys)
+    assert uuid_of_key(keys[0]) == name[:36]
+
+
+async def test_repeated_views_fetch_the_object_once_and_delete_drops_the_copy(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    data = sample("CT_small.dcm").read_bytes()
+    name = (await client.post("/upload", files={"file": ("ct.dcm", data)})).json()["name"]
+    store: S3BlobStore = app.state.instances.store
+    gets = GetCounter(store.client)
+    for size in (64, 32, 16):  # different renders: the render cache cannot answer, the file is read each time
+        response = await client.get(f"/dicomFile/{name}", params={"png": "", "size": size})
+        assert response.status_code == 200
+    assert (await client.get(f"/dicomFile/{name}", params={"tag": "PixelData"})).status_code == 200
+    download = await client.get(f"/dicomFile/{name}", params={"download": ""})
+    assert hashlib.sha256(download.content).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert gets.count == 1
+    cache: BlobCache = app.state.caches["blobs"]
+    assert cache.misses == 1 and cache.hits >= 4
+    copy = cache.folder / object_key(name)
+    assert copy.is_file()
+    assert (await client.delete(f"/dicomFile/{name}")).status_code == 204
+    assert not copy.exists() and cache.total_bytes == 0
+    assert stored_files(settings) == []
+
+
+def test_cache_budget_lru_and_single_fetch(tmp_path: Path, s3_endpoint: str) -> None:
+    s3 = seaweedfs.client(s3_endpoint)
+    with seaweedfs.fresh_bucket(s3) as bucket:
+        store = S3BlobStore(s3, bucket, "instances", tmp_path / "staging")
+        keys = []
+        for index in range(5):
+            staged = store.stage()
+            staged.write(bytes([index]) * 100_000)
+            staged.flush_to_disk()
+            key = object_key(new_stored_name("x.dcm"))
+            store.put(staged, key)
+            keys.append(key)
+        gets = GetCounter(s3)
+        cache = BlobCache(store, tmp_path / "cache", budget=250_000)  # room for two copies
+        cache.prepare()
+        with ThreadPoolExecutor(8) as pool:  # eight readers of one key at once: one fetch
+            paths = list(pool.map(lambda _: cache.local_path(keys[0]), range(8)))
+        assert gets.count == 1 and len(set(paths)) == 1 and paths[0].read_bytes() == bytes([0]) * 100_000
+        cache.local_path(keys[1])
+        cache.local_path(keys[0])  # read again: now the most recent
+        cache.local_path(keys[2])  # over budget: keys[1], least recently read, goes
+        on_disk = sorted(p.name for p in cache.folder.iterdir())
+        assert on_disk == sorted([keys[0], keys[2]])
+        assert cache.total_bytes == sum(p.stat().st_size for p in cache.folder.iterdir()) <= 250_000
+        for key in keys:
+            cache.local_path(key)
+            assert sum(p.stat().st_size for p in cache.folder.iterdir()) <= 250_000
+        assert gets.count == 7  # 3 above, then keys[1..4] again (keys[0] was still there)
+        restarted = BlobCache(store, tmp_path / "cache", budget=250_000)  # copies survive a restart
+        restarted.prepare()
+        restarted.local_path(keys[4])
+        assert restarted.hits == 1 and gets.count == 7
+
+
+@pytest.mark.slow
+async def test_store_down_answers_503_and_recovers(tmp_path: Path, postgres_server: str) -> None:
+    monkeypatch = pytest.MonkeyPatch()
+    for variable, value in seaweedfs.aws_environment().items():
+        monkeypatch.setenv(variable, value)
+    try:
+        with seaweedfs.weed_server() as weed, postgres.fresh_database(postgres_server) as url:
+            s3 = seaweedfs.client(weed.endpoint)
+            s3.create_bucket(Bucket="lightbox-down")
+            settings = Settings(
+                storage_url="s3://lightbox-down/instances",
+                s3_endpoint_url=weed.endpoint,
+                database_url=url,
+                staging_dir=tmp_path / "staging",
+                blob_cache_dir=tmp_path / "cache",
+            )
+            app = create_app(settings)
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+            ):
+                name = (
+                    await client.post("/upload", files={"file": ("ct.dcm", sample("CT_small.dcm").read_bytes())})
+                ).json()["name"]
+                assert (await client.get("/readyz")).status_code == 200
+                weed.stop()
+                ready = await client.get("/readyz")
+                assert ready.status_code == 503 and ready.json()["checks"]["storage"].startswith("failed")
+                for call in (
+                    client.get(f"/dicomFile/{name}", params={"download": ""}),
+                    client.post("/upload", files={"file": ("mr.dcm", sample("MR_small.dcm").read_bytes())}),
+                ):
+                    answer = await call
+                    assert answer.status_code == 503 and set(answer.json()) == {"error"}, answer.text
+                    assert "ct.dcm" not in answer.text
+                weed.start()
+                assert (await client.get("/readyz")).status_code == 200
+                deadline = time.monotonic() + 30  # the store's volume server registers a moment after its gateway
+                while (download := await client.get(f"/dicomFile/{name}", params={"download": ""})).status_code != 200:
+                    assert download.status_code == 503 and time.monotonic() < deadline, download.text
+                    await anyio.sleep(0.5)
+                mr = await client.post("/upload", files={"file": ("mr.dcm", sample("MR_small.dcm").read_bytes())})
+                assert mr.status_code == 201
+    finally:
+        monkeypatch.undo()
