@@ -120,20 +120,29 @@ async def _migrate_only(settings: Settings) -> int:
 
 
 async def _sweep(settings: Settings, min_age: float | None, wait_seconds: float = 60.0) -> int:
-    """``lightbox sweep [--min-age SECONDS]``: one pass now (waiting for a replica that is sweeping); counts only."""
+    """``lightbox sweep [--min-age SECONDS]``: one pass now (waiting for a replica that is sweeping); counts only.
+
+    The folder is judged first without writing anything (an unmounted or foreign folder is never
+    "all orphans"); an object store must answer. Staging folders are never touched.
+    """
     from app.index.sql import SqlInstanceIndex
     from app.main import database_url
-    from app.services.storage_guard import StorageGuard
+    from app.services.storage_guard import ObjectStoreGuard, StorageGuard
     from app.services.sweeper import Sweeper
+    from app.storage.local import LocalBlobStore
+    from app.storage.stores import open_storage
 
-    store = _store(settings)
+    storage = open_storage(settings)
     index = await SqlInstanceIndex.open(database_url(settings))
     try:
-        found = await StorageGuard(store, index).look()
-        if found.problem is not None:  # an unmounted or foreign folder is never "all orphans"
-            print(f"lightbox sweep: refusing to sweep: {found.problem}", file=sys.stderr)
-            return 2
-        sweeper = Sweeper(store, index)
+        if isinstance(storage.store, LocalBlobStore):
+            found = await StorageGuard(storage.store, index).look()
+            if found.problem is not None:
+                print(f"lightbox sweep: refusing to sweep: {found.problem}", file=sys.stderr)
+                return 2
+        else:
+            await ObjectStoreGuard(storage.store).check()
+        sweeper = Sweeper(storage.store, index, storage.cache)
         age = settings.sweep_min_age_seconds if min_age is None else min_age
         deadline = time.monotonic() + wait_seconds
         while (report := await sweeper.sweep(age)) is None:

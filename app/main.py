@@ -95,7 +95,9 @@ def start_sweeper(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None
     index, instances = app.state.index, app.state.instances
     if settings.sweep_interval_seconds <= 0 or index.read_only:
         return None
-    sweeper = Sweeper(instances.store, index, storage_check=instances.guard.check, on_removed=app.state.metrics.swept)
+    sweeper = Sweeper(
+        instances.store, index, instances.files, instances.guard.check, on_removed=app.state.metrics.swept
+    )
     return asyncio.create_task(sweeper.run(settings.sweep_interval_seconds, settings.sweep_min_age_seconds))
 
 

@@ -8,7 +8,9 @@ yet; the age keeps it). Any replica may sweep; the database decides which one do
 (:class:`app.index.claims.JobClaim`), so two never sweep at once and no job lives on one node.
 
 The store's listing holds stored blobs only (never staging files, markers or the blob cache). Logs
-and metrics carry counts, never names (a stored name includes the uploader's file name).
+and metrics carry counts, never names (a stored name includes the uploader's file name). An index
+with no row at all beside a store full of old blobs is a wrong ``LIGHTBOX_DATABASE_URL`` or a lost
+database, not a store of orphans: that pass removes nothing (``lightbox reindex`` is the way back).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from dataclasses import dataclass
 import anyio
 from anyio import to_thread
 
-from app.errors import FileNotFound, LightboxError
+from app.errors import FileNotFound, LightboxError, StorageLooksWrong
 from app.index.claims import JobClaim
 from app.index.sql import SqlInstanceIndex
-from app.storage.base import BlobInfo, BlobStore
+from app.storage.base import BlobInfo, BlobStore, LocalFiles
+from app.storage.names import uuid_of_key
 
 log = logging.getLogger("lightbox.sweeper")
 #: The PostgreSQL advisory lock number of the sweeper's claim ("LBSW" in ASCII).
@@ -49,26 +52,22 @@ class SweepReport:
         )
 
 
-def same_key(name: str) -> str:
-    """The folder store keys a blob by its stored name."""
-    return name
-
-
 class Sweeper:
-    """Removes orphaned blobs; ``key_of`` maps a stored name to its blob key (as the upload path made it)."""
+    """Removes orphaned blobs (keys by :meth:`BlobStore.key_for`, as the upload path made them) and this
+    replica's local copies of them (``files``: the blob cache of an object store)."""
 
     def __init__(
         self,
         store: BlobStore,
         index: SqlInstanceIndex,
-        key_of: Callable[[str], str] = same_key,
+        files: LocalFiles | None = None,
         storage_check: Callable[[], Awaitable[None]] | None = None,
         on_removed: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.index = index
+        self.files = files
         self.claim = JobClaim(index.engine, JOB, SWEEP_LOCK)
-        self.key_of = key_of
         self.storage_check = storage_check  # raises while the storage looks wrong: then nothing is swept
         self.on_removed = on_removed
 
@@ -86,7 +85,14 @@ class Sweeper:
         listed = await to_thread.run_sync(lambda: list(self.store.list_blobs("", older_than_us)))
         if not listed:
             return SweepReport()
-        orphans = await self._without_row(listed)
+        known = await self._keys()
+        if not known:
+            raise StorageLooksWrong(
+                f"the index holds no instance but the store holds {len(listed)} blob(s) older than the minimum "
+                "age: is LIGHTBOX_DATABASE_URL right? Nothing was swept"
+            )
+        # only keys of the server's shape: anything else under the prefix is not ours to judge
+        orphans = [blob for blob in listed if blob.key not in known and uuid_of_key(blob.key) is not None]
         if orphans:  # asked again: a commit that landed while the first answer was read keeps its blob
             orphans = await self._without_row(orphans)
         removed = removed_bytes = failed = 0
@@ -99,6 +105,8 @@ class Sweeper:
                 failed += 1
                 log.warning("an orphaned blob could not be removed: %s", exc.message)
                 continue
+            if self.files is not None:
+                await to_thread.run_sync(self.files.forget, blob.key)
             removed += 1
             removed_bytes += blob.size
         if self.on_removed is not None and removed:
@@ -110,8 +118,11 @@ class Sweeper:
             log.info("sweep: %s", report.summary())
         return report
 
+    async def _keys(self) -> set[str]:
+        return {self.store.key_for(name) for name in await self.index.names()}
+
     async def _without_row(self, blobs: list[BlobInfo]) -> list[BlobInfo]:
-        known = {self.key_of(name) for name in await self.index.names()}
+        known = await self._keys()
         return [blob for blob in blobs if blob.key not in known]
 
     async def run(self, interval_seconds: float, min_age_seconds: float) -> None:

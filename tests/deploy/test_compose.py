@@ -20,9 +20,6 @@ import yaml
 from app.config import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-#: Settings of the S3 wiring (branch s3), known once it is merged; removed from here then.
-PENDING = {"LIGHTBOX_STORAGE_URL", "LIGHTBOX_S3_ENDPOINT_URL", "LIGHTBOX_STAGING_DIR", "LIGHTBOX_BLOB_CACHE_DIR"}
-PENDING |= {"LIGHTBOX_BLOB_CACHE_BYTES"}
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
@@ -99,7 +96,7 @@ def test_replicas_are_identical_and_every_setting_is_known(compose: dict[str, An
     envs.append(environment(compose["services"]["migrate"]))
     assert all(env == envs[0] for env in envs), "replicas (and migrate) must run with the same settings"
     known = {f"LIGHTBOX_{name.upper()}" for name in Settings.model_fields}
-    unknown = {key for key in envs[0] if key.startswith("LIGHTBOX_")} - known - PENDING
+    unknown = {key for key in envs[0] if key.startswith("LIGHTBOX_")} - known
     assert not unknown, f"not Lightbox settings: {sorted(unknown)}"
     env = envs[0]
     assert env["LIGHTBOX_AUTH_REQUIRED"] == "true", "replicas listen beyond loopback: auth is required"

@@ -1,5 +1,6 @@
-"""The real topology of issue 12, as processes on loopback: a throwaway PostgreSQL, shared storage, two
-``lightbox`` replicas and Debian nginx running ``deploy/nginx.conf``.
+"""The real topology of issue 12, as processes on loopback: a throwaway PostgreSQL, SeaweedFS (S3), two
+``lightbox`` replicas (each with its own staging folder and blob cache) and Debian nginx running
+``deploy/nginx.conf``.
 
 One test, in phases that build on each other (a kill and a database outage in the middle):
 
@@ -8,7 +9,7 @@ One test, in phases that build on each other (a kill and a database outage in th
 3. 50 identical uploads at once, spread over both replicas, store one object and one row;
 4. ``kill -9`` of one replica during 24 concurrent uploads: every acknowledged file downloads with
    its SHA-256, the surviving replica answers throughout, and after ``lightbox sweep --min-age 0``
-   the store and the index agree exactly (one blob per row, nothing else);
+   the bucket and the index agree exactly (one object per row, nothing else);
 5. PostgreSQL stopped: both replicas answer 503 on ``/readyz`` (and on a call that needs the index),
    and both recover by themselves when it returns.
 
@@ -39,13 +40,14 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from app.storage.local import LocalBlobStore
-from tests import nginx, postgres
+from app.storage.names import object_key
+from tests import nginx, postgres, seaweedfs
 from tests.conftest import sample
 from tests.e2e.server import LIGHTBOX, RunningServer, free_port, wait_until_ready
 
 pytestmark = pytest.mark.slow
 IDENTICAL = 50
+PREFIX = "instances"
 KILLED_DURING = 24
 
 
@@ -118,16 +120,23 @@ class Replica:
 class Topology:
     cluster: postgres.Cluster
     database_url: str
-    storage: Path
+    endpoint: str
+    bucket: str
     replicas: list[Replica]
     proxy: nginx.Nginx
     figures: dict[str, object] = field(default_factory=dict)
 
     def blob_keys(self) -> set[str]:
-        return {blob.key for blob in LocalBlobStore(self.storage).list_blobs()}
+        """Every object in the bucket, whatever its key (the prefix holds nothing but stored instances)."""
+        s3 = seaweedfs.client(self.endpoint)
+        return {
+            str(entry["Key"]).removeprefix(PREFIX + "/")
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+            for entry in page.get("Contents", [])
+        }
 
     def key_of(self, name: str) -> str:
-        return name
+        return object_key(name)
 
     def index_names(self) -> set[str]:
         async def query() -> set[str]:
@@ -141,14 +150,17 @@ class Topology:
 
 
 @pytest.fixture
-def topology(tmp_path: Path) -> Iterator[Topology]:
+def topology(tmp_path: Path, s3_endpoint: str) -> Iterator[Topology]:
     if postgres.server_binaries() is None or nginx.nginx_binary() is None:
         message = "PostgreSQL and nginx are needed (Debian packages `postgresql`, `nginx`)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    storage = tmp_path / "shared-storage"
-    with postgres.throwaway_cluster() as cluster, postgres.fresh_database(cluster.url) as url:
+    with (
+        postgres.throwaway_cluster() as cluster,  # its own: the test stops and restarts it
+        postgres.fresh_database(cluster.url) as url,
+        seaweedfs.fresh_bucket(seaweedfs.client(s3_endpoint)) as bucket,
+    ):
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTBOX_", "PROMETHEUS_"))}
         replicas = []
         for number in (1, 2):
@@ -157,8 +169,12 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
             port = free_port()
             env = {
                 **inherited,
+                **seaweedfs.aws_environment(),
                 "LIGHTBOX_DATABASE_URL": url,
-                "LIGHTBOX_STORAGE_DIR": str(storage),
+                "LIGHTBOX_STORAGE_URL": f"s3://{bucket}/{PREFIX}",
+                "LIGHTBOX_S3_ENDPOINT_URL": s3_endpoint,
+                "LIGHTBOX_STAGING_DIR": str(workdir / "staging"),
+                "LIGHTBOX_BLOB_CACHE_DIR": str(workdir / "blob-cache"),
                 "LIGHTBOX_HOST": "127.0.0.1",
                 "LIGHTBOX_PORT": str(port),
                 "LIGHTBOX_WORKERS": "1",
@@ -173,7 +189,7 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
             replicas[1].ready()
             upstreams = [f"127.0.0.1:{replica.port}" for replica in replicas]
             with nginx.running_nginx(upstreams, tmp_path / "nginx") as proxy:
-                yield Topology(cluster, url, storage, replicas, proxy)
+                yield Topology(cluster, url, s3_endpoint, bucket, replicas, proxy)
         finally:
             for replica in replicas:
                 replica.stop()

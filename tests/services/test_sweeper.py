@@ -16,14 +16,16 @@ import pytest
 from fastapi import FastAPI
 
 from app.auth.principals import LOCAL_ADMIN
-from app.config import Settings
+from app.config import Settings, s3_location
+from app.errors import StorageLooksWrong
 from app.index.claims import JobClaim
 from app.index.sql import SqlInstanceIndex
 from app.main import create_app
 from app.services.sweeper import JOB, SWEEP_LOCK, Sweeper
 from app.storage.local import MARKER, LocalBlobStore
-from app.storage.names import new_stored_name
-from tests.conftest import sample
+from app.storage.names import new_stored_name, object_key
+from tests import seaweedfs
+from tests.conftest import s3_deployment, sample
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0
@@ -46,6 +48,7 @@ async def served(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[FastA
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://lightbox.test") as http:
+            await stored(http, "rtstruct.dcm")  # the index is never empty here (see the test of an empty one)
             yield application, http
 
 
@@ -77,6 +80,17 @@ async def test_orphans_old_enough_go_and_everything_else_stays(served: tuple[Fas
     assert staged.path.is_file() and (store.root / MARKER).is_file()
     assert (await http.get(f"/dicomFile/{kept}", params={"tag": "(0010,0010)"})).status_code == 200
     staged.discard()
+
+
+async def test_an_empty_index_beside_old_blobs_is_never_swept(tmp_path: Path, database_url: str) -> None:
+    """A wrong LIGHTBOX_DATABASE_URL (or a lost database) must not read as "every blob is an orphan"."""
+    application = create_app(Settings(storage_dir=tmp_path / "s", database_url=database_url, sweep_interval_seconds=0))
+    async with application.router.lifespan_context(application):
+        store = application.state.instances.store
+        name = orphan(store, 2 * HOUR)
+        with pytest.raises(StorageLooksWrong, match="holds no instance"):
+            await Sweeper(store, application.state.index).sweep(HOUR)
+        assert store.exists(name)
 
 
 async def test_a_blob_whose_delete_did_not_finish_is_swept(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
@@ -150,7 +164,7 @@ async def test_concurrent_sweeps_never_overlap(served: tuple[FastAPI, httpx.Asyn
     swept = [report for report in reports if report is not None]
     assert sum(report.removed for report in swept) == 20  # type: ignore[attr-defined]
     assert all(report.failed == 0 for report in swept)  # type: ignore[attr-defined]
-    assert list(store.list_blobs()) == []
+    assert len(list(store.list_blobs())) == 1  # the indexed one
 
 
 async def test_the_app_sweeps_in_the_background(tmp_path: Path) -> None:
@@ -158,13 +172,14 @@ async def test_the_app_sweeps_in_the_background(tmp_path: Path) -> None:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         store = application.state.instances.store
-        old, young = orphan(store, 2 * HOUR), orphan(store, 10)
-        with anyio.fail_after(10):
-            while store.exists(old):
-                await anyio.sleep(0.05)
-        assert store.exists(young)
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://lightbox.test") as http:
+            await stored(http, "CT_small.dcm")
+            old, young = orphan(store, 2 * HOUR), orphan(store, 10)
+            with anyio.fail_after(10):
+                while store.exists(old):
+                    await anyio.sleep(0.05)
+            assert store.exists(young)
             metrics = (await http.get("/metrics")).text
         assert "lightbox_swept_blobs_total 1.0" in metrics
 
@@ -197,3 +212,31 @@ async def test_lightbox_sweep_prints_counts_not_names(tmp_path: Path) -> None:
 
     refused = await anyio.run_process([lightbox, "sweep", "--min-age", "-1"], env=env, check=False)
     assert refused.returncode == 2 and b"--min-age" in refused.stderr
+
+
+async def test_the_sweeper_on_postgresql_and_s3(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Object keys are ``<uuid>.dcm``; an object put whose commit never came and one whose row was deleted
+    go; the row's object, and an object not of the server's shape, stay."""
+    with s3_deployment(request, tmp_path) as values:
+        settings = Settings(**values, sweep_interval_seconds=0)
+        application = create_app(settings)
+        async with application.router.lifespan_context(application):
+            instances = application.state.instances
+            transport = httpx.ASGITransport(app=application)
+            async with httpx.AsyncClient(transport=transport, base_url="http://lightbox.test") as http:
+                kept, deleted = await stored(http, "CT_small.dcm"), await stored(http, "MR_small.dcm")
+            await instances.index.remove(LOCAL_ADMIN, deleted)  # the replica died before removing the blob
+            s3, where = seaweedfs.client(settings.s3_endpoint_url), s3_location(settings)
+            assert where is not None
+            never_committed = object_key(new_stored_name("Doe^Jane.dcm"))
+            for key in (never_committed, "operator-notes.txt"):
+                s3.put_object(Bucket=where.bucket, Key=f"{where.prefix}/{key}", Body=b"x")
+            sweeper = Sweeper(instances.store, instances.index, instances.files)
+
+            young = await sweeper.sweep(HOUR)
+            assert young is not None and young.examined == 0
+
+            report = await sweeper.sweep(0)
+            assert report is not None and (report.examined, report.removed, report.failed) == (4, 2, 0)
+            keys = {blob.key for blob in instances.store.list_blobs()}
+            assert keys == {object_key(kept), "operator-notes.txt"}
