@@ -226,7 +226,7 @@ async def test_the_sweeper_on_postgresql_and_s3(tmp_path: Path, request: pytest.
             async with httpx.AsyncClient(transport=transport, base_url="http://lightbox.test") as http:
                 kept, deleted = await stored(http, "CT_small.dcm"), await stored(http, "MR_small.dcm")
             await instances.index.remove(LOCAL_ADMIN, deleted)  # the replica died before removing the blob
-            s3, where = seaweedfs.client(settings.s3_endpoint_url), s3_location(settings)
+            s3, where = seaweedfs.client(values["s3_endpoint_url"]), s3_location(settings)
             assert where is not None
             never_committed = object_key(new_stored_name("Doe^Jane.dcm"))
             for key in (never_committed, "operator-notes.txt"):
