@@ -119,7 +119,13 @@ class Sweeper:
         return report
 
     async def _keys(self) -> set[str]:
-        return {self.store.key_for(name) for name in await self.index.names()}
+        keys = set()
+        for name in await self.index.names():
+            try:
+                keys.add(self.store.key_for(name))
+            except FileNotFound:
+                continue  # not a name of the server's shape: it keys no blob
+        return keys
 
     async def _without_row(self, blobs: list[BlobInfo]) -> list[BlobInfo]:
         known = await self._keys()
@@ -128,7 +134,8 @@ class Sweeper:
     async def run(self, interval_seconds: float, min_age_seconds: float) -> None:
         """Forever: wake every interval (jittered, so replicas do not wake together) and sweep if due.
 
-        Failures (database or store away) are logged and retried at the next wake; cancellation stops it.
+        Failures (database or store away) are logged (never with names) and retried at the next wake;
+        cancellation stops it.
         """
         while True:
             await anyio.sleep(interval_seconds * random.uniform(0.5, 1.0))
@@ -136,3 +143,5 @@ class Sweeper:
                 await self.sweep(min_age_seconds, due_after_seconds=interval_seconds * 0.9)
             except LightboxError as exc:
                 log.warning("sweep skipped: %s", exc.message)
+            except Exception as exc:  # never let the loop die: the next wake tries again
+                log.warning("sweep failed: %s", type(exc).__name__)
