@@ -159,6 +159,9 @@ async def _sweep(settings: Settings, min_age: float | None, wait_seconds: float 
     return 1 if report.failed else 0
 
 
+WORKER_HEALTHCHECK_SECONDS = 30
+
+
 def serve(settings: Settings) -> None:
     """Run ``settings.workers`` uvicorn workers; each builds the app from the same ``LIGHTBOX_*`` environment."""
     configure_logging(settings)
@@ -180,6 +183,9 @@ def serve(settings: Settings) -> None:
             log_config=log_config(settings),
             log_level=settings.log_level,
             timeout_graceful_shutdown=settings.shutdown_timeout,
+            # uvicorn's default 5 s killed workers still importing on a loaded host, in a loop (a worker
+            # answers pings from a thread, so a live one is late only when starved of CPU)
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
 
 

@@ -49,6 +49,7 @@ from app.services.keys import KeyService
 from app.services.reindex import reconcile
 from app.services.renders import RenderService
 from app.services.shares import ShareService
+from app.services.study_archive import StudyArchiveService
 from app.services.sweeper import Sweeper
 from app.services.users import UserService
 from app.storage.stores import open_storage
@@ -142,7 +143,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.startup_refusal = f"lightbox cannot start: {exc.message}"  # one line, no traceback
             raise
         if app.state.tracing is not None:
-            app.state.tracing.instrument_engine(index.engine.sync_engine)
+            for engine in index.traced_engines():
+                app.state.tracing.instrument_engine(engine)
         app.state.index = index
         app.state.audit = AuditService(
             SqlAuditLog(index.engine), settings.audit_flush_seconds, settings.audit_queue_records
@@ -154,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.renders = RenderService(settings, instances, app.state.metrics.sandbox_replaced)
         await _wire_access(app, settings, index)
         app.state.dicomweb = DicomWebService(settings, instances, app.state.renders)
+        app.state.archives = StudyArchiveService(instances)
         app.state.caches["metadata"] = app.state.dicomweb.metadata_cache
         app.state.storage_root = storage.local_root  # free space for /metrics (disk alerts)
         # this index's folder (marker, not empty) or bucket (answers), then a real write to staging:

@@ -17,6 +17,8 @@ from app.logging import (
     RequestContext,
     RequestContextFilter,
     TextFormatter,
+    _iso_time,
+    configure_logging,
     current_request,
     error_kind,
     log_config,
@@ -160,3 +162,27 @@ def test_an_access_line_without_request_context_still_has_no_query() -> None:
 def test_the_handler_redacts_before_formatting() -> None:
     handler = log_config(Settings(log_format="json"))["handlers"]["stdout"]
     assert handler["filters"] == ["request", "redact"]
+
+
+def test_line_times_stay_exact_when_the_second_changes() -> None:
+    """The seconds part is formatted once per second: going forwards and back gives the right text."""
+    assert _iso_time(0.5) == "1970-01-01T00:00:00.500Z"
+    assert _iso_time(0.999) == "1970-01-01T00:00:00.999Z"
+    assert _iso_time(1.25) == "1970-01-01T00:00:01.250Z"
+    assert _iso_time(0.75) == "1970-01-01T00:00:00.750Z"
+    assert _iso_time(1_764_671_516.5) == "2025-12-02T10:31:56.500Z"
+
+
+def test_records_skip_what_no_line_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    """After configuring, records carry no caller frame or thread (never logged), and lines are unchanged."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        configure_logging(Settings(log_format="json"))
+        logging.getLogger("lightbox.test").info("hello %s", "there", extra={"action": "tag"})
+        line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert line["message"] == "hello there" and line["action"] == "tag" and isinstance(line["pid"], int)
+        assert not logging.logThreads and not logging.logMultiprocessing and logging.logProcesses
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -22,3 +22,10 @@ def test_every_setting_is_in_the_configuration_table() -> None:
                 assert shown == "(unset)", variable
                 continue
             assert shown in (str(default), f"{default:g}" if isinstance(default, float) else str(default)), variable
+
+
+def test_the_ohif_config_shown_is_the_one_the_ohif_test_runs() -> None:
+    """README's OHIF ``app-config.js`` is ``examples/ohif/app-config.js`` verbatim (tests/e2e/test_ohif.py runs it)."""
+    example = README.with_name("examples") / "ohif" / "app-config.js"
+    blocks = re.findall(r"^```js\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
+    assert example.read_text() in blocks

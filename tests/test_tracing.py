@@ -95,10 +95,12 @@ async def test_upload_span_tree_shows_validation_and_the_index_commit_with_its_s
     assert "lightbox.upload.validate" in tree["POST /upload"]
     assert "lightbox.index.commit" in tree["POST /upload"]
     commit_children = tree["lightbox.index.commit"]
+    # the SQL of the commit: the batch's transaction (group commit) and each row's savepoint
     assert commit_children and all(
-        child.split()[0] in {"BEGIN", "INSERT", "SELECT", "UPDATE"} for child in commit_children
+        child.split()[0] in {"BEGIN", "SAVEPOINT", "RELEASE", "INSERT", "SELECT", "UPDATE"} for child in commit_children
     )
     assert any(child.startswith("INSERT") for child in commit_children)
+    assert any(child.startswith("SAVEPOINT") for child in commit_children)
     sql = [s for s in traced.spans() if s.name.startswith("INSERT")]
     assert all((s.attributes or {}).get("db.system") == "sqlite" for s in sql)
     validate = next(s for s in traced.spans() if s.name == "lightbox.upload.validate")

@@ -23,6 +23,7 @@ from app.services.instances import InstanceService
 from app.services.keys import KeyService
 from app.services.renders import RenderService
 from app.services.shares import ShareService
+from app.services.study_archive import StudyArchiveService
 from app.services.users import UserService
 
 
@@ -43,6 +44,11 @@ async def get_renders(request: Request) -> RenderService:
 
 async def get_dicomweb(request: Request) -> DicomWebService:
     service: DicomWebService = request.app.state.dicomweb
+    return service
+
+
+async def get_archives(request: Request) -> StudyArchiveService:
+    service: StudyArchiveService = request.app.state.archives
     return service
 
 
@@ -147,6 +153,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 InstancesDep = Annotated[InstanceService, Depends(get_instances)]
 RendersDep = Annotated[RenderService, Depends(get_renders)]
 DicomWebDep = Annotated[DicomWebService, Depends(get_dicomweb)]
+ArchivesDep = Annotated[StudyArchiveService, Depends(get_archives)]
 AuditDep = Annotated[AuditService, Depends(get_audit)]
 IndexDep = Annotated[InstanceIndex, Depends(get_index)]
 UsersDep = Annotated[UserService, Depends(get_users)]

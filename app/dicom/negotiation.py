@@ -17,6 +17,7 @@ from app.dicom.frames import COMPRESSED_MEDIA_TYPES, EXPLICIT_LITTLE, MEDIA_TYPE
 from app.errors import NotAcceptable
 
 DICOM = "application/dicom"
+ZIP = "application/zip"
 DICOM_JSON = "application/dicom+json"
 _RANGE_SPLIT = re.compile(r',(?=(?:[^"]*"[^"]*")*[^"]*$)')
 _PARAM_SPLIT = re.compile(r';(?=(?:[^"]*"[^"]*")*[^"]*$)')
@@ -77,6 +78,17 @@ def retrieve_syntax(ranges: list[MediaRange]) -> str:
         if media.accepts(DICOM):
             return media.transfer_syntax or EXPLICIT_LITTLE
     raise NotAcceptable('this resource is served as multipart/related; type="application/dicom"')
+
+
+def zip_range(ranges: list[MediaRange]) -> MediaRange | None:
+    """The ``application/zip`` range (PS3.18 §8.7.3, Supplement 211) when the client prefers a ZIP to
+    ``multipart/related; type="application/dicom"``; None for the multipart default (``*/*`` included)."""
+    for media in ranges:
+        if media.media_type == ZIP and not media.multipart:
+            return media
+        if media.accepts(DICOM):
+            return None
+    return None
 
 
 class FrameEncoding(enum.Enum):

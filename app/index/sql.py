@@ -1,9 +1,10 @@
 """The index on SQLAlchemy 2 (asyncio): SQLite embedded by default, PostgreSQL by configuration.
 
-Writes are one transaction per instance (patient, study and series rows are found or created,
-then the instance row). Duplicates are decided by the unique constraints, never by a
-check-then-insert: when a concurrent upload wins the race, the loser's IntegrityError is
-classified afterwards (identical bytes, or the same SOP Instance UID).
+Each instance is written in its own savepoint (patient, study and series rows are found or
+created, then the instance row); the instances a process adds at the same moment share one
+transaction and one commit (group commit, :mod:`app.index.group_commit`). Duplicates are decided
+by the unique constraints, never by a check-then-insert: when a concurrent upload wins the race,
+the loser's IntegrityError is classified afterwards (identical bytes, or the same SOP Instance UID).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from anyio import to_thread
-from sqlalchemy import ColumnElement, Select, and_, delete, event, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy import ColumnElement, Select, and_, create_engine, delete, event, func, select
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from app.auth import policy
@@ -25,9 +26,8 @@ from app.auth.principals import Principal
 from app.dicom.header_json import Header
 from app.dicom.qido import SearchQuery
 from app.dicom.qido_result import needed_up_to, parse_header
-from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable, InstanceConflict
+from app.errors import FileNotFound, Forbidden, IndexNeedsWrite, IndexUnavailable
 from app.index.base import (
-    AddOutcome,
     AddResult,
     FindMatch,
     FindQuery,
@@ -39,15 +39,17 @@ from app.index.base import (
     SearchRow,
     StudyAccess,
 )
+from app.index.batch import Add, existing_in, insert_batch, refresh_modalities
 from app.index.find import find_statement
+from app.index.group_commit import GroupCommit
 from app.index.migrate import pending, upgrade
+from app.index.retry import WRITE_ATTEMPTS, transient
 from app.index.schema import index_state, instances, patients, series, studies
 from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url, read_only_sqlite
 
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
-WRITE_ATTEMPTS = 5
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -75,19 +77,6 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
     return equal
 
 
-#: PostgreSQL SQLSTATEs worth another try (Appendix A): serialization_failure, deadlock_detected.
-RETRYABLE_SQLSTATES = {"40001", "40P01"}
-
-
-def transient(exc: BaseException | None) -> bool:
-    """A failure a retry can cure: SQLite's "database is locked", a PostgreSQL serialization failure or deadlock."""
-    if isinstance(exc, OperationalError) and "locked" in str(exc):
-        return True
-    cause = getattr(exc, "orig", None)
-    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-    return sqlstate in RETRYABLE_SQLSTATES
-
-
 async def guarded(action: Callable[[], Awaitable[T]]) -> T:
     """Run a database action; any failure but a constraint violation becomes IndexUnavailable (503)."""
     try:
@@ -105,27 +94,33 @@ def _by_name(principal: Principal, name: str) -> list[ColumnElement[bool]]:
     return [instances.c.name == name] if seen is None else [instances.c.name == name, seen]
 
 
-def upsert_ignoring(conn: AsyncConnection, table: Any) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the connection's dialect (SQLite and PostgreSQL share the syntax)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no INSERT ... ON CONFLICT for {conn.dialect.name}")
-
-
 def _dump_header(header: Header) -> str:
     return json.dumps(header, separators=(",", ":"))
+
+
+def _sqlite_writer(url: URL) -> Engine | None:
+    """A synchronous engine on the same SQLite file, with the same pragmas (None for other databases and
+    for in-memory SQLite, where a second engine would open another database)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:" or "mode=memory" in str(url):
+        return None
+    writer = create_engine(url.set(drivername="sqlite"), connect_args={"check_same_thread": False})
+    event.listen(writer, "connect", _sqlite_pragmas)
+    return writer
 
 
 class SqlInstanceIndex:
     """:class:`app.index.base.InstanceIndex` on any SQLAlchemy asyncio engine."""
 
-    def __init__(self, engine: AsyncEngine, read_only: bool = False) -> None:
+    def __init__(self, engine: AsyncEngine, read_only: bool = False, sqlite_writer: Engine | None = None) -> None:
         self.engine = engine
+        # an SQLite file's batches run on a plain sqlite3 connection, in one worker-thread call each
+        self._sqlite_writer = sqlite_writer
         self.read_only = read_only  # an SQLite file in a read-only folder: reads only
         self.shared = engine.dialect.name != "sqlite"  # replicas on other hosts change it behind our back
         self._write_lock = asyncio.Lock()  # one writer per process: SQLite has one anyway
+        # concurrent adds share one transaction and one commit (one WAL fsync with SQLite)
+        self._group: GroupCommit[NewInstance, AddResult] = GroupCommit(self._write_batch, self._write_lock)
 
     @classmethod
     async def open(cls, url: str) -> SqlInstanceIndex:
@@ -139,7 +134,8 @@ class SqlInstanceIndex:
         engine = create_async_engine(read_only or target)
         if engine.dialect.name == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_read_only_pragmas if read_only else _sqlite_pragmas)
-        index = cls(engine, read_only=read_only is not None)
+        writer = _sqlite_writer(target) if read_only is None else None
+        index = cls(engine, read_only=read_only is not None, sqlite_writer=writer)
         try:
             if read_only is not None:
                 current, head = await index._guard(lambda: pending(engine))
@@ -153,9 +149,18 @@ class SqlInstanceIndex:
             if engine.dialect.name == "sqlite":
                 await index._guard(index._optimize_sqlite)
         except BaseException:
-            await engine.dispose()
+            await index._dispose()
             raise
         return index
+
+    def traced_engines(self) -> list[Engine]:
+        """Every engine that runs SQL (tracing instruments each): the asyncio one and the SQLite writer."""
+        return [self.engine.sync_engine, *([self._sqlite_writer] if self._sqlite_writer is not None else [])]
+
+    async def _dispose(self) -> None:
+        if self._sqlite_writer is not None:
+            await to_thread.run_sync(self._sqlite_writer.dispose)
+        await self.engine.dispose()
 
     async def _optimize_sqlite(self) -> None:
         """Refresh the planner's statistics (SQLite's advice for long-lived connections); without them a
@@ -172,141 +177,49 @@ class SqlInstanceIndex:
                     await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             except SQLAlchemyError:
                 pass  # another process is writing: the last one to close checkpoints
-        await self.engine.dispose()
+        await self._dispose()
 
     async def _guard(self, action: Callable[[], Awaitable[T]]) -> T:
         return await guarded(action)
 
     # -- writes ---------------------------------------------------------------------------------
     async def add(self, instance: NewInstance) -> AddResult:
-        # a header can be megabytes (per-frame functional groups): serialise it off the event loop, once
-        header_text = await to_thread.run_sync(_dump_header, instance.header)
-        async with self._write_lock:
-            for attempt in range(WRITE_ATTEMPTS):
-                try:
-                    await self._guard(lambda: self._insert(instance, header_text))
-                    return AddResult(AddOutcome.STORED, instance.name)
-                except IntegrityError:
-                    existing = await self._existing(
-                        instance.owner, instance.sha256, instance.attributes.sop_instance_uid
-                    )
-                    if existing is not None:
-                        return existing
-                    if attempt == WRITE_ATTEMPTS - 1:
-                        raise IndexUnavailable("the index refused the new instance") from None
-                except IndexUnavailable as exc:
-                    if not transient(exc.__cause__) or attempt == WRITE_ATTEMPTS - 1:
-                        raise
-                await asyncio.sleep(0.05 * (attempt + 1))  # another process held the lock, won a race, or deadlocked
-        raise IndexUnavailable("the index refused the new instance")
+        """Index one instance; the uploads of this process arriving together share one transaction
+        (:mod:`app.index.group_commit`), each answered after that transaction's commit."""
+        return await self._group.submit(instance)
 
-    async def _find_or_create(
-        self, conn: AsyncConnection, table: Any, key: dict[str, Any], values: dict[str, Any], found: int | None
-    ) -> tuple[int, bool]:
-        """``found`` is the row :meth:`_known_ids` saw in this transaction; else the row is created with
-        ``INSERT ... ON CONFLICT DO NOTHING``, so a replica that created it at the same moment makes this
-        one wait for its commit and then find its row, instead of failing the whole upload."""
-        if found is not None:
-            return int(found), False
-        created = await conn.scalar(upsert_ignoring(conn, table).values(**key, **values).returning(table.c.id))
-        if created is not None:
-            return int(created), True
-        existing = await conn.scalar(select(table.c.id).where(*(table.c[k] == v for k, v in key.items())))
-        assert existing is not None, "ON CONFLICT DO NOTHING returned no row and none exists"
-        return int(existing), False
+    async def _write_batch(self, added: Sequence[NewInstance]) -> list[AddResult | BaseException]:
+        """One transaction for the batch, retried whole when another process held the lock or a
+        replica deadlocked it; any other failure is every row's (none of them was committed)."""
+        # a header can be megabytes (per-frame functional groups): serialised off the event loop, in one
+        # worker-thread call for the whole batch (a thread hop per upload cost more than small headers)
+        texts = await to_thread.run_sync(lambda: [_dump_header(new.header) for new in added])
+        batch = list(zip(added, texts, strict=True))
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return await self._guard(lambda: self._insert_batch(batch))
+            except IndexUnavailable as exc:
+                if not transient(exc.__cause__) or attempt == WRITE_ATTEMPTS - 1:
+                    return [IndexUnavailable(exc.message) for _ in batch]
+            await asyncio.sleep(0.05 * (attempt + 1))  # another process held the lock, or a deadlock
+        return [IndexUnavailable("the index refused the new instance") for _ in batch]
 
-    async def _known_ids(self, conn: AsyncConnection, new: NewInstance) -> tuple[int | None, int | None, int | None]:
-        """The patient, study and series rows the instance belongs to, if they exist: one round trip."""
-        a, owner = new.attributes, new.owner
-
-        def row_id(table: Any, **key: str) -> Any:
-            return select(table.c.id).where(*(table.c[k] == v for k, v in key.items())).scalar_subquery()
-
-        row = (
-            await conn.execute(
-                select(
-                    row_id(patients, owner=owner, patient_id=a.patient_id),
-                    row_id(studies, owner=owner, study_instance_uid=a.study_instance_uid),
-                    row_id(series, owner=owner, series_instance_uid=a.series_instance_uid),
-                )
-            )
-        ).one()
-        return row[0], row[1], row[2]
-
-    async def _insert(self, new: NewInstance, header_text: str) -> None:
-        a, owner = new.attributes, new.owner
+    async def _insert_batch(self, batch: Sequence[Add]) -> list[AddResult | BaseException]:
+        """The batch in one transaction (:func:`app.index.batch.insert_batch`)."""
+        if self._sqlite_writer is not None:
+            return await to_thread.run_sync(self._insert_batch_sqlite, batch)
         async with self.engine.begin() as conn:
-            known_patient, known_study, known_series = await self._known_ids(conn, new)
-            patient_pk, _ = await self._find_or_create(
-                conn,
-                patients,
-                {"owner": owner, "patient_id": a.patient_id},
-                {"patient_name": a.patient_name, "patient_birth_date": a.patient_birth_date},
-                known_patient,
-            )
-            study_pk, _ = await self._find_or_create(
-                conn,
-                studies,
-                {"owner": owner, "study_instance_uid": a.study_instance_uid},
-                {
-                    "patient_pk": patient_pk,
-                    "study_date": a.study_date,
-                    "study_description": a.study_description,
-                    "accession_number": a.accession_number,
-                    "modalities_in_study": "",
-                    "study_time": a.study_time,
-                    "referring_physician_name": a.referring_physician_name,
-                    "study_id": a.study_id,
-                },
-                known_study,
-            )
-            series_pk, created = await self._find_or_create(
-                conn,
-                series,
-                {"owner": owner, "series_instance_uid": a.series_instance_uid},
-                {
-                    "study_pk": study_pk,
-                    "modality": a.modality,
-                    "series_number": a.series_number,
-                    "series_description": a.series_description,
-                    "pps_start_date": a.pps_start_date,
-                    "pps_start_time": a.pps_start_time,
-                },
-                known_series,
-            )
-            if created:
-                await self._refresh_modalities(conn, study_pk)
-            await conn.execute(
-                instances.insert().values(
-                    owner=owner,
-                    series_pk=series_pk,
-                    name=new.name,
-                    sop_class_uid=a.sop_class_uid,
-                    sop_instance_uid=a.sop_instance_uid,
-                    instance_number=a.instance_number,
-                    rows=a.rows,
-                    columns=a.columns,
-                    number_of_frames=a.number_of_frames,
-                    transfer_syntax_uid=a.transfer_syntax_uid,
-                    size=new.size,
-                    sha256=new.sha256,
-                    uploaded_at_us=new.uploaded_at_us,
-                    header=header_text,
-                    # the series row's value (the one filters mean), even if this file says otherwise
-                    modality=select(series.c.modality).where(series.c.id == series_pk).scalar_subquery(),
-                )
-            )
+            return await conn.run_sync(insert_batch, batch)
 
-    async def _refresh_modalities(self, conn: AsyncConnection, study_pk: int) -> None:
-        """Modalities in Study (0008,0061): the distinct Modality (0008,0060) of the study's series.
-
-        The study row is locked first (``FOR NO KEY UPDATE``: it does not wait for the key-share locks
-        other replicas' new series hold), so two replicas adding series of one study compute in turn,
-        the second from a snapshot that holds the first's series. SQLite has one writer anyway."""
-        await conn.execute(select(studies.c.id).where(studies.c.id == study_pk).with_for_update(key_share=True))
-        found = await conn.scalars(select(series.c.modality).where(series.c.study_pk == study_pk).distinct())
-        joined = "\\".join(sorted(m for m in found if m))[:256]
-        await conn.execute(update(studies).where(studies.c.id == study_pk).values(modalities_in_study=joined))
+    def _insert_batch_sqlite(self, batch: Sequence[Add]) -> list[AddResult | BaseException]:
+        """On the synchronous SQLite connection, in the calling worker thread: one hop for the batch."""
+        assert self._sqlite_writer is not None
+        with self._sqlite_writer.begin() as conn:
+            # Take the write lock now, waiting up to busy_timeout for another worker's batch. A deferred
+            # transaction would read first and then fail at once ("database is locked", no waiting)
+            # when another worker committed since its snapshot: long batches made that frequent.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return insert_batch(conn, batch)
 
     async def remove(self, principal: Principal, name: str) -> None:
         async with self._write_lock:
@@ -335,7 +248,7 @@ class SqlInstanceIndex:
             return
         await conn.execute(delete(series).where(series.c.id == series_pk))
         if await conn.scalar(select(series.c.id).where(series.c.study_pk == study_pk).limit(1)) is not None:
-            await self._refresh_modalities(conn, study_pk)
+            await conn.run_sync(refresh_modalities, study_pk)
             return
         patient_pk = await conn.scalar(select(studies.c.patient_pk).where(studies.c.id == study_pk))
         await conn.execute(delete(studies).where(studies.c.id == study_pk))
@@ -354,27 +267,8 @@ class SqlInstanceIndex:
     # -- reads ----------------------------------------------------------------------------------
     async def _existing(self, owner: str, sha256: str, sop_instance_uid: str) -> AddResult | None:
         async def lookup() -> AddResult | None:
-            # One statement, so both questions are answered from the same snapshot: two separate reads
-            # could straddle a concurrent commit of the same bytes and report it as a conflict.
             async with self.engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(instances.c.name, instances.c.sha256).where(
-                            instances.c.owner == owner,
-                            (instances.c.sha256 == sha256) | (instances.c.sop_instance_uid == sop_instance_uid),
-                        )
-                    )
-                ).all()
-            for name, row_sha in rows:
-                if row_sha == sha256:
-                    return AddResult(AddOutcome.ALREADY_STORED, str(name))
-            same_uid = str(rows[0][0]) if rows else None
-            if same_uid is not None:
-                raise InstanceConflict(
-                    f"a different file with SOP Instance UID {sop_instance_uid} is already stored as {same_uid}",
-                    same_uid,
-                )
-            return None
+                return await conn.run_sync(existing_in, owner, sha256, sop_instance_uid)
 
         return await self._guard(lookup)
 

@@ -58,8 +58,9 @@ class Target:
         return f"study {self.study[:64]}"
 
 
-#: One part of a retrieve: its media type (with the transfer syntax it is in) and its bytes or stored file.
-Part = tuple[str, bytes | Path]
+#: One part of a retrieve: its media type (with the transfer syntax it is in), its bytes or stored file, and
+#: the instance's path below the DICOMweb base URL (``/studies/{s}/series/{r}/instances/{i}``, PS3.18 §10.4.1).
+Part = tuple[str, bytes | Path, str]
 
 
 @dataclass(frozen=True)
@@ -155,13 +156,13 @@ class DicomWebService:
             yield await self._instance_part(item, kept)
 
     async def _instance_part(self, item: Located, kept: bool) -> Part:
+        path = retrieve_url("", item.study_instance_uid, item.series_instance_uid, item.sop_instance_uid)
         if kept or item.transfer_syntax_uid == EXPLICIT_LITTLE:
-            return f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", await self.instances.stored_path(
-                item.name
-            )
+            stored = await self.instances.stored_path(item.name)
+            return f"application/dicom; transfer-syntax={item.transfer_syntax_uid}", stored, path
         try:
             data = await self.renders.explicit_little(item.name)
-            return f"application/dicom; transfer-syntax={EXPLICIT_LITTLE}", data
+            return f"application/dicom; transfer-syntax={EXPLICIT_LITTLE}", data, path
         except NotRenderable as exc:  # the requested syntax cannot be produced (PS3.18 8.7.3.5.2)
             raise NotAcceptable(f"{exc.message}; ask for transfer-syntax=* to receive it as stored") from None
 

@@ -38,7 +38,12 @@ function fail(error) {
 
 const viewer = setUpViewer({ fail });
 const study = setUpStudy({ viewer, fail, onGone: () => showList("The study has no more instances.") });
-setUpActions({ currentInstance: () => viewer.instance(), onDeleted: () => study.open(study.current()), fail });
+setUpActions({
+  currentInstance: () => viewer.instance(),
+  currentStudy: () => study.current(),
+  onDeleted: () => study.open(study.current()),
+  fail,
+});
 const share = setUpShare({ currentStudy: () => study.current(), fail });
 const studies = setUpStudies({
   fail,

@@ -32,9 +32,11 @@ export function searchParams(form, offset) {
   return params;
 }
 
-function cell(value) {
+/** A cell; its column's name goes in data-label, which the phone layout shows before the value. */
+function cell(label, value) {
   const td = document.createElement("td");
   td.textContent = value;
+  td.dataset.label = label;
   return td;
 }
 
@@ -61,12 +63,12 @@ function studyRow(study, open) {
   tr.append(
     thumb,
     name,
-    cell(text(study, TAG.PatientID)),
-    cell(date(text(study, TAG.StudyDate))),
-    cell(text(study, TAG.StudyDescription)),
-    cell(text(study, TAG.ModalitiesInStudy).replaceAll("\\", ", ")),
-    cell(String(number(study, TAG.NumberOfStudyRelatedSeries))),
-    cell(String(number(study, TAG.NumberOfStudyRelatedInstances))),
+    cell("ID", text(study, TAG.PatientID)),
+    cell("Date", date(text(study, TAG.StudyDate))),
+    cell("Description", text(study, TAG.StudyDescription)),
+    cell("Modalities", text(study, TAG.ModalitiesInStudy).replaceAll("\\", ", ")),
+    cell("Series", String(number(study, TAG.NumberOfStudyRelatedSeries))),
+    cell("Instances", String(number(study, TAG.NumberOfStudyRelatedInstances))),
   );
   tr.addEventListener("click", (event) => {
     if (event.target === tr || event.target.tagName === "TD" || event.target === img) open(uid);

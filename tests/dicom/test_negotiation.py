@@ -11,6 +11,7 @@ from app.dicom.negotiation import (
     parse_accept,
     rendered_type,
     retrieve_syntax,
+    zip_range,
 )
 from app.errors import NotAcceptable
 
@@ -38,6 +39,24 @@ def test_weights_order_the_ranges_and_zero_removes_one() -> None:
 )
 def test_retrieve_syntax(accept: str | None, syntax: str) -> None:
     assert retrieve_syntax(parse_accept(accept)) == syntax
+
+
+@pytest.mark.parametrize(
+    ("accept", "zipped"),
+    [
+        ("application/zip", True),
+        ("application/zip; transfer-syntax=*", True),
+        ('image/png, application/zip, multipart/related; type="application/dicom"', True),
+        ('multipart/related; type="application/dicom", application/zip', False),
+        ("application/zip; q=0.5, */*", False),
+        ("*/*", False),
+        (None, False),
+        ('multipart/related; type="application/zip"', False),  # not a ZIP payload: multipart of ZIPs
+    ],
+)
+def test_a_zip_is_sent_only_when_preferred_to_multipart(accept: str | None, zipped: bool) -> None:
+    """PS3.18 8.7.3 (Supplement 211): ``application/zip`` is an alternative to the multipart default."""
+    assert (zip_range(parse_accept(accept)) is not None) is zipped
 
 
 def test_retrieve_refuses_what_is_not_dicom() -> None:

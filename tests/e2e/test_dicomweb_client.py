@@ -238,3 +238,14 @@ def test_wado_uri(server: RunningServer, stored: dict[str, Dataset], files: dict
     jpeg = httpx.get(f"{server.url}/dicom-web/wado", params={**params, "rows": "64", "columns": "64"})
     assert jpeg.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(jpeg.content)).size) == 64
+
+
+def test_content_location_keeps_the_port_when_the_host_header_drops_it(
+    server: RunningServer, stored: dict[str, Dataset]
+) -> None:
+    """dicomweb-client sends ``Host`` without the port: links and Content-Location still name this port."""
+    study, series, instance = _uids(stored["CT_small.dcm"])
+    path = f"/dicom-web/studies/{study}/series/{series}/instances/{instance}/metadata"
+    answer = httpx.get(server.url + path, headers={"Host": "127.0.0.1"})
+    assert answer.headers["content-location"] == server.url + path
+    assert answer.json()[0]["7FE00010"]["BulkDataURI"].startswith(f"{server.url}/dicom-web/studies/{study}/")

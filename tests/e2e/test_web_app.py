@@ -18,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image, ImageChops
-from playwright.sync_api import Browser, Page, Route, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Download, Page, Response, Route, ViewportSize, expect, sync_playwright
+from pydicom import dcmread
+from pydicom.uid import generate_uid
 
 from tests.conftest import sample
 from tests.e2e.process import Server, lightbox
@@ -75,6 +77,31 @@ def shown_image(page: Page) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(encoded)))
 
 
+def zip_members(download: Download) -> dict[str, bytes]:
+    """The files of a downloaded ZIP, by member name."""
+    with zipfile.ZipFile(download.path()) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def study_zip(name: str) -> dict[str, bytes]:
+    """What the ZIP of a one-file study holds: ``<series>/<instance>.dcm``, byte for byte."""
+    header = dcmread(sample(name), stop_before_pixels=True)
+    return {f"{header.SeriesInstanceUID}/{header.SOPInstanceUID}.dcm": sample(name).read_bytes()}
+
+
+def watch_assets(page: Page, seen: list[Response]) -> None:
+    """Remember every script and style sheet the page loads (to check their names and caching)."""
+    page.on("response", lambda r: seen.append(r) if re.search(r"/ui/[^/]+\.(?:js|css)$", r.url) else None)
+
+
+def check_assets(seen: list[Response]) -> None:
+    """Each script and style sheet came under its content-hashed name, cacheable for a year."""
+    assert len({r.url for r in seen}) >= 10, [r.url for r in seen]  # the style sheet and every module
+    for response in seen:
+        assert re.search(r"\.[0-9a-f]{16}\.(?:js|css)$", response.url), response.url
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable", response.url
+
+
 def shots(page: Page, folder: Path, name: str) -> None:
     """The page at 1440 px and at 375 px (phone), full height."""
     for label, size in (("1440", WIDE), ("375", PHONE)):
@@ -95,6 +122,9 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     local_only(page, server, blocked)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if "Security Policy" in message.text else None)
+    assets: list[Response] = []
+    watch_assets(page, assets)
 
     page.goto(server.url + "/")
     assert page.url == server.url + "/ui/"
@@ -107,6 +137,7 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
     expect(page.locator("#who")).to_have_text("Signed in as admin")
+    check_assets(assets)
 
     not_dicom = folder / "notes.txt"
     not_dicom.write_text("not an image")
@@ -133,6 +164,9 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     expect(page.get_by_test_id("viewer-image")).to_have_attribute("src", re.compile("^blob:"))
     size = int(rendered.value.url.split("viewport=")[1].split("%2C")[0])
     expect(page.get_by_test_id("frame-index")).to_have_text("Frame 1 of 1")
+    expect(page.get_by_test_id("instance-index")).to_have_text("Instance 1 of 1")
+    expect(page.get_by_test_id("instance-prev")).to_be_disabled()
+    expect(page.get_by_test_id("instance-next")).to_be_disabled()
     default = shown_image(page).convert("L")
     _low, high = default.getextrema()
     assert isinstance(high, int) and high > 64, "the image is black"
@@ -169,6 +203,10 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     expect(page.get_by_test_id("tags-table").locator("tbody tr:visible")).to_have_count(1)
     expect(page.get_by_test_id("tags-table").locator("tbody tr:visible")).to_contain_text("1CT1")
     shots(page, folder, "viewer")
+    with page.expect_download() as zipped:  # the session's cookie: a plain link the browser streams to disk
+        page.get_by_test_id("download-study").click()
+    assert zipped.value.suggested_filename.endswith(".zip")
+    assert zip_members(zipped.value) == study_zip("CT_small.dcm")
 
     page.get_by_test_id("share-button").click()
     page.get_by_test_id("share-expiry").select_option(label="1 hour")
@@ -191,6 +229,9 @@ def test_sign_in_upload_find_view_share_and_sign_out(
     expect(shared.get_by_test_id("upload-input")).to_be_hidden()
     expect(shared.get_by_test_id("share-button")).to_be_hidden()
     shots(shared, folder, "share")
+    with shared.expect_download() as zipped:  # the share token goes in a header: fetched into a blob
+        shared.get_by_test_id("download-study").click()
+    assert zip_members(zipped.value) == study_zip("CT_small.dcm")
     assert not any("lbs_" in url for url in seen if not url.startswith(server.url + "/ui/#")), "token in a URL"
     studies = shared.evaluate(
         """async (token) => (await fetch('/dicom-web/studies',
@@ -294,6 +335,72 @@ def test_login_list_viewer_and_share_pages_pass_axe(server: Server, browser: Bro
     assert report == {page: [] for page in report}
 
 
+def test_previous_and_next_instance_of_a_series(server: Server, browser: Browser, tmp_path: Path) -> None:
+    """Three instances of one series, uploaded out of order: the buttons and Page Up / Page Down walk
+    them in Instance Number order, each shown as the server renders it; the study's ZIP holds all three."""
+    study, series = generate_uid(), generate_uid()
+    uploaded: dict[str, bytes] = {}
+    by_number: dict[int, str] = {}
+    with httpx.Client(base_url=server.url, auth=("admin", PASSWORD)) as api:
+        for number, value in ((3, 900), (1, 100), (2, 500)):
+            ds = dcmread(sample("CT_small.dcm"))
+            ds.PatientName, ds.PatientID = "Walk^Through", "WALK1"
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID = study, series, generate_uid()
+            ds.InstanceNumber = number
+            ds.WindowCenter, ds.WindowWidth = value, 400  # each its own picture
+            path = tmp_path / f"walk-{number}.dcm"
+            ds.save_as(path)
+            assert api.post("/upload", files={"file": (path.name, path.read_bytes())}).status_code == 201
+            uploaded[f"{series}/{ds.SOPInstanceUID}.dcm"] = path.read_bytes()
+            by_number[number] = ds.SOPInstanceUID
+    order = [by_number[number] for number in (1, 2, 3)]
+
+    page = browser.new_page(viewport=WIDE)
+    page.goto(server.url + "/ui/")
+    page.get_by_test_id("login-username").fill("admin")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.get_by_test_id("search-input").fill("walk")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_test_id("study-row")).to_have_count(1)
+
+    def rendered(uid: str) -> re.Pattern[str]:
+        return re.compile(f"/instances/{re.escape(uid)}/frames/1/rendered")
+
+    with page.expect_response(rendered(order[0])):
+        page.get_by_test_id("study-row").get_by_role("button").click()
+    expect(page.get_by_test_id("instance-row")).to_have_count(3)
+    expect(page.get_by_test_id("instance-index")).to_have_text("Instance 1 of 3")
+    expect(page.get_by_test_id("instance-prev")).to_be_disabled()
+    expect(page.get_by_test_id("viewer-image")).to_have_attribute("alt", re.compile("^Instance 1,"))
+    first = shown_image(page).convert("L")
+    with page.expect_response(rendered(order[1])):
+        page.get_by_test_id("instance-next").click()
+    expect(page.get_by_test_id("instance-index")).to_have_text("Instance 2 of 3")
+    expect(page.get_by_test_id("viewer-image")).to_have_attribute("alt", re.compile("^Instance 2,"))
+    assert ImageChops.difference(first, shown_image(page).convert("L")).getbbox() is not None
+    expect(page.get_by_test_id("instance-row").nth(1).get_by_role("button")).to_have_attribute("aria-current", "true")
+    page.locator("#stage").focus()
+    with page.expect_response(rendered(order[2])):
+        page.keyboard.press("PageDown")
+    expect(page.get_by_test_id("instance-index")).to_have_text("Instance 3 of 3")
+    expect(page.get_by_test_id("instance-next")).to_be_disabled()
+    page.keyboard.press("PageDown")  # the last one: nothing happens
+    expect(page.get_by_test_id("instance-index")).to_have_text("Instance 3 of 3")
+    with page.expect_response(rendered(order[1])):
+        page.keyboard.press("PageUp")
+    expect(page.get_by_test_id("instance-index")).to_have_text("Instance 2 of 3")
+    expect(page.locator("#stage")).to_be_focused()
+    with page.expect_response(rendered(order[0])):
+        page.get_by_test_id("instance-prev").click()
+    expect(page.get_by_test_id("instance-index")).to_have_text("Instance 1 of 3")
+
+    with page.expect_download() as zipped:
+        page.get_by_test_id("download-study").click()
+    assert zip_members(zipped.value) == uploaded
+    page.close()
+
+
 def test_single_user_mode_opens_straight_in(browser: Browser, tmp_path: Path) -> None:
     """Without auth (loopback only) GET /auth/me answers for the local user: no sign-in form, no sign-out."""
     with lightbox(tmp_path, workers="1") as single:
@@ -337,4 +444,12 @@ def test_single_user_mode_opens_straight_in(browser: Browser, tmp_path: Path) ->
         expect(results).to_have_count(1)
         expect(results).to_have_text(re.compile("^Stored as [0-9a-f-]{36}-US1_J2KR.dcm$"))
         expect(page.get_by_test_id("study-row")).to_have_count(3)
+
+        with zipfile.ZipFile(folder / "more.zip", "w") as archive:  # a ZIP through the file input too
+            archive.write(sample("JPEG2000.dcm"), "JPEG2000.dcm")
+            archive.write(sample("CT_small.dcm"), "again/CT_small.dcm")
+        page.get_by_test_id("upload-input").set_input_files([folder / "more.zip"])
+        expect(results).to_have_count(1)
+        expect(results).to_have_text("Saved 2 of 2 files")
+        expect(page.get_by_test_id("study-row")).to_have_count(4)
         page.close()

@@ -59,6 +59,20 @@ def base_url(request: Request, settings: Settings) -> str:
     return f"{url.scheme}://{authority}{request.scope.get('root_path', '')}{settings.dicomweb_root}"
 
 
+def resource_url(request: Request, settings: Settings) -> str:
+    """The URL of what this request names, for ``Content-Location`` (PS3.18 §8.4.3, §10.4.3.2: present when the
+    payload is a resource): the base URL of :func:`base_url` and the path below the DICOMweb root, no query."""
+    _, root, below = request.url.path.partition(settings.dicomweb_root + "/")
+    return base_url(request, settings) + ("/" + below if root else "")
+
+
+def location(request: Request, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``extra`` headers and the ``Content-Location`` of this request's resource (settings as ``SettingsDep``
+    reads them, for routes that need no other setting)."""
+    settings: Settings = request.app.state.settings
+    return {**(extra or {}), "Content-Location": resource_url(request, settings)}
+
+
 def frame_numbers(text: str) -> list[int]:
     """The 1-based frame numbers of a ``{frames}`` path segment (PS3.18 §10.4.1.1.4)."""
     numbers = [int(part) for part in text.split(",")]
@@ -72,8 +86,10 @@ def accepted(request: Request) -> list[MediaRange]:
     return parse_accept(request.query_params.get("accept") or request.headers.get("accept"))
 
 
-def _part_head(boundary: str, media_type: str, length: int) -> bytes:
-    return f"--{boundary}\r\nContent-Type: {media_type}\r\nContent-Length: {length}\r\n\r\n".encode()
+def _part_head(boundary: str, media_type: str, length: int, url: str | None = None) -> bytes:
+    """A part's headers; ``url`` is its ``Content-Location`` (PS3.18 §10.4.3.3: each part names its resource)."""
+    where = f"Content-Location: {url}\r\n" if url else ""
+    return f"--{boundary}\r\nContent-Type: {media_type}\r\n{where}Content-Length: {length}\r\n\r\n".encode()
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -86,34 +102,44 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
         await to_thread.run_sync(handle.close)
 
 
-async def _stream(boundary: str, parts: AsyncIterator[tuple[str, bytes | Path]]) -> AsyncIterator[bytes]:
-    async for media_type, part in parts:
+async def _stream(boundary: str, parts: AsyncIterator[StreamedPart], base: str) -> AsyncIterator[bytes]:
+    async for media_type, part, path in parts:
+        url = base + path
         if isinstance(part, Path):
             size = (await to_thread.run_sync(part.stat)).st_size
-            yield _part_head(boundary, media_type, size)
+            yield _part_head(boundary, media_type, size, url)
             async for chunk in _file_chunks(part):
                 yield chunk
         else:
-            yield _part_head(boundary, media_type, len(part))
+            yield _part_head(boundary, media_type, len(part), url)
             yield part
         yield b"\r\n"
     yield f"--{boundary}--\r\n".encode()
 
 
-def multipart_stream(part_type: str, parts: AsyncIterator[tuple[str, bytes | Path]]) -> StreamingResponse:
-    """``multipart/related`` (RFC 2387) whose parts are produced as they are sent."""
+#: A streamed part: its media type, its bytes or stored file, and its resource's path below the base URL.
+StreamedPart = tuple[str, bytes | Path, str]
+
+
+def multipart_stream(
+    part_type: str, parts: AsyncIterator[StreamedPart], base: str, headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    """``multipart/related`` (RFC 2387) whose parts are produced as they are sent, each with its
+    ``Content-Location`` (``base`` + its path)."""
     boundary = uuid.uuid4().hex
     content_type = f'multipart/related; type="{part_type}"; boundary={boundary}'
-    return StreamingResponse(_stream(boundary, parts), media_type=content_type)
+    return StreamingResponse(_stream(boundary, parts, base), media_type=content_type, headers=headers)
 
 
-def multipart_body(parts: Iterable[tuple[str, bytes]]) -> tuple[bytes, str]:
-    """A whole ``multipart/related`` body of ``(media type, bytes)`` parts, and its Content-Type."""
+def multipart_body(parts: Iterable[tuple[str, bytes]], urls: Iterable[str | None] = ()) -> tuple[bytes, str]:
+    """A whole ``multipart/related`` body of ``(media type, bytes)`` parts, and its Content-Type; ``urls`` are
+    the parts' ``Content-Location`` values, in order (none when empty)."""
     items = list(parts)
+    locations = list(urls) or [None] * len(items)
     boundary = uuid.uuid4().hex
     chunks: list[bytes] = []
-    for media_type, content in items:
-        chunks += [_part_head(boundary, media_type, len(content)), content, b"\r\n"]
+    for (media_type, content), url in zip(items, locations, strict=True):
+        chunks += [_part_head(boundary, media_type, len(content), url), content, b"\r\n"]
     chunks.append(f"--{boundary}--\r\n".encode())
     part_type = items[0][0].split(";")[0] if items else "application/octet-stream"
     return b"".join(chunks), f'multipart/related; type="{part_type}"; boundary={boundary}'

@@ -21,6 +21,7 @@ from app.api.routes.dicomweb.common import (
     StudyUID,
     accepted,
     frame_numbers,
+    location,
     multipart_body,
 )
 from app.dicom.negotiation import rendered_type
@@ -97,9 +98,8 @@ async def _render(
 ) -> Response:
     render = _request(request, frame, window, viewport, quality, thumbnail)
     image = await service.rendered(principal, target, render)
-    return Response(
-        image.content, media_type=image.media_type, headers={"ETag": image.etag, "Cache-Control": "private"}
-    )
+    headers = location(request, {"ETag": image.etag, "Cache-Control": "private"})
+    return Response(image.content, media_type=image.media_type, headers=headers)
 
 
 async def _render_all(
@@ -114,7 +114,7 @@ async def _render_all(
     render = _request(request, 1, window, viewport, quality, thumbnail=False)
     images = await service.rendered_all(principal, target, render)
     body, content_type = multipart_body((image.media_type, image.content) for image in images)
-    return Response(body, headers={"Content-Type": content_type, "Cache-Control": "private"})
+    return Response(body, headers=location(request, {"Content-Type": content_type, "Cache-Control": "private"}))
 
 
 @router.get("/studies/{study}/rendered", summary="WADO-RS rendered study", responses={**RENDER_ERRORS, **IMAGES})
@@ -173,7 +173,9 @@ async def rendered_instance(
     ranges = accepted(request)
     if any(media.media_type.startswith("video/") for media in ranges):
         video = await service.rendered_video(principal, target, ranges)
-        return Response(video.content, media_type=video.media_type, headers={"Cache-Control": "private"})
+        return Response(
+            video.content, media_type=video.media_type, headers=location(request, {"Cache-Control": "private"})
+        )
     return await _render(request, service, principal, target, 1, window, viewport, quality)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import StreamingResponse
 
-from app.api.deps import DicomWebDep, PrincipalDep, SettingsDep
+from app.api.deps import ArchivesDep, DicomWebDep, PrincipalDep, SettingsDep
 from app.api.openapi import error_responses
 from app.api.routes.dicomweb.common import (
     BINARY,
@@ -20,11 +21,13 @@ from app.api.routes.dicomweb.common import (
     base_url,
     frame_numbers,
     json_answer,
+    location,
     multipart_body,
     multipart_stream,
 )
+from app.config import Settings
 from app.dicom.frames import Frame
-from app.dicom.negotiation import check_json, retrieve_syntax
+from app.dicom.negotiation import check_json, retrieve_syntax, zip_range
 from app.services.dicomweb import Target
 
 router = APIRouter()
@@ -34,15 +37,34 @@ FRAME_ERRORS = error_responses(400, 404, 406, 415, 422, 503)
 MULTIPART: dict[int | str, dict[str, Any]] = {
     200: {"content": {"multipart/related": BINARY}, "description": "One part per instance or frame."}
 }
+RETRIEVED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"multipart/related": BINARY, "application/zip": BINARY},
+        "description": "One part per instance, or with `Accept: application/zip` one ZIP of the files as stored.",
+    }
+}
 JSON: dict[int | str, dict[str, Any]] = {
     200: {"content": {DICOM_JSON: JSON_ARRAY}, "description": "DICOM JSON (PS3.18 Annex F)."}
 }
 Tag = Annotated[str, Path(pattern=r"^[0-9A-Fa-f]{8}$", description="The tag of a bulk element, e.g. 7FE00010.")]
 
 
-async def _retrieve(request: Request, service: DicomWebDep, principal: PrincipalDep, target: Target) -> Response:
-    retrieval = await service.retrieve(principal, target, retrieve_syntax(accepted(request)))
-    return multipart_stream("application/dicom", retrieval.parts)
+async def _retrieve(
+    request: Request, service: DicomWebDep, archives: ArchivesDep, principal: PrincipalDep, target: Target
+) -> Response:
+    """Each part's ``Content-Location`` is its instance, the answer's the resource asked for (PS3.18 §10.4.3)."""
+    ranges = accepted(request)
+    if wanted := zip_range(ranges):  # PS3.18 §8.7.3 (Sup 211): the files as one ZIP, which a browser can save
+        archive = await archives.archive(
+            principal, target.study, target.series, target.instance, wanted.transfer_syntax
+        )
+        disposition = f'attachment; filename="{archive.filename}"'
+        return StreamingResponse(
+            archive.chunks, media_type=archive.media_type, headers={"Content-Disposition": disposition}
+        )
+    retrieval = await service.retrieve(principal, target, retrieve_syntax(ranges))
+    settings: Settings = request.app.state.settings
+    return multipart_stream("application/dicom", retrieval.parts, base_url(request, settings), location(request))
 
 
 async def _metadata(
@@ -50,47 +72,58 @@ async def _metadata(
 ) -> Response:
     check_json(accepted(request))
     body = await service.metadata(principal, target, base_url(request, settings))
-    return await json_answer(request, body)
+    return await json_answer(request, body, location(request))
 
 
-def _frames_answer(frames: list[Frame]) -> Response:
+def _frames_answer(request: Request, frames: list[Frame], urls: list[str]) -> Response:
+    """Frames or bulk values, each part with its ``Content-Location`` (PS3.18 §10.4.3.3.5, §10.4.3.3.6)."""
+
     def media(frame: Frame) -> str:
         return f"{frame.media_type}; transfer-syntax={frame.transfer_syntax}"
 
-    body, content_type = multipart_body((media(frame), frame.content) for frame in frames)
-    return Response(body, headers={"Content-Type": content_type})
+    body, content_type = multipart_body(((media(frame), frame.content) for frame in frames), urls)
+    return Response(body, headers=location(request, {"Content-Type": content_type}))
 
 
 # -- retrieve (PS3.18 10.4.1.1.1) ----------------------------------------------------------------
-@router.get("/studies/{study}", summary="WADO-RS retrieve a study", responses={**ERRORS, **MULTIPART})
-async def retrieve_study(request: Request, service: DicomWebDep, principal: PrincipalDep, study: StudyUID) -> Response:
-    """PS3.18 §10.4.1.1.1: every instance of the study, ``multipart/related; type="application/dicom"``."""
-    return await _retrieve(request, service, principal, Target(study))
+@router.get("/studies/{study}", summary="WADO-RS retrieve a study", responses={**ERRORS, **RETRIEVED})
+async def retrieve_study(
+    request: Request, service: DicomWebDep, archives: ArchivesDep, principal: PrincipalDep, study: StudyUID
+) -> Response:
+    """PS3.18 §10.4.1.1.1: every instance of the study, ``multipart/related; type="application/dicom"``,
+    or ``application/zip`` (``Accept`` or ``?accept=``): ``<series>/<instance>.dcm`` files as stored."""
+    return await _retrieve(request, service, archives, principal, Target(study))
 
 
-@router.get("/studies/{study}/series/{series}", summary="WADO-RS retrieve a series", responses={**ERRORS, **MULTIPART})
+@router.get("/studies/{study}/series/{series}", summary="WADO-RS retrieve a series", responses={**ERRORS, **RETRIEVED})
 async def retrieve_series(
-    request: Request, service: DicomWebDep, principal: PrincipalDep, study: StudyUID, series: SeriesUID
+    request: Request,
+    service: DicomWebDep,
+    archives: ArchivesDep,
+    principal: PrincipalDep,
+    study: StudyUID,
+    series: SeriesUID,
 ) -> Response:
     """PS3.18 §10.4.1.1.1: every instance of the series; ``transfer-syntax=*`` sends them as stored."""
-    return await _retrieve(request, service, principal, Target(study, series))
+    return await _retrieve(request, service, archives, principal, Target(study, series))
 
 
 @router.get(
     "/studies/{study}/series/{series}/instances/{instance}",
     summary="WADO-RS retrieve an instance",
-    responses={**ERRORS, **MULTIPART},
+    responses={**ERRORS, **RETRIEVED},
 )
 async def retrieve_instance(
     request: Request,
     service: DicomWebDep,
+    archives: ArchivesDep,
     principal: PrincipalDep,
     study: StudyUID,
     series: SeriesUID,
     instance: InstanceUID,
 ) -> Response:
     """PS3.18 §10.4.1.1.1: one instance; without ``transfer-syntax`` it is sent in Explicit VR Little Endian."""
-    return await _retrieve(request, service, principal, Target(study, series, instance))
+    return await _retrieve(request, service, archives, principal, Target(study, series, instance))
 
 
 # -- metadata (PS3.18 10.4.1.1.2) ----------------------------------------------------------------
@@ -152,8 +185,10 @@ async def retrieve_frames(
 ) -> Response:
     """PS3.18 §10.4.1.1.4: the frames as stored (``*/*``, ``transfer-syntax=*`` or their compressed media type)
     or decoded (``application/octet-stream``), one part each."""
-    target = Target(study, series, instance)
-    return _frames_answer(await service.frames(principal, target, frame_numbers(frames), accepted(request)))
+    target, numbers = Target(study, series, instance), frame_numbers(frames)
+    answer = await service.frames(principal, target, numbers, accepted(request))
+    instance_url = location(request)["Content-Location"].rsplit("/frames/", 1)[0]
+    return _frames_answer(request, answer, [f"{instance_url}/frames/{number}" for number in numbers])
 
 
 @router.get(
@@ -180,5 +215,10 @@ async def retrieve_bulkdata(
     best = accepted(request)[0]
     if len(parts) == 1 and not best.multipart and best.media_type == parts[0].media_type:
         (part,) = parts
-        return Response(part.content, media_type=f"{part.media_type}; transfer-syntax={part.transfer_syntax}")
-    return _frames_answer(parts)
+        media_type = f"{part.media_type}; transfer-syntax={part.transfer_syntax}"
+        return Response(part.content, media_type=media_type, headers=location(request))
+    bulk_url = location(request)["Content-Location"]  # the BulkDataURI of the metadata
+    instance_url = bulk_url.rsplit("/bulkdata/", 1)[0]
+    many = len(parts) > 1  # encapsulated Pixel Data: one part per frame, each named by its frame resource
+    urls = [f"{instance_url}/frames/{n}" if many else bulk_url for n in range(1, len(parts) + 1)]
+    return _frames_answer(request, parts, urls)
