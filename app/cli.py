@@ -1,6 +1,7 @@
 """The ``lightbox`` command: start the service (``lightbox`` or ``lightbox serve``), ``import`` files into
 a running service, ``check`` the index against the storage folder, ``reindex`` the storage folder
-(or ``--prune-missing`` rows whose file is gone), ``audit export`` the audit trail.
+(or ``--prune-missing`` rows whose file is gone), ``audit export`` the audit trail, ``migrate`` the
+index and exit (deploy pipelines), ``sweep`` orphaned blobs now.
 
 It is the production entry point: it validates every setting before anything starts (exit code 2
 and one line naming the variable), configures JSON logs for uvicorn and the app, runs
@@ -32,6 +33,7 @@ import uvicorn
 
 from app import access_cli
 from app.config import Settings, settings_from_environment
+from app.errors import LightboxError
 from app.logging import configure_logging, log_config
 from app.metrics import MULTIPROC_ENV
 
@@ -95,6 +97,66 @@ async def _migrate(settings: Settings) -> None:
         await index.close()
     if generated:
         announce_admin_password(generated)
+
+
+async def _migrate_only(settings: Settings) -> int:
+    """``lightbox migrate``: the schema at head (and ``admin`` on a first start with auth), then exit.
+
+    Replicas (or pipelines) starting together serialise on a PostgreSQL advisory lock
+    (:data:`app.index.migrate.MIGRATION_LOCK`): one migrates, the others find the schema at head.
+    """
+    from app.index.migrate import pending
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+
+    await _migrate(settings)
+    index = await SqlInstanceIndex.open(database_url(settings))  # a no-op now: reads the revision
+    try:
+        current, _ = await pending(index.engine)
+    finally:
+        await index.close()
+    print(f"index schema at revision {current} (head)")
+    return 0
+
+
+async def _sweep(settings: Settings, min_age: float | None, wait_seconds: float = 60.0) -> int:
+    """``lightbox sweep [--min-age SECONDS]``: one pass now (waiting for a replica that is sweeping); counts only.
+
+    The folder is judged first without writing anything (an unmounted or foreign folder is never
+    "all orphans"); an object store must answer. Staging folders are never touched.
+    """
+    from app.index.sql import SqlInstanceIndex
+    from app.main import database_url
+    from app.services.storage_guard import ObjectStoreGuard, StorageGuard
+    from app.services.sweeper import Sweeper
+    from app.storage.local import LocalBlobStore
+    from app.storage.stores import open_storage
+
+    storage = open_storage(settings)
+    index = await SqlInstanceIndex.open(database_url(settings))
+    try:
+        if isinstance(storage.store, LocalBlobStore):
+            found = await StorageGuard(storage.store, index).look()
+            if found.problem is not None:
+                print(f"lightbox sweep: refusing to sweep: {found.problem}", file=sys.stderr)
+                return 2
+        else:
+            await ObjectStoreGuard(storage.store).check()
+        sweeper = Sweeper(storage.store, index, storage.cache)
+        age = settings.sweep_min_age_seconds if min_age is None else min_age
+        deadline = time.monotonic() + wait_seconds
+        while (report := await sweeper.sweep(age)) is None:
+            if time.monotonic() > deadline:
+                print("lightbox sweep: another replica kept sweeping; nothing done", file=sys.stderr)
+                return 1
+            await asyncio.sleep(0.5)
+    except LightboxError as exc:
+        print(f"lightbox sweep: {exc.message}", file=sys.stderr)
+        return 2
+    finally:
+        await index.close()
+    print(f"swept: {report.summary()}")
+    return 1 if report.failed else 0
 
 
 WORKER_HEALTHCHECK_SECONDS = 30
@@ -327,6 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     reindexing.add_argument("--yes", action="store_true", help="with --prune-missing: really remove them")
     sub.add_parser("check", help="compare the index with the storage folder; exit status 1 when they disagree")
+    sub.add_parser("migrate", help="bring the index to the newest schema and exit (for deploy pipelines)")
+    sweeping = sub.add_parser("sweep", help="remove blobs without an index row now (one replica at a time)")
+    sweeping.add_argument(
+        "--min-age",
+        type=float,
+        metavar="SECONDS",
+        help="only blobs older than this (default LIGHTBOX_SWEEP_MIN_AGE_SECONDS; 0 only when no upload is running)",
+    )
     access_cli.add_parsers(sub)
     auditing = sub.add_parser("audit", help="the audit trail")
     audit_sub = auditing.add_subparsers(dest="audit_command", required=True)
@@ -340,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from_environment()
     if args.command == "check":
         return asyncio.run(_check(settings))
+    if args.command == "migrate":
+        return asyncio.run(_migrate_only(settings))
+    if args.command == "sweep":
+        if args.min_age is not None and args.min_age < 0:
+            parser.error("--min-age must be 0 or more seconds")
+        return asyncio.run(_sweep(settings, args.min_age))
     if args.command == "reindex" and args.prune_missing:
         return asyncio.run(_prune_missing(settings, args.yes))
     if args.command == "reindex":

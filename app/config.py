@@ -340,6 +340,19 @@ class Settings(BaseSettings):
         description="Audit records a worker may hold unwritten; when full, access to patient data is refused (503).",
     )
 
+    sweep_interval_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How often each replica offers to sweep orphaned blobs (one at a time, claimed through the "
+        "database); 0 = never in the background (`lightbox sweep` still does).",
+    )
+    sweep_min_age_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="A blob without an index row is removed by the sweeper only when older than this (uploads in "
+        "flight are younger).",
+    )
+
     grpc_port: int | None = Field(
         None, ge=1, le=65535, description="TCP port of the gRPC API (lightbox.v1.Lightbox); unset: no gRPC."
     )

@@ -12,6 +12,8 @@ An app given its ``Settings`` leaves logging to its embedder.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -49,6 +51,7 @@ from app.services.reindex import reconcile
 from app.services.renders import RenderService
 from app.services.shares import ShareService
 from app.services.study_archive import StudyArchiveService
+from app.services.sweeper import Sweeper
 from app.services.users import UserService
 from app.storage.stores import open_storage
 from app.tracing import install_tracing, tracing_from_environment
@@ -87,6 +90,17 @@ def announce_admin_password(password: str) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def start_sweeper(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
+    """This process's sweeper loop (claim-gated: one replica sweeps at a time); None when turned off."""
+    index, instances = app.state.index, app.state.instances
+    if settings.sweep_interval_seconds <= 0 or index.read_only:
+        return None
+    sweeper = Sweeper(
+        instances.store, index, instances.files, instances.guard.check, on_removed=app.state.metrics.swept
+    )
+    return asyncio.create_task(sweeper.run(settings.sweep_interval_seconds, settings.sweep_min_age_seconds))
 
 
 async def start_dimse(app: FastAPI, settings: Settings) -> DimseListener | None:
@@ -158,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if storage.cache is not None:
             app.state.caches["blobs"] = storage.cache
         await app.state.audit.start()
+        sweeping = start_sweeper(app, settings)
         dimse = None
         grpc_server = None
         try:
@@ -173,6 +188,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if not await app.state.in_flight.drained(timeout=SHUTDOWN_CLEANUP_SECONDS):
                 log.warning("stopping with requests still running: their staged files are removed at next start")
         finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeping
             if dimse is not None:
                 await dimse.stop()  # no association may still be recording when the audit trail closes
             if grpc_server is not None:

@@ -124,6 +124,11 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        self.swept_blobs = Counter(
+            "lightbox_swept_blobs",
+            "Orphaned blobs (no index row, older than the minimum age) removed by the sweeper.",
+            registry=self.registry,
+        )
         self.sandbox_restarts = Counter(
             "lightbox_decode_sandbox_restarts",
             "Decode worker pools replaced, by reason (crash, timeout).",
@@ -188,6 +193,10 @@ class Metrics:
 
     def reject_upload(self, reason: str) -> None:
         self.upload_rejections.labels(reason).inc()
+
+    def swept(self, blobs: int) -> None:
+        """The sweeper removed ``blobs`` orphaned blobs."""
+        self.swept_blobs.inc(blobs)
 
     def sandbox_replaced(self, reason: str) -> None:
         """The decode sandbox replaced its worker pool (a decoder crashed or overran its time)."""

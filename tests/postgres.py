@@ -52,6 +52,16 @@ class Cluster:
     url: str
     stop_command: Sequence[str] | None = None
     folder: Path | None = None
+    start_command: Sequence[str] | None = None
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (a database outage); :meth:`resume` starts it again."""
+        assert self.stop_command is not None, "a server the tests did not start is not theirs to stop"
+        subprocess.run(self.stop_command, check=True, capture_output=True, timeout=60)
+
+    def resume(self) -> None:
+        assert self.start_command is not None
+        subprocess.run(self.start_command, check=True, capture_output=True, timeout=120)
 
     def stop(self) -> None:
         if self.stop_command is not None:
@@ -68,8 +78,11 @@ def _as_unprivileged(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[Cluster]:
-    """initdb + pg_ctl start in a temporary folder; stopped and removed on exit."""
+def throwaway_cluster(extra_options: str = "") -> Iterator[Cluster]:
+    """initdb + pg_ctl start in a temporary folder; stopped and removed on exit.
+
+    ``extra_options``: more server options (``-c shared_preload_libraries=pg_stat_statements``).
+    """
     binaries = server_binaries()
     if binaries is None:
         raise FileNotFoundError("PostgreSQL's initdb and pg_ctl are not installed (Debian package `postgresql`)")
@@ -85,13 +98,15 @@ def throwaway_cluster() -> Iterator[Cluster]:
     # loopback only, no Unix socket; durability is irrelevant for a throwaway cluster
     options = (
         f"-c listen_addresses=127.0.0.1 -p {port} -k '' -c fsync=off -c synchronous_commit=off -c max_connections=200"
-    )
+        f" {extra_options}"
+    ).strip()
     pg_ctl = str(binaries / "pg_ctl")
     start = [pg_ctl, "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "-t", "60", "start"]
     cluster = Cluster(
         f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres",
         _as_unprivileged([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
         folder,
+        _as_unprivileged(start),
     )
     try:
         subprocess.run(_as_unprivileged(start), check=True, capture_output=True, timeout=120)

@@ -83,7 +83,7 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
 UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
 
 
-def refuse_unstorable_text(exc: SQLAlchemyError) -> None:
+def refuse_unstorable_text(exc: BaseException) -> None:
     """InvalidRequest if ``exc`` is PostgreSQL refusing a text value (its message, which quotes it, dropped)."""
     cause = getattr(exc, "orig", None)
     if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) in UNSTORABLE_TEXT_SQLSTATES:
@@ -100,7 +100,7 @@ async def guarded(action: Callable[[], Awaitable[T]]) -> T:
         return await action()
     except IntegrityError:
         raise
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:  # OSError: the server refused or dropped the connection (asyncpg)
         refuse_unstorable_text(exc)
         cause = getattr(exc, "orig", None) or exc
         raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc

@@ -85,7 +85,8 @@ def run_server(
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("LIGHTBOX_", "PROMETHEUS_", "UVICORN_"))}
     full_env = {
         **inherited,
-        "LIGHTBOX_STORAGE_DIR": str(storage),
+        # with an s3:// LIGHTBOX_STORAGE_URL, a storage folder as well would be refused (exit 2)
+        **({} if "LIGHTBOX_STORAGE_URL" in (env or {}) else {"LIGHTBOX_STORAGE_DIR": str(storage)}),
         "LIGHTBOX_PORT": str(port),
         "LIGHTBOX_HOST": "127.0.0.1",
         "LIGHTBOX_WORKERS": "1",
