@@ -13,7 +13,7 @@ import contextvars
 import hashlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,19 +39,6 @@ pytestmark = pytest.mark.anyio
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
     with s3_deployment(request, tmp_path) as values:
         yield Settings(**values)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://lightbox.test") as http:
-        yield http
 
 
 class GetCounter:
