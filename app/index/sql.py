@@ -538,6 +538,27 @@ class SqlInstanceIndex:
 
         return await self._guard(run)
 
+    async def names_between(self, low: str, high: str | None) -> set[str]:
+        """The stored names from ``low`` up to (not including) ``high`` (None: no bound), read by the
+        name's unique index: the sweeper asks one listing page's UUID range at a time, so a pass never
+        holds every name of a large index."""
+        condition = instances.c.name >= low if high is None else and_(instances.c.name >= low, instances.c.name < high)
+
+        async def run() -> set[str]:
+            async with self.engine.connect() as conn:
+                return {str(name) for name in (await conn.scalars(select(instances.c.name).where(condition))).all()}
+
+        return await self._guard(run)
+
+    async def holds_instances(self) -> bool:
+        """Whether the index holds any instance row at all (one row read, not a count)."""
+
+        async def run() -> bool:
+            async with self.engine.connect() as conn:
+                return (await conn.scalar(select(instances.c.id).limit(1))) is not None
+
+        return await self._guard(run)
+
     async def counts(self) -> dict[str, int]:
         """How many patients, studies, series and instances the index holds (for /metrics)."""
 

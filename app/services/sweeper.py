@@ -15,10 +15,12 @@ database, not a store of orphans: that pass removes nothing (``lightbox reindex`
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -31,6 +33,8 @@ from app.storage.base import BlobInfo, BlobStore, LocalFiles
 from app.storage.names import uuid_of_key
 
 log = logging.getLogger("lightbox.sweeper")
+#: Blobs compared with the index per query (one listing page of S3).
+PAGE = 1000
 #: The PostgreSQL advisory lock number of the sweeper's claim ("LBSW" in ASCII).
 SWEEP_LOCK = 0x4C425357
 JOB = "sweep"
@@ -63,6 +67,7 @@ class Sweeper:
         files: LocalFiles | None = None,
         storage_check: Callable[[], Awaitable[None]] | None = None,
         on_removed: Callable[[int], None] | None = None,
+        page_size: int = PAGE,
     ) -> None:
         self.store = store
         self.index = index
@@ -70,6 +75,7 @@ class Sweeper:
         self.claim = JobClaim(index.engine, JOB, SWEEP_LOCK)
         self.storage_check = storage_check  # raises while the storage looks wrong: then nothing is swept
         self.on_removed = on_removed
+        self.page_size = page_size
 
     async def sweep(self, min_age_seconds: float, due_after_seconds: float | None = None) -> SweepReport | None:
         """One pass if this replica gets the claim (and the job is due); None when it does not."""
@@ -82,17 +88,33 @@ class Sweeper:
         if self.storage_check is not None:
             await self.storage_check()  # an unmounted or foreign folder is never "all orphans"
         older_than_us = time.time_ns() // 1000 - int(min_age_seconds * 1_000_000)
-        listed = await to_thread.run_sync(lambda: list(self.store.list_blobs("", older_than_us)))
-        if not listed:
-            return SweepReport()
-        known = await self._keys()
-        if not known:
-            raise StorageLooksWrong(
-                f"the index holds no instance but the store holds {len(listed)} blob(s) older than the minimum "
-                "age: is LIGHTBOX_DATABASE_URL right? Nothing was swept"
-            )
+        listing = self.store.list_blobs("", older_than_us)
+        examined = removed = removed_bytes = failed = 0
+        # one listing page at a time, each compared with the index rows of its UUID range: a pass holds
+        # neither the whole listing nor every name of the index, however large both grow
+        while page := await to_thread.run_sync(_next_page, listing, self.page_size):
+            if not examined and not await self.index.holds_instances():
+                raise StorageLooksWrong(
+                    "the index holds no instance but the store holds blobs older than the minimum age: is "
+                    "LIGHTBOX_DATABASE_URL right? Nothing was swept"
+                )
+            examined += len(page)
+            page_removed, page_bytes, page_failed = await self._sweep_page(page)
+            removed, removed_bytes, failed = removed + page_removed, removed_bytes + page_bytes, failed + page_failed
+        if self.on_removed is not None and removed:
+            self.on_removed(removed)
+        report = SweepReport(examined, removed, removed_bytes, failed)
+        if removed or failed:
+            log.warning("sweep: %s", report.summary())
+        elif examined:
+            log.info("sweep: %s", report.summary())
+        return report
+
+    async def _sweep_page(self, page: list[BlobInfo]) -> tuple[int, int, int]:
+        """Remove the page's blobs that have no index row: how many, their bytes, how many failed."""
         # only keys of the server's shape: anything else under the prefix is not ours to judge
-        orphans = [blob for blob in listed if blob.key not in known and uuid_of_key(blob.key) is not None]
+        ours = [blob for blob in page if uuid_of_key(blob.key) is not None]
+        orphans = await self._without_row(ours)
         if orphans:  # asked again: a commit that landed while the first answer was read keeps its blob
             orphans = await self._without_row(orphans)
         removed = removed_bytes = failed = 0
@@ -109,26 +131,20 @@ class Sweeper:
                 await to_thread.run_sync(self.files.forget, blob.key)
             removed += 1
             removed_bytes += blob.size
-        if self.on_removed is not None and removed:
-            self.on_removed(removed)
-        report = SweepReport(len(listed), removed, removed_bytes, failed)
-        if removed or failed:
-            log.warning("sweep: %s", report.summary())
-        else:
-            log.info("sweep: %s", report.summary())
-        return report
-
-    async def _keys(self) -> set[str]:
-        keys = set()
-        for name in await self.index.names():
-            try:
-                keys.add(self.store.key_for(name))
-            except FileNotFound:
-                continue  # not a name of the server's shape: it keys no blob
-        return keys
+        return removed, removed_bytes, failed
 
     async def _without_row(self, blobs: list[BlobInfo]) -> list[BlobInfo]:
-        known = await self._keys()
+        """The blobs no index row names, asked by the range of their UUIDs (every stored name starts
+        with its blob's UUID, and UUIDs are lowercase hex of one length, so the range holds them all)."""
+        if not blobs:
+            return []
+        ids = sorted(str(uuid_of_key(blob.key)) for blob in blobs)
+        known = set()
+        for name in await self.index.names_between(ids[0], uuid_after(ids[-1])):
+            try:
+                known.add(self.store.key_for(name))
+            except FileNotFound:
+                continue  # not a name of the server's shape: it keys no blob
         return [blob for blob in blobs if blob.key not in known]
 
     async def run(self, interval_seconds: float, min_age_seconds: float) -> None:
@@ -145,3 +161,15 @@ class Sweeper:
                 log.warning("sweep skipped: %s", exc.message)
             except Exception as exc:  # never let the loop die: the next wake tries again
                 log.warning("sweep failed: %s", type(exc).__name__)
+
+
+def _next_page(listing: Iterator[BlobInfo], size: int) -> list[BlobInfo]:
+    """Up to ``size`` more blobs of a listing (blocking: run in a worker thread)."""
+    return list(itertools.islice(listing, size))
+
+
+def uuid_after(last_id: str) -> str | None:
+    """The next UUID after ``last_id`` as text: every name starting with ``last_id`` sorts before it,
+    in byte order and in PostgreSQL's language collations alike (hex digits against hex digits). None past the last."""
+    following = uuid.UUID(last_id).int + 1
+    return str(uuid.UUID(int=following)) if following < 1 << 128 else None

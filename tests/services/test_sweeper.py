@@ -5,8 +5,10 @@ claim); the background loop runs in the app; ``lightbox sweep`` prints counts, n
 from __future__ import annotations
 
 import os
+import random
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from app.errors import StorageLooksWrong
 from app.index.claims import JobClaim
 from app.index.sql import SqlInstanceIndex
 from app.main import create_app
-from app.services.sweeper import JOB, SWEEP_LOCK, Sweeper
+from app.services.sweeper import JOB, SWEEP_LOCK, Sweeper, uuid_after
 from app.storage.local import MARKER, LocalBlobStore
 from app.storage.names import new_stored_name, object_key
 from tests import seaweedfs
@@ -91,6 +93,38 @@ async def test_an_empty_index_beside_old_blobs_is_never_swept(tmp_path: Path, da
         with pytest.raises(StorageLooksWrong, match="holds no instance"):
             await Sweeper(store, application.state.index).sweep(HOUR)
         assert store.exists(name)
+
+
+async def test_a_pass_compares_the_index_page_by_page(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """Pages of three blobs, each compared with the rows of its UUID range: orphans between, before and
+    after the indexed blobs all go, every indexed blob stays, whichever page its neighbours fall on."""
+    application, http = served
+    store, index = application.state.instances.store, application.state.index
+    kept = [await stored(http, file) for file in ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "emri_small.dcm")]
+    kept.append(next(iter(await index.names() - set(kept))))  # the fixture's own upload
+    orphans = {orphan(store, 2 * HOUR) for _ in range(7)}
+    for name in kept:  # old enough to be judged, like the orphans
+        stamp = time.time() - 2 * HOUR
+        os.utime(store.path_of(name), (stamp, stamp))
+
+    report = await Sweeper(store, index, page_size=3).sweep(HOUR)
+
+    assert report is not None and (report.examined, report.removed, report.failed) == (12, 7, 0)
+    assert not any(store.exists(name) for name in orphans)
+    assert all(store.exists(name) for name in kept)
+
+
+async def test_names_between_bounds_a_uuid_range(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    application, _ = served
+    index = application.state.index
+    names = sorted(await index.names())
+    first, last = names[0][:36], names[-1][:36]
+
+    assert await index.names_between(first, None) == set(names)
+    assert await index.names_between(first, uuid_after(last)) == set(names)  # a name starting with ``last`` is in
+    assert await index.names_between(first, last) == set(names[:-1])  # up to, not including
+    assert await index.names_between(str(uuid_after(last)), None) == set()
+    assert await index.holds_instances()
 
 
 async def test_a_blob_whose_delete_did_not_finish_is_swept(served: tuple[FastAPI, httpx.AsyncClient]) -> None:
@@ -240,3 +274,35 @@ async def test_the_sweeper_on_postgresql_and_s3(tmp_path: Path, request: pytest.
             assert report is not None and (report.examined, report.removed, report.failed) == (4, 2, 0)
             keys = {blob.key for blob in instances.store.list_blobs()}
             assert keys == {object_key(kept), "operator-notes.txt"}
+
+
+async def test_a_uuid_range_holds_its_names_in_postgresql_language_collations(postgres_server: str) -> None:
+    """The sweeper's range query relies on stored names sorting by their UUID in the database's collation:
+    true in byte order (SQLite, ``C``) and, as checked here, in the glibc and ICU language collations a
+    PostgreSQL database is often created with (punctuation ignored first, digits before letters)."""
+    import asyncpg
+
+    random_ids = random.Random(15)
+    cases = []
+    for _ in range(400):
+        ids = sorted(str(uuid.UUID(int=random_ids.getrandbits(128), version=4)) for _ in range(5))
+        suffix = random_ids.choice(["-a.dcm", "-Zz~-..dcm", "-0.dcm", "--x.dcm", "-a_b.DCM", "-zzzzzzzz.dcm"])
+        name = random_ids.choice(ids) + suffix
+        cases.append((name, ids[1], str(uuid_after(ids[3])), ids[1] <= name[:36] <= ids[3]))
+    connection = await asyncpg.connect(postgres_server.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        collations = await connection.fetch(
+            "SELECT collname FROM pg_collation WHERE collname IN ('C', 'en_US', 'en_US.utf8', 'en-x-icu', 'und-x-icu')"
+        )
+        assert len(collations) >= 2
+        for (collation,) in collations:
+            answers = await connection.fetch(
+                f'SELECT n COLLATE "{collation}" >= lo AND n COLLATE "{collation}" < hi '
+                "FROM unnest($1::text[], $2::text[], $3::text[]) AS c(n, lo, hi)",
+                [case[0] for case in cases],
+                [case[1] for case in cases],
+                [case[2] for case in cases],
+            )
+            assert [answer[0] for answer in answers] == [case[3] for case in cases], collation
+    finally:
+        await connection.close()
