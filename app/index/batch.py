@@ -94,7 +94,7 @@ def _insert_row(conn: Connection, new: NewInstance, header_text: str) -> AddResu
             if transient(exc):
                 raise  # the lock or a deadlock is the batch's: the whole batch is retried
             cause = getattr(exc, "orig", None) or exc
-            return IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300])
+            return IndexUnavailable(f"the index database failed ({type(cause).__name__})")
     return IndexUnavailable("the index refused the new instance")
 
 

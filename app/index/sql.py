@@ -103,7 +103,7 @@ async def guarded(action: Callable[[], Awaitable[T]]) -> T:
     except (SQLAlchemyError, OSError) as exc:  # OSError: the server refused or dropped the connection (asyncpg)
         refuse_unstorable_text(exc)
         cause = getattr(exc, "orig", None) or exc
-        raise IndexUnavailable(f"the index database failed: {type(cause).__name__}: {cause}"[:300]) from exc
+        raise IndexUnavailable(f"the index database failed ({type(cause).__name__})") from exc
 
 
 def _name_is(name: str) -> ColumnElement[bool]:
