@@ -19,14 +19,20 @@ MIN_LENGTH = 8
 MAX_LENGTH = 1024
 
 
+def _secret(password: str) -> bytes:
+    """The password's UTF-8 bytes; a lone surrogate (JSON's ``"\\ud800"``) kept as its own bytes rather than
+    failing, so every string a client can send hashes and verifies (valid text encodes as plain UTF-8)."""
+    return password.encode("utf-8", "surrogatepass")
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher.hash(_secret(password))
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True if ``password`` matches; a missing user still costs one verification (no timing oracle)."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _DUMMY_HASH, _secret(password)) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

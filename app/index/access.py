@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.errors import Conflict
 from app.index.schema import api_keys, grants, login_tokens, shares, users
-from app.index.sql import guarded
+from app.index.sql import guarded, unstorable_text
 
 T = TypeVar("T")
 
@@ -70,9 +70,9 @@ class ShareRow:
 
 
 def _username_is(username: str) -> ColumnElement[bool]:
-    """``users.username = username``; false without asking for a name holding NUL (no user name can:
-    they are validated at creation, and PostgreSQL refuses NUL in text)."""
-    matches: ColumnElement[bool] = false() if "\x00" in username else users.c.username == username
+    """``users.username = username``; false without asking for a name no database can hold (NUL, a lone
+    surrogate): no user name holds one (they are validated at creation)."""
+    matches: ColumnElement[bool] = false() if unstorable_text(username) else users.c.username == username
     return matches
 
 

@@ -107,8 +107,8 @@ class SqlAuditLog:
     async def _guard(action: Callable[[], Awaitable[T]]) -> T:
         try:
             return await action()
-        except (SQLAlchemyError, OSError) as exc:  # OSError: the connection refused or dropped (asyncpg)
-            refuse_unstorable_text(exc)  # a search for text no record can hold (the service stores none)
+        except (SQLAlchemyError, OSError, UnicodeEncodeError) as exc:  # OSError: the connection refused or dropped
+            refuse_unstorable_text(exc)  # text no record can hold (InvalidRequest): a search's, or a record's
             cause = getattr(exc, "orig", None) or exc
             raise IndexUnavailable(f"the audit trail failed: {type(cause).__name__}"[:300]) from exc
 

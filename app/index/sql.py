@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -83,11 +84,27 @@ def _matches(column: Any, value: str, case_insensitive: bool = False) -> ColumnE
 UNSTORABLE_TEXT_SQLSTATES = {"22021", "22P05"}
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable_text(text: str) -> bool:
+    """Whether no index database can hold ``text``: a NUL (PostgreSQL's text refuses it) or a lone surrogate
+    (no driver can encode it as UTF-8; JSON's ``"\\ud800"`` makes one)."""
+    return "\x00" in text or (not text.isascii() and _LONE_SURROGATE.search(text) is not None)
+
+
 def refuse_unstorable_text(exc: BaseException) -> None:
-    """InvalidRequest if ``exc`` is PostgreSQL refusing a text value (its message, which quotes it, dropped)."""
+    """InvalidRequest if ``exc`` is the database or its driver refusing a text value (its message, which quotes
+    it, dropped): PostgreSQL's SQLSTATE for NUL, or the driver failing to encode a lone surrogate."""
     cause = getattr(exc, "orig", None)
     if (getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)) in UNSTORABLE_TEXT_SQLSTATES:
         raise InvalidRequest("a text value holds a character the index cannot store (NUL)") from None
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:  # asyncpg's encode error arrives wrapped, aiosqlite's bare
+        if isinstance(exc, UnicodeEncodeError):
+            raise InvalidRequest("a text value holds a character the index cannot store (a lone surrogate)") from None
+        seen.add(id(exc))
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__  # type: ignore[assignment]
 
 
 async def guarded(action: Callable[[], Awaitable[T]]) -> T:
@@ -100,7 +117,7 @@ async def guarded(action: Callable[[], Awaitable[T]]) -> T:
         return await action()
     except IntegrityError:
         raise
-    except (SQLAlchemyError, OSError) as exc:  # OSError: the server refused or dropped the connection (asyncpg)
+    except (SQLAlchemyError, OSError, UnicodeEncodeError) as exc:  # OSError: the server refused or dropped it
         refuse_unstorable_text(exc)
         cause = getattr(exc, "orig", None) or exc
         raise IndexUnavailable(f"the index database failed ({type(cause).__name__})") from exc

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from app.auth import policy
 from app.auth.principals import Principal
-from app.errors import AuditUnavailable, Forbidden
+from app.errors import AuditUnavailable, Forbidden, InvalidRequest
 from app.index.audit import AuditLog, AuditPage, AuditQuery, AuditRecord
 from app.logging import current_request, error_kind
 
@@ -49,6 +49,7 @@ MAX_DETAIL = 4096
 #: PostgreSQL's text cannot hold NUL (U+0000): one in a record would fail its whole batch, every retry
 #: (the trail would stall until access is refused). What callers typed is kept, NUL shown as U+FFFD.
 NUL, NUL_SHOWN = "\x00", "\ufffd"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,11 @@ Detail = Mapping[str, str | int | float | bool | None]
 
 
 def _text(value: str) -> str:
-    """``value`` storable by every index database (SQLite and PostgreSQL): NUL replaced."""
-    return value.replace(NUL, NUL_SHOWN) if NUL in value else value
+    """``value`` storable by every index database (SQLite and PostgreSQL): NUL and lone surrogates (which no
+    driver can encode as UTF-8; JSON's ``"\\ud800"`` makes one) replaced by U+FFFD."""
+    if NUL in value:
+        value = value.replace(NUL, NUL_SHOWN)
+    return value if value.isascii() else _LONE_SURROGATE.sub(NUL_SHOWN, value)
 
 
 def _clip(value: str | None, field: str) -> str | None:
@@ -297,8 +301,22 @@ class AuditService:
                 return
             try:
                 await self.store.append(batch)
+            except InvalidRequest:  # a record the database refuses would fail every retry of its batch
+                await self._write_each(batch)
             except BaseException:
                 self._pending[:0] = batch
+                raise
+
+    async def _write_each(self, batch: list[AuditRecord]) -> None:
+        """Write the batch record by record: one the database refuses is dropped (its log line keeps it), so
+        it never stalls the trail; if the database fails meanwhile, the unwritten rest stays queued, in order."""
+        for position, record in enumerate(batch):
+            try:
+                await self.store.append([record])
+            except InvalidRequest:
+                log.error("an audit record the database refuses was dropped; the log holds it")
+            except BaseException:
+                self._pending[:0] = batch[position:]
                 raise
 
     async def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,25 @@ async def test_the_database_refuses_to_rewrite_history(
 
 def test_times_are_iso_utc_with_microseconds() -> None:
     assert iso_time(1_764_658_051_123_456) == "2025-12-02T06:47:31.123456Z"
+
+
+async def test_text_no_database_can_encode_is_kept_readable_and_never_stalls_the_trail(audit: AuditService) -> None:
+    """A lone surrogate (JSON's ``"\\ud800"`` in a request body) cannot be encoded as UTF-8 by either database
+    driver; like NUL, it is stored as U+FFFD and the records after it are written."""
+    audit.record(LOCAL_ADMIN, Action.LOGIN, detail={"username": "a\ud800b\x00"}, name="x\udc80.dcm", reason="r\ud800")
+    audit.record(LOCAL_ADMIN, Action.LOGOUT)
+    records = await all_records(audit)
+    assert [r["action"] for r in records] == ["login", "logout"]
+    assert records[0]["detail"] == {"username": "a\ufffdb\ufffd"}
+    assert (records[0]["name"], records[0]["reason"]) == ("x\ufffd.dcm", "r\ufffd")
+
+
+async def test_a_record_the_database_refuses_is_dropped_alone(audit: AuditService) -> None:
+    """The net under :meth:`AuditService.record`'s cleaning: a record that reached the queue with text no
+    database holds (put there directly; ``record`` never queues one) fails its batch; the batch is then
+    written record by record, the refused one dropped, the others kept in order."""
+    audit.record(LOCAL_ADMIN, Action.LOGIN)
+    refused = replace(audit._pending[0], action="tag", name="x\ud800.dcm")
+    audit._pending.append(refused)
+    audit.record(LOCAL_ADMIN, Action.LOGOUT)
+    assert [r["action"] for r in await all_records(audit)] == ["login", "logout"]
