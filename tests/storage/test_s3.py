@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -109,4 +111,42 @@ def test_a_failed_multipart_upload_is_aborted(bucket: tuple[Any, str], connect: 
     assert uploads_in_progress(s3, name) == []
     assert "Contents" not in s3.list_objects_v2(Bucket=name)
     assert staged.path.exists()  # the caller discards it (the upload's undo)
+    staged.discard()
+
+
+def test_a_large_file_never_replaces_an_existing_object(
+    bucket: tuple[Any, str], connect: Callable[..., S3BlobStore]
+) -> None:
+    """A multipart upload cannot be conditional: the store refuses an existing key before it starts."""
+    s3, name = bucket
+    store = connect("lightbox", multipart_bytes=8 * MiB, part_bytes=5 * MiB)
+    key = new_stored_name("x.dcm")
+    first = staged_file(store, 1000)
+    kept = first.path.read_bytes()
+    store.put(first, key)
+    large = staged_file(store, 9 * MiB)
+    with pytest.raises(StorageUnavailable) as refused:
+        store.put(large, key)
+    assert key not in str(refused.value)
+    large.discard()
+    with store.open(key) as reader:
+        assert reader.read() == kept
+    assert uploads_in_progress(s3, name) == []
+
+
+def test_a_store_that_is_down_fails_fast_without_naming_keys(tmp_path: Path) -> None:
+    """Nothing listens on the endpoint: readiness, reads and puts fail within seconds, as
+    StorageUnavailable naming the failure's class only (a key names a stored file)."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    store = seaweedfs.blob_store(endpoint, "lightbox-down", "lightbox", tmp_path)
+    key = new_stored_name("Doe^Jane.dcm")
+    staged = staged_file(store, 1000)
+    started = time.monotonic()
+    for call in (store.ping, lambda: store.open(key), lambda: store.put(staged, key), lambda: list(store.list_blobs())):
+        with pytest.raises(StorageUnavailable) as failed:
+            call()
+        assert failed.value.message.startswith("the object store failed (") and key not in failed.value.message
+    assert time.monotonic() - started < 20
     staged.discard()
