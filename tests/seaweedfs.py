@@ -48,9 +48,11 @@ def _free(port: int) -> bool:
 
 
 def _ports() -> dict[str, int]:
-    """Four HTTP ports whose gRPC companions (port + 10000, SeaweedFS's rule) are free too."""
+    """Four HTTP ports whose gRPC companions (port + 10000, SeaweedFS's rule) are free too, all below
+    Linux's ephemeral range (32768-): a server started again on them cannot find one taken by a
+    client's outgoing connection."""
     while True:
-        base = random.randrange(20000, 40000, 10)
+        base = random.randrange(10000, 22760, 10)
         ports = {"master": base, "volume": base + 1, "filer": base + 2, "s3": base + 3}
         if all(_free(p) and _free(p + 10000) for p in ports.values()):
             return ports
