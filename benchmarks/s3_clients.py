@@ -96,10 +96,19 @@ def obstore_run(store: S3BlobStore, data: bytes, operations: int, threads: int) 
     put_rate, put_python = timed(lambda item: store.put(*item), uploads, threads)
     fetched = Path(tempfile.mkdtemp(prefix="s3-bench-"))
     get_rate, get_python = timed(lambda item: store.fetch_to(item[1], fetched / item[1]), uploads, threads)
-    for path in fetched.iterdir():
-        path.unlink()
-    fetched.rmdir()
+    check_fetched(fetched, data, operations)
     return put_rate, put_python, get_rate, get_python
+
+
+def check_fetched(folder: Path, data: bytes, operations: int) -> None:
+    """Every object put came back whole (else no figures), then the fetched copies go."""
+    copies = sorted(folder.iterdir())
+    whole = len(copies) == operations and all(path.stat().st_size == len(data) for path in copies)
+    if not whole or copies[0].read_bytes() != data:
+        raise SystemExit("an object did not come back as it was put: no figures")
+    for path in copies:
+        path.unlink()
+    folder.rmdir()
 
 
 def boto3_client(endpoint: str) -> Any:
@@ -144,9 +153,7 @@ def boto3_run(client: Any, store: S3BlobStore, bucket: str, data: bytes, operati
     get_rate, get_python = timed(get, uploads, CONCURRENCY)
     for file in staged:
         file.discard()
-    for path in fetched.iterdir():
-        path.unlink()
-    fetched.rmdir()
+    check_fetched(fetched, data, operations)
     return put_rate, put_python, get_rate, get_python
 
 
