@@ -10,9 +10,9 @@ Uploads are staged on local disk as for the folder (validated there), then put n
   once, its SHA-256 compared with the validated one, and exactly those bytes put with
   ``If-None-Match: *`` and their SHA-256 as the object's checksum (the store checks the transport);
 * from ``multipart_bytes`` on, a multipart upload in parts of ``part_bytes`` read from disk as they
-  go up (at most ``PART_CONCURRENCY`` + 1 parts in memory). S3 has no conditional multipart upload
-  in obstore, so a HEAD refuses an existing key first: keys are fresh server-made UUIDs, so a key
-  that appears between the HEAD and the completion cannot happen short of a UUID collision. The
+  go up (a few parts in memory, ``PART_CONCURRENCY`` in flight). obstore's multipart upload cannot
+  be conditional, so a HEAD refuses an existing key first; keys are fresh server-made UUIDs, so a
+  key that appears between the HEAD and the completion would take a UUID collision. The
   parts are hashed as they are read; if the whole file's SHA-256 differs from the validated one the
   part iterator raises before the last part, obstore aborts the upload, and no object appears.
 
