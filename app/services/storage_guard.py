@@ -183,7 +183,7 @@ class ObjectStoreGuard:
         self._trusted_until = 0.0
 
     async def check(self, throttle: bool = False) -> None:
-        """:class:`StorageUnavailable` unless the bucket answers a HEAD now."""
+        """:class:`StorageUnavailable` unless the bucket answers now (:meth:`S3BlobStore.ping`)."""
         try:
             await to_thread.run_sync(self.store.ping, abandon_on_cancel=True)
         except StorageUnavailable as exc:

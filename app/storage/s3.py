@@ -1,16 +1,25 @@
 """Blobs in an S3-compatible object store (AWS S3, SeaweedFS, MinIO, Ceph): :class:`app.storage.base.BlobStore`.
 
-Uploads are staged on local disk as for the folder (validated there), then put with
-``If-None-Match: *`` (never overwriting) and the staged file's SHA-256 as the object's checksum, so
-the store refuses bytes that changed on the way. The file is streamed from disk, never held in
-memory. Reads are ranged GETs behind a buffered, seekable reader: reading one frame of a large file
-fetches that range only; a whole object is fetched with one streamed GET into a local file (the
-read-through cache, :mod:`app.storage.blob_cache`). Files from ``multipart_bytes`` on go up as a
-multipart upload (parts read from disk one at a time, each with its SHA-256, the whole file's SHA-256
-checked against the staged one before completing; the completion is ``If-None-Match: *``; any
-failure aborts the upload, leaving no object and no upload in progress). One client per process,
-shared by the worker threads (boto3 clients are thread-safe): measured against aiobotocore and
-obstore in benchmarks/s3_clients.py.
+The client is obstore (Rust's ``object_store``; its blocking calls release the GIL, so the worker
+threads run in parallel): measured against boto3 in benchmarks/s3_clients.py. One store per process,
+shared by the worker threads.
+
+Uploads are staged on local disk as for the folder (validated there), then put never overwriting:
+
+* below ``multipart_bytes`` (32 MiB: the most one upload holds in memory) the staged file is read
+  once, its SHA-256 compared with the validated one, and exactly those bytes put with
+  ``If-None-Match: *`` and their SHA-256 as the object's checksum (the store checks the transport);
+* from ``multipart_bytes`` on, a multipart upload in parts of ``part_bytes`` read from disk as they
+  go up (a few parts in memory, ``PART_CONCURRENCY`` in flight). obstore's multipart upload cannot
+  be conditional, so a HEAD refuses an existing key first; keys are fresh server-made UUIDs, so a
+  key that appears between the HEAD and the completion would take a UUID collision. The
+  parts are hashed as they are read; if the whole file's SHA-256 differs from the validated one the
+  part iterator raises before the last part, obstore aborts the upload, and no object appears.
+
+Reads are ranged GETs behind a buffered, seekable reader: reading one frame of a large file fetches
+that range only; a whole object is fetched with one streamed GET into a local file (the read-through
+cache, :mod:`app.storage.blob_cache`). Errors name the failure's class, never a key (keys name
+stored files).
 
 Keys are ``<uuid>.dcm`` (:func:`app.storage.names.object_key`): the client's file name, which may
 carry a patient's name, never reaches the store.
@@ -18,16 +27,19 @@ carry a patient's name, never reaches the store.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import hashlib
 import io
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import obstore
+from obstore.exceptions import BaseError
+from obstore.store import S3Store
 
 from app.config import S3Location
 from app.errors import FileNotFound, StorageUnavailable
@@ -35,49 +47,40 @@ from app.storage.base import BlobInfo, Staged
 from app.storage.local import StagedFile, clear_staging
 from app.storage.names import object_key
 
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Config
+
 READ_BUFFER = 1 << 20  # one ranged GET fetches at least this much
-MULTIPART_BYTES = 64 << 20  # files from this size go up in parts
-PART_BYTES = 16 << 20  # S3 parts are 5 MiB at least (but the last)
+MULTIPART_BYTES = 32 << 20  # files from this size go up in parts (smaller ones are held in memory once)
+PART_BYTES = 8 << 20  # S3 parts are 5 MiB at least (but the last)
+PART_CONCURRENCY = 2  # parts of one upload in flight at once
 FETCH_CHUNK = 1 << 20
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,250}$")
+_PING = ".readyz/"  # a prefix no key has (keys start with a letter or digit)
+
+#: what a call to the store raises when it fails (obstore's errors, I/O and timeouts as OSError)
+_FAILURES = (BaseError, OSError, ValueError, RuntimeError)
 
 
-_LOADER: list[Any] = []  # botocore's model loader, parsed once per process (its JSON takes ~0.5 s)
+def _unavailable(exc: BaseException) -> StorageUnavailable:
+    """The store's failure, named by its class only (never a key, which names a stored file)."""
+    return StorageUnavailable(f"the object store failed ({type(exc).__name__})")
 
 
-def _botocore_session() -> Any:
-    """A fresh botocore session (credentials read from the environment now) sharing the parsed models."""
-    import botocore.session
-
-    session = botocore.session.get_session()
-    if _LOADER:
-        session.register_component("data_loader", _LOADER[0])
-    else:
-        _LOADER.append(session.get_component("data_loader"))
-    return session
+def _gone() -> FileNotFound:
+    return FileNotFound("the stored file is no longer in the object store")
 
 
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
-
-
-def _missing(exc: Exception) -> bool:
-    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
-    return code in {"404", "NoSuchKey", "NotFound"}
-
-
-def _unavailable(exc: Exception) -> StorageUnavailable:
-    """The store's failure, named by its error code only (never a key, which names a stored file)."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-    return StorageUnavailable(f"the object store failed ({code})")
+class _Changed(Exception):
+    """The staged file's bytes are not the validated ones (raised inside obstore's part iterator)."""
 
 
 class _RangedObject(io.RawIOBase):
     """A seekable raw reader of one object: each read is a ranged GET (``Range: bytes=a-b``)."""
 
-    def __init__(self, client: Any, bucket: str, key: str, size: int) -> None:
+    def __init__(self, store: S3Store, path: str, size: int) -> None:
         super().__init__()
-        self._client, self._bucket, self._key, self._size = client, bucket, key, size
+        self._store, self._path, self._size = store, path, size
         self._position = 0
 
     def readable(self) -> bool:
@@ -98,13 +101,11 @@ class _RangedObject(io.RawIOBase):
         wanted = min(len(buffer), self._size - self._position)
         if wanted <= 0:
             return 0
-        end = self._position + wanted - 1
         try:
-            answer = self._client.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{end}")
-            data = answer["Body"].read()
-        except Exception as exc:
-            if _missing(exc):
-                raise FileNotFound("the stored file is no longer in the object store") from None
+            data = memoryview(obstore.get_range(self._store, self._path, start=self._position, length=wanted))
+        except FileNotFoundError:
+            raise _gone() from None
+        except _FAILURES as exc:
             raise _unavailable(exc) from None
         memoryview(buffer)[: len(data)] = data
         self._position += len(data)
@@ -116,42 +117,55 @@ class S3BlobStore:
 
     def __init__(
         self,
-        client: Any,
-        bucket: str,
+        store: S3Store,
         prefix: str,
         staging: Path,
         multipart_bytes: int = MULTIPART_BYTES,
         part_bytes: int = PART_BYTES,
     ) -> None:
-        self.client = client
-        self.bucket = bucket
+        self.store = store
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.staging = staging
         self.multipart_bytes, self.part_bytes = multipart_bytes, part_bytes
 
     @classmethod
-    def connect(cls, where: S3Location, endpoint_url: str | None, staging: Path) -> S3BlobStore:
-        """The process's one client, from the standard AWS credential chain (``AWS_ACCESS_KEY_ID``, ...).
+    def connect(
+        cls,
+        where: S3Location,
+        endpoint_url: str | None,
+        staging: Path,
+        credentials: Mapping[str, str] | None = None,
+        **sizes: int,
+    ) -> S3BlobStore:
+        """The process's one store. Credentials and region come from the standard AWS environment
+        (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION`` or
+        ``AWS_DEFAULT_REGION``, default ``us-east-1``; or web identity, container or instance
+        credentials) unless ``credentials`` (``access_key_id``, ``secret_access_key``) are given.
 
-        Short connect timeouts and few retries: a store that is down answers 503 within seconds
-        rather than holding requests; the client reconnects by itself when the store returns.
+        A short connect timeout, a bounded request time and two retries: a store that is down
+        answers 503 within seconds rather than holding requests; connections are made again when
+        it returns. A custom endpoint is addressed path-style; plain ``http://`` is allowed for it.
         """
-        import boto3
-        import botocore.config
-
-        config = botocore.config.Config(
-            s3={"addressing_style": "path"} if endpoint_url else {},
-            retries={"max_attempts": 2, "mode": "standard"},
-            connect_timeout=3,
-            read_timeout=30,
-            max_pool_connections=64,
-            request_checksum_calculation="when_required",  # ours: SHA-256 of the staged file
-            response_checksum_validation="when_required",
-        )
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        session = boto3.session.Session(botocore_session=_botocore_session())
-        client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
-        return cls(client, where.bucket, where.prefix, staging)
+        config: S3Config = {
+            "region": region,
+            "conditional_put": "etag",  # mode="create" sends If-None-Match: *
+            "checksum_algorithm": "SHA256",  # each body's SHA-256 sent along: the store checks the transport
+        }
+        if endpoint_url:
+            config["endpoint"] = endpoint_url
+            config["virtual_hosted_style_request"] = False
+        if credentials:
+            config["access_key_id"] = credentials["access_key_id"]
+            config["secret_access_key"] = credentials["secret_access_key"]
+        client: ClientConfig = {
+            "allow_http": bool(endpoint_url and endpoint_url.startswith("http://")),
+            "connect_timeout": timedelta(seconds=3),
+            "timeout": timedelta(seconds=30),
+        }
+        retry: RetryConfig = {"max_retries": 2, "retry_timeout": timedelta(seconds=10)}
+        store = S3Store(where.bucket, config=config, client_options=client, retry_config=retry)
+        return cls(store, where.prefix, staging, **sizes)
 
     def prepare(self) -> int:
         """Create the staging folder and remove what a crash left in it; return how many."""
@@ -162,10 +176,13 @@ class S3BlobStore:
         return object_key(name)
 
     def ping(self) -> None:
-        """The bucket answers (readiness): :class:`StorageUnavailable` otherwise."""
+        """The bucket answers a listing (readiness): :class:`StorageUnavailable` otherwise.
+
+        One page of a prefix no key has: fails when the store is down or the bucket is missing.
+        """
         try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except Exception as exc:
+            obstore.list_with_delimiter(self.store, prefix=self.prefix + _PING)
+        except _FAILURES as exc:
             raise _unavailable(exc) from None
 
     def _object(self, key: str) -> str:
@@ -178,7 +195,7 @@ class S3BlobStore:
         return StagedFile(self.staging / f"{os.getpid()}-{uuid.uuid4().hex}.part")
 
     def put(self, staged: Staged, key: str) -> None:
-        """Stream the staged file up, refused if the key exists or the bytes differ from its SHA-256."""
+        """Put the staged file's validated bytes, refused if the key exists or the bytes changed."""
         if not isinstance(staged, StagedFile):
             raise TypeError("the object store publishes only files staged on local disk")
         target = self._object(key)
@@ -186,54 +203,48 @@ class S3BlobStore:
             if staged.size >= self.multipart_bytes:
                 self._put_parts(staged, target)
             else:
-                with staged.path.open("rb") as body:
-                    self.client.put_object(
-                        Bucket=self.bucket,
-                        Key=target,
-                        Body=body,
-                        ContentLength=staged.size,
-                        IfNoneMatch="*",
-                        ChecksumSHA256=_b64(bytes.fromhex(staged.sha256)),
-                    )
-        except StorageUnavailable:
-            raise
-        except Exception as exc:
+                data = staged.path.read_bytes()  # below multipart_bytes: bounded
+                if hashlib.sha256(data).hexdigest() != staged.sha256:
+                    raise _Changed
+                obstore.put(self.store, target, data, mode="create", use_multipart=False)
+        except _Changed:
+            raise StorageUnavailable("the staged file changed on disk after it was validated") from None
+        except _FAILURES as exc:
             raise _unavailable(exc) from None
         staged.discard()
 
     def _put_parts(self, staged: StagedFile, target: str) -> None:
-        """A multipart upload, one part in memory at a time; aborted (no trace left) on any failure."""
-        started = self.client.create_multipart_upload(Bucket=self.bucket, Key=target, ChecksumAlgorithm="SHA256")
-        upload_id = started["UploadId"]
-        parts: list[dict[str, Any]] = []
-        whole = hashlib.sha256()
-        try:
+        """A multipart upload read from disk part by part; aborted by obstore when the parts fail."""
+        if self._size_at(target) is not None:  # obstore's multipart upload cannot be conditional
+            raise StorageUnavailable("the object store already holds this key")
+        changed = False
+
+        def parts() -> Iterator[bytes]:
+            nonlocal changed
+            whole = hashlib.sha256()
             with staged.path.open("rb") as body:
-                while data := body.read(self.part_bytes):
+                data = body.read(self.part_bytes)
+                while data:
                     whole.update(data)
-                    number = len(parts) + 1
-                    checksum = _b64(hashlib.sha256(data).digest())
-                    answer = self.client.upload_part(
-                        Bucket=self.bucket,
-                        Key=target,
-                        UploadId=upload_id,
-                        PartNumber=number,
-                        Body=data,
-                        ChecksumSHA256=checksum,
-                    )
-                    parts.append({"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum})
-            if whole.hexdigest() != staged.sha256:  # as a single PUT's whole-object checksum: validated bytes only
-                raise StorageUnavailable("the staged file changed on disk after it was validated")
-            self.client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=target,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                IfNoneMatch="*",
+                    following = body.read(self.part_bytes)
+                    if not following and whole.hexdigest() != staged.sha256:
+                        changed = True  # before the last part: obstore aborts, the upload never completes
+                        raise _Changed
+                    yield data
+                    data = following
+
+        try:
+            obstore.put(
+                self.store,
+                target,
+                parts(),
+                use_multipart=True,
+                chunk_size=self.part_bytes,
+                max_concurrency=PART_CONCURRENCY,
             )
-        except BaseException:
-            with contextlib.suppress(Exception):  # else the store's expiry of incomplete uploads cleans up
-                self.client.abort_multipart_upload(Bucket=self.bucket, Key=target, UploadId=upload_id)
+        except Exception:
+            if changed:
+                raise _Changed from None
             raise
 
     def fetch_to(self, key: str, target: Path) -> int:
@@ -242,59 +253,67 @@ class S3BlobStore:
         FileNotFound when absent. The caller renames ``target`` into place when it is complete.
         """
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._object(key))
-            size = 0
-            with target.open("wb") as writer:
-                for chunk in answer["Body"].iter_chunks(FETCH_CHUNK):
-                    writer.write(chunk)
-                    size += len(chunk)
-            return size
-        except FileNotFound:
-            raise
-        except OSError:
-            raise
-        except Exception as exc:
-            if _missing(exc):
-                raise FileNotFound("the stored file is no longer in the object store") from None
+            stream = obstore.get(self.store, self._object(key)).stream(min_chunk_size=FETCH_CHUNK)
+        except FileNotFoundError:
+            raise _gone() from None
+        except _FAILURES as exc:
             raise _unavailable(exc) from None
+        size = 0
+        with target.open("wb") as writer:
+            while True:
+                try:
+                    chunk = next(stream)
+                except StopIteration:
+                    return size
+                except _FAILURES as exc:
+                    raise _unavailable(exc) from None
+                writer.write(chunk)
+                size += len(chunk)
 
-    def _size(self, key: str) -> int | None:
+    def _size_at(self, path: str) -> int | None:
         try:
-            return int(self.client.head_object(Bucket=self.bucket, Key=self._object(key))["ContentLength"])
-        except FileNotFound:
+            return int(obstore.head(self.store, path)["size"])
+        except FileNotFoundError:
             return None
-        except Exception as exc:
-            if _missing(exc):
-                return None
+        except _FAILURES as exc:
             raise _unavailable(exc) from None
 
     def open(self, key: str) -> BinaryIO:
-        size = self._size(key)
+        path = self._object(key)
+        size = self._size_at(path)
         if size is None:
             raise FileNotFound(f"no stored file is named {key[:80]!r}")
-        raw = _RangedObject(self.client, self.bucket, self._object(key), size)
-        return io.BufferedReader(raw, buffer_size=READ_BUFFER)
+        return io.BufferedReader(_RangedObject(self.store, path, size), buffer_size=READ_BUFFER)
 
     def exists(self, key: str) -> bool:
-        return self._size(key) is not None
+        try:
+            return self._size_at(self._object(key)) is not None
+        except FileNotFound:
+            return False
 
     def delete(self, key: str) -> None:
         if not self.exists(key):
             raise FileNotFound(f"no stored file is named {key[:80]!r}")
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
-        except Exception as exc:
+            obstore.delete(self.store, self._object(key))
+        except _FAILURES as exc:
             raise _unavailable(exc) from None
 
     def list_blobs(self, prefix: str = "", older_than_us: int | None = None) -> Iterator[BlobInfo]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+        """Objects directly under the store's prefix whose key starts with ``prefix``.
+
+        obstore lists by whole path segments, so a key prefix is matched here, over the listing of
+        the store's prefix (the sweeper, its one caller in the service, lists everything).
+        """
         try:
-            for page in pages:
-                for entry in page.get("Contents", []):
-                    key = str(entry["Key"])[len(self.prefix) :]
-                    modified_at_us = int(entry["LastModified"].timestamp() * 1_000_000)
-                    if "/" in key or (older_than_us is not None and modified_at_us >= older_than_us):
+            for page in obstore.list(self.store, prefix=self.prefix.rstrip("/") or None, chunk_size=1000):
+                for entry in page:
+                    key = entry["path"][len(self.prefix) :]
+                    modified_at_us = int(entry["last_modified"].timestamp() * 1_000_000)
+                    if "/" in key or not key.startswith(prefix):
                         continue
-                    yield BlobInfo(key, int(entry["Size"]), modified_at_us)
-        except Exception as exc:
+                    if older_than_us is not None and modified_at_us >= older_than_us:
+                        continue
+                    yield BlobInfo(key, int(entry["size"]), modified_at_us)
+        except _FAILURES as exc:
             raise _unavailable(exc) from None

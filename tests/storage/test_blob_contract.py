@@ -13,7 +13,6 @@ from app.errors import FileNotFound
 from app.storage.base import BlobStore
 from app.storage.local import LocalBlobStore
 from app.storage.names import new_stored_name
-from app.storage.s3 import S3BlobStore
 from tests import seaweedfs
 
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB, every byte value
@@ -26,9 +25,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
         local.prepare()
         yield local
         return
-    s3 = seaweedfs.client(request.getfixturevalue("s3_endpoint"))
-    with seaweedfs.fresh_bucket(s3) as bucket:
-        yield S3BlobStore(s3, bucket, "lightbox/instances", tmp_path / "staging")
+    endpoint = request.getfixturevalue("s3_endpoint")
+    with seaweedfs.fresh_bucket(seaweedfs.client(endpoint)) as bucket:
+        yield seaweedfs.blob_store(endpoint, bucket, "lightbox/instances", tmp_path / "staging")
 
 
 def put(store: BlobStore, data: bytes, key: str | None = None) -> str:

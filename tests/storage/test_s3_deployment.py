@@ -3,7 +3,7 @@
 Object keys carry no patient data; reads go through the bounded read-through blob cache (a repeated
 view makes no GET, concurrent readers fetch once, the budget holds, a delete drops the copy); a
 store that goes away answers 503 and the service recovers by itself. Real SeaweedFS, real
-PostgreSQL; requests are counted with botocore's own event hooks on the app's real client.
+PostgreSQL; object reads are counted on the app's real store (its fetch and open calls, wrapped).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import contextvars
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,16 +42,22 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
 
 
 class GetCounter:
-    """Counts the GetObject calls a real boto3 client makes (botocore's before-call event)."""
+    """Counts the reads of objects a real store makes: each ``fetch_to`` (one GET of the whole object)
+    and each ``open`` (ranged GETs), wrapped on this one instance; the calls themselves run as ever."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, store: S3BlobStore) -> None:
         self.count = 0
         self._lock = threading.Lock()
-        client.meta.events.register("before-call.s3.GetObject", self._seen)
+        for method in ("fetch_to", "open"):
+            setattr(store, method, self._counting(getattr(store, method)))
 
-    def _seen(self, **_: Any) -> None:
-        with self._lock:
-            self.count += 1
+    def _counting(self, call: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any) -> Any:
+            with self._lock:
+                self.count += 1
+            return call(*args)
+
+        return counted
 
 
 def patient_file(tmp_path: Path) -> bytes:
@@ -80,7 +86,7 @@ async def test_repeated_views_fetch_the_object_once_and_delete_drops_the_copy(
     data = sample("CT_small.dcm").read_bytes()
     name = (await client.post("/upload", files={"file": ("ct.dcm", data)})).json()["name"]
     store: S3BlobStore = app.state.instances.store
-    gets = GetCounter(store.client)
+    gets = GetCounter(store)
     for size in (64, 32, 16):  # different renders: the render cache cannot answer, the file is read each time
         response = await client.get(f"/dicomFile/{name}", params={"png": "", "size": size})
         assert response.status_code == 200
@@ -98,9 +104,8 @@ async def test_repeated_views_fetch_the_object_once_and_delete_drops_the_copy(
 
 
 def test_cache_budget_lru_and_single_fetch(tmp_path: Path, s3_endpoint: str) -> None:
-    s3 = seaweedfs.client(s3_endpoint)
-    with seaweedfs.fresh_bucket(s3) as bucket:
-        store = S3BlobStore(s3, bucket, "instances", tmp_path / "staging")
+    with seaweedfs.fresh_bucket(seaweedfs.client(s3_endpoint)) as bucket:
+        store = seaweedfs.blob_store(s3_endpoint, bucket, "instances", tmp_path / "staging")
         keys = []
         for index in range(5):
             staged = store.stage()
@@ -109,7 +114,7 @@ def test_cache_budget_lru_and_single_fetch(tmp_path: Path, s3_endpoint: str) -> 
             key = object_key(new_stored_name("x.dcm"))
             store.put(staged, key)
             keys.append(key)
-        gets = GetCounter(s3)
+        gets = GetCounter(store)
         cache = BlobCache(store, tmp_path / "cache", budget=250_000)  # room for two copies
         cache.prepare()
         with ThreadPoolExecutor(8) as pool:  # eight readers of one key at once: one fetch
@@ -134,9 +139,8 @@ def test_cache_budget_lru_and_single_fetch(tmp_path: Path, s3_endpoint: str) -> 
 def test_copies_handed_out_to_a_holder_are_not_evicted_before_it_ends(tmp_path: Path, s3_endpoint: str) -> None:
     """A budget smaller than what is read at once: without a holder the first path is gone before its
     reader opens it; inside :func:`holding` every path handed out stays until the block ends."""
-    s3 = seaweedfs.client(s3_endpoint)
-    with seaweedfs.fresh_bucket(s3) as bucket:
-        store = S3BlobStore(s3, bucket, "instances", tmp_path / "staging")
+    with seaweedfs.fresh_bucket(seaweedfs.client(s3_endpoint)) as bucket:
+        store = seaweedfs.blob_store(s3_endpoint, bucket, "instances", tmp_path / "staging")
         keys = []
         for index in range(3):
             staged = store.stage()
