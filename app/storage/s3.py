@@ -6,8 +6,9 @@ shared by the worker threads.
 
 Uploads are staged on local disk as for the folder (validated there), then put never overwriting:
 
-* below ``multipart_bytes`` (32 MiB: the most one upload holds in memory) the staged file is read
-  once, its SHA-256 compared with the validated one, and exactly those bytes put with
+* below ``multipart_bytes`` (8 MiB, one part's size: obstore holds a conditional put's body in
+  memory, so only files no larger than a part go that way) the staged file is read once, its
+  SHA-256 compared with the validated one, and exactly those bytes put with
   ``If-None-Match: *`` and their SHA-256 as the object's checksum (the store checks the transport);
 * from ``multipart_bytes`` on, a multipart upload in parts of ``part_bytes`` read from disk as they
   go up (a few parts in memory, ``PART_CONCURRENCY`` in flight). obstore's multipart upload cannot
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
 READ_BUFFER = 1 << 20  # one ranged GET fetches at least this much
-MULTIPART_BYTES = 32 << 20  # files from this size go up in parts (smaller ones are held in memory once)
+MULTIPART_BYTES = 8 << 20  # files from this size go up in parts (smaller ones are held in memory once)
 PART_BYTES = 8 << 20  # S3 parts are 5 MiB at least (but the last)
 PART_CONCURRENCY = 2  # parts of one upload in flight at once
 FETCH_CHUNK = 1 << 20
