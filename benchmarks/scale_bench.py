@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import os
 import statistics
 import tempfile
 import time
@@ -66,6 +67,8 @@ class Result:
     name: str
     rates: dict[str, float] = field(default_factory=dict)  # files/s or renders/s
     p50: dict[str, float] = field(default_factory=dict)
+    #: CPU ms per request of each part: "lightbox" (the replicas), "store" (SeaweedFS), "database" (PostgreSQL)
+    cpu_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     statements_per_upload: float | None = None
     transactions_per_upload: float | None = None
 
@@ -99,8 +102,44 @@ class Counters:
 Files = list[tuple[str, bytes]]
 
 
+class CpuMeter:
+    """CPU seconds used so far by the replicas (their process sessions: workers and decode sandboxes),
+    SeaweedFS (``weed``) and PostgreSQL (``postgres``), from /proc: what each part costs per request,
+    apart from the others that share these cores."""
+
+    def __init__(self, replica_sessions: list[int]) -> None:
+        self.replica_sessions = set(replica_sessions)
+
+    def read(self) -> dict[str, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        used = {"lightbox": 0, "store": 0, "database": 0}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue  # exited meanwhile
+            command = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            session, cpu = int(fields[3]), sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+            if session in self.replica_sessions:
+                used["lightbox"] += cpu
+            elif command == "weed":
+                used["store"] += cpu
+            elif command == "postgres":
+                used["database"] += cpu
+        return {part: value / ticks for part, value in used.items()}
+
+
 def measure(
-    name: str, url: str, files: tuple[Files, Files], render: Path, renders: int, counters: Counters | None
+    name: str,
+    url: str,
+    files: tuple[Files, Files],
+    render: Path,
+    renders: int,
+    counters: Counters | None,
+    meter: CpuMeter,
 ) -> Result:
     """Uploads (small, then large) at concurrency 8, counted on the database; then repeated renders of ``render``."""
     small, large = files
@@ -108,7 +147,9 @@ def measure(
     statements = transactions = 0
     for label, batch in (("upload small", small), ("upload 3.6 MB", large)):
         before = counters.read() if counters else (0, 0)
+        cpu_start = meter.read()
         rate, latencies = asyncio.run(upload_all(url, batch, CONCURRENCY))
+        result.cpu_ms[label] = per_request(cpu_start, meter.read(), len(batch))
         after = counters.read() if counters else (0, 0)
         statements += after[0] - before[0] - 3  # our own three statements per read
         transactions += after[1] - before[1] - 3  # ours too, flushed when our connection ends
@@ -125,23 +166,32 @@ def measure(
             stored.raise_for_status()
             target = f"/dicomFile/{stored.json()['name']}?png"
             await run_renders(client, [target] * CONCURRENCY, CONCURRENCY)  # every replica's cache warm
+            cpu_before.update(meter.read())
             return await run_renders(client, [target] * renders, CONCURRENCY)
 
+    cpu_before: dict[str, float] = {}
     rate, latencies = asyncio.run(repeated())
+    result.cpu_ms["repeated render"] = per_request(cpu_before, meter.read(), renders)
     result.rates["repeated render"], result.p50["repeated render"] = rate, statistics.median(latencies)
     return result
 
 
+def per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+    return {part: (after[part] - before[part]) * 1000 / requests for part in after}
+
+
 @contextlib.contextmanager
-def replicas(work: Path, count: int, env: dict[str, str]) -> Iterator[list[str]]:
+def replicas(work: Path, count: int, env: dict[str, str]) -> Iterator[tuple[list[str], CpuMeter]]:
+    """``count`` replicas (one worker each): their URLs and a meter of their CPU."""
     with contextlib.ExitStack() as stack:
-        urls = []
+        urls, sessions = [], []
         for number in range(count):
             folder = work / f"replica-{number}"
             folder.mkdir()
             server = stack.enter_context(run_server(folder, work / "storage", env={**env, "LIGHTBOX_WORKERS": "1"}))
             urls.append(server.url)
-        yield urls
+            sessions.append(server.process.pid)  # its own session (start_new_session): workers and sandboxes too
+        yield urls, CpuMeter(sessions)
 
 
 def table(results: list[Result]) -> str:
@@ -161,6 +211,19 @@ def table(results: list[Result]) -> str:
     lines.append("|---|" + "---|" * len(labels))
     for result in results[1:]:
         ratios = [f"{base.rates[label] / result.rates[label]:.2f}x" for label in labels]
+        lines.append(f"| {result.name} | " + " | ".join(ratios) + " |")
+    lines += ["", "| CPU ms per request: lightbox / store / database | " + " | ".join(labels) + " |"]
+    lines.append("|---|" + "---|" * len(labels))
+    for result in results:
+        cells = [
+            " / ".join(f"{result.cpu_ms[label][part]:.1f}" for part in ("lightbox", "store", "database"))
+            for label in labels
+        ]
+        lines.append(f"| {result.name} | " + " | ".join(cells) + " |")
+    lines += ["", "| lightbox CPU per request vs. 1 replica SQLite + folder | " + " | ".join(labels) + " |"]
+    lines.append("|---|" + "---|" * len(labels))
+    for result in results[1:]:
+        ratios = [f"{result.cpu_ms[label]['lightbox'] / base.cpu_ms[label]['lightbox']:.2f}x" for label in labels]
         lines.append(f"| {result.name} | " + " | ".join(ratios) + " |")
     return "\n".join(lines)
 
@@ -184,8 +247,8 @@ def main() -> None:
         results = []
         sqlite = work / "sqlite"
         sqlite.mkdir()
-        with replicas(sqlite, 1, {"LIGHTBOX_LOG_LEVEL": "warning"}) as (url,):
-            results.append(measure("1 replica, SQLite + folder", url, files(), large_path, args.renders, None))
+        with replicas(sqlite, 1, {"LIGHTBOX_LOG_LEVEL": "warning"}) as ((url,), meter):
+            results.append(measure("1 replica, SQLite + folder", url, files(), large_path, args.renders, None, meter))
         with (
             postgres.throwaway_cluster(PG_OPTIONS) as cluster,
             contextlib.ExitStack() as stack,
@@ -206,14 +269,14 @@ def main() -> None:
                     }
                 folder = work / f"pg-{count}"
                 folder.mkdir()
-                urls = stack.enter_context(replicas(folder, count, env))
+                urls, meter = stack.enter_context(replicas(folder, count, env))
                 if count == 1:
                     url, name = urls[0], f"1 replica, PostgreSQL + {storage_name}"
                 else:
                     upstreams = [u.removeprefix("http://") for u in urls]
                     url = stack.enter_context(nginx.running_nginx(upstreams, folder / "nginx")).url
                     name = f"2 replicas + nginx, PostgreSQL + {storage_name}"
-                results.append(measure(name, url, files(), large_path, args.renders, Counters(database)))
+                results.append(measure(name, url, files(), large_path, args.renders, Counters(database), meter))
     print(table(results))
 
 
