@@ -25,7 +25,6 @@ The uvicorn layer (socket writes, its access line) is not in these numbers.
 from __future__ import annotations
 
 import argparse
-import warnings
 import asyncio
 import json
 import os
@@ -36,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
