@@ -76,9 +76,13 @@ async def run_all(jobs: list[Any], concurrency: int) -> None:
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
+class Mismatch(Exception):
+    """The run did not measure what it claims."""
+
+
 def check(condition: bool, message: str) -> None:
     if not condition:
-        sys.exit(f"inprocess_bench: {message}")
+        raise Mismatch(message)
 
 
 def one_run(phase: str, count: int, concurrency: int) -> dict[str, float]:
@@ -270,11 +274,16 @@ def main() -> None:
         phases = args.phases.split(",")
         compare(args.compare.resolve(), args.src.resolve(), phases, args.rounds, args.count, args.concurrency)
         return
-    check(args.phase is not None, "--phase or --compare is required")
+    if args.phase is None:
+        parser.error("--phase or --compare is required")
     sys.path.insert(0, str(args.src.resolve()))
     os.environ.setdefault("PYTHONHASHSEED", "0")
     count = args.count or {"upload": 240, "duplicate": 240, "header": 1000}.get(args.phase, 3000)
-    print(json.dumps(one_run(args.phase, count, args.concurrency)))
+    try:
+        print(json.dumps(one_run(args.phase, count, args.concurrency)), flush=True)
+    except Mismatch as exc:  # the app's threads may still hold the process: leave at once
+        print(f"inprocess_bench: {exc}", file=sys.stderr, flush=True)
+        os._exit(2)
 
 
 if __name__ == "__main__":
