@@ -29,6 +29,7 @@ from pydicom.valuerep import AMBIGUOUS_VR
 from app.dicom.attributes import BINARY_VRS, Attribute, describe_element, un_element
 from app.dicom.lengths import wrong_length
 from app.dicom.lenient_json import sequence_json
+from app.dicom.raw_json import ascii_text, pydicom_defaults, raw_json
 from app.dicom.simple_json import finite_json, simple_element_json
 from app.errors import ElementNotFound
 
@@ -77,7 +78,11 @@ def _converted(source: Dataset, tag: BaseTag, raw: DataElement | RawDataElement,
     return source[tag]
 
 
-def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Charset) -> dict[str, Any]:
+def _element_json(
+    source: Dataset, tag: BaseTag, inline_max: int, charset: Charset, fast: bool, ascii_charset: bool
+) -> dict[str, Any]:
+    """``fast``: common elements are built from their bytes (:mod:`app.dicom.raw_json`);
+    ``ascii_charset``: the data set's character set reads ASCII bytes as ASCII."""
     raw = source.get_item(tag, keep_deferred=True)
     if isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, 0xFFFFFFFF):
         if wrong_length(raw):
@@ -85,6 +90,10 @@ def _element_json(source: Dataset, tag: BaseTag, inline_max: int, charset: Chars
         return _bulk(raw.VR, tag)  # left on disk by the parser (defer_size): a bulk value
     if tag in PIXEL_TAGS:
         return _bulk(raw.VR, tag)
+    if fast and isinstance(raw, RawDataElement):
+        built = raw_json(raw, ascii_charset or tag == CHARSET_TAG)
+        if built is not None:
+            return built
     try:
         elem = _converted(source, tag, raw, charset)
     except Exception:  # a value pydicom cannot convert: kept as UN bytes (convert_wrong_length_to_UN)
@@ -126,12 +135,14 @@ def header_json(dataset: Dataset, inline_max: int) -> Header:
     """Every element of the file meta and the data set, in the DICOM JSON model described above."""
     header: Header = {}
     meta = getattr(dataset, "file_meta", None)
+    fast = pydicom_defaults()
     for source in (meta, dataset):
         if source is None:
             continue
         charset = source.original_character_set or source._character_set  # as Dataset.__getitem__ chooses
+        ascii_charset = fast and ascii_text(charset)
         for tag in sorted(source.keys()):
-            header[f"{tag:08X}"] = _element_json(source, Tag(tag), inline_max, charset)
+            header[f"{tag:08X}"] = _element_json(source, Tag(tag), inline_max, charset, fast, ascii_charset)
     return header
 
 

@@ -243,7 +243,7 @@ class DicomWebService:
     async def rendered(self, principal: Principal, target: Target, request: RenderRequest) -> RenderedImage:
         """A rendered instance or frame (PS3.18 §10.4.1.1.3); for a study or series, its first instance."""
         item = (await self._locate(principal, target))[0]
-        return await self.renders.render(principal, item.name, request)
+        return await self.renders.render(principal, item.name, request, item.study_instance_uid)
 
     async def rendered_video(self, principal: Principal, target: Target, ranges: list[MediaRange]) -> RenderedVideo:
         """A video instance as its rendered media type (PS3.18 §8.7.4: ``video/mpeg`` for MPEG-2,
@@ -260,7 +260,7 @@ class DicomWebService:
     async def rendered_all(self, principal: Principal, target: Target, request: RenderRequest) -> list[RenderedImage]:
         """A rendered study or series (PS3.18 §10.4.1.1.3): each instance's frame rendered, in series order."""
         found = await self._locate(principal, target)
-        return [await self.renders.render(principal, item.name, request) for item in found]
+        return [await self.renders.render(principal, item.name, request, item.study_instance_uid) for item in found]
 
     async def stored_file(self, principal: Principal, target: Target) -> Path:
         """The stored file of one instance, byte for byte (WADO-URI ``application/dicom``, PS3.18 §9)."""

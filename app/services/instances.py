@@ -299,19 +299,15 @@ class InstanceService:
         return await self.commit(principal, prepared)
 
     async def commit(self, principal: Principal, prepared: Prepared) -> StoredFile:
-        """Publish a prepared file and index it; undo the publish if the index refuses."""
+        """Publish a prepared file under a new name and index it; undo the publish if the index refuses.
+
+        Duplicates and SOP Instance UID conflicts are decided by the index's unique constraints alone
+        (no read before publishing: it was ~8 % of an upload's CPU, and a race needed the constraints
+        anyway). A duplicate is therefore published under its own fresh name and removed again: that
+        name (a new UUID; on S3 a new key put with ``If-None-Match: *``) never addresses the copy
+        stored before, so the removal cannot touch it, and the answer names that earlier copy.
+        """
         staged, sop_uid = prepared.staged, prepared.attributes.sop_instance_uid
-        try:
-            existing = await self.index.find_existing(principal, staged.sha256, sop_uid)
-        except BaseException:
-            await self._discard_staged(staged)
-            raise
-        if existing is not None:  # fast path; the unique constraints below decide races
-            await self._discard_staged(staged)
-            study = prepared.attributes.study_instance_uid
-            return StoredFile(
-                existing.name, staged.size, sop_uid, created=False, warnings=prepared.warnings, study_instance_uid=study
-            )
         name = new_stored_name(prepared.original_name)
         try:
             await to_thread.run_sync(self.store.put, staged, self.store.key_for(name))
@@ -334,7 +330,7 @@ class InstanceService:
             await self._remove_blob(name)
             raise
         study = prepared.attributes.study_instance_uid
-        if result.outcome is AddOutcome.ALREADY_STORED and result.name != name:  # a concurrent upload won
+        if result.outcome is AddOutcome.ALREADY_STORED and result.name != name:  # stored before, or concurrently
             await self._remove_blob(name)
             return StoredFile(
                 result.name, staged.size, sop_uid, created=False, warnings=prepared.warnings, study_instance_uid=study

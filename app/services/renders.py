@@ -190,11 +190,19 @@ class RenderService:
         detail = {**self._detail(request), "not_modified": True}
         audit.record(principal, Action.RENDER, study_instance_uid=study, name=name, detail=detail)
 
-    async def render(self, principal: Principal, name: str, request: RenderRequest) -> RenderedImage:
-        """The cached render when there is one, else a fresh render; FileNotFound when not visible."""
+    async def render(
+        self, principal: Principal, name: str, request: RenderRequest, study: str | None = None
+    ) -> RenderedImage:
+        """The cached render when there is one, else a fresh render; FileNotFound when not visible.
+
+        ``study``: the file's Study Instance UID when the caller found it by UIDs for ``principal``
+        in this request (DICOMweb's locate, a query that already applied visibility): the index
+        is then not asked a second time.
+        """
         audit = self.instances.audit
         with audit.on_failure(principal, Action.RENDER, name=name, detail=self._detail(request)):
-            study = await self.instances.index.study_uid(principal, name)
+            if study is None:
+                study = await self.instances.index.study_uid(principal, name)
             with span("render", frame=request.frame, format=request.format.value) as current:
                 image = await self._cached_render(name, request)
                 if current is not None:

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from pydicom import dcmread
 from pydicom.uid import generate_uid
+from sqlalchemy import event
 
 from tests.conftest import sample
 
@@ -241,3 +242,28 @@ async def test_private_bulk_data_uris_resolve(client: httpx.AsyncClient, tmp_pat
     single = await client.get(uri, headers={"Accept": "application/octet-stream"})
     assert single.headers["content-type"].startswith("application/octet-stream")
     assert single.content == bytes(range(256)) * 8
+
+
+async def test_a_rendered_instance_asks_the_index_once(app: FastAPI, client: httpx.AsyncClient) -> None:
+    """Locating the instance by its UIDs (visibility applied) gives the audit record its study: no second query."""
+    ct = dcmread(sample(CT))
+    assert (await stow(client, [dicom(CT)])).status_code == 200
+    url = f"{ROOT}/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}/instances/{ct.SOPInstanceUID}/rendered"
+    assert (await client.get(url)).status_code == 200  # rendered and cached
+    selects: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    engine = app.state.instances.index.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        again = await client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert again.status_code == 200 and again.headers["content-type"] == "image/jpeg"
+    assert len(selects) == 1, selects
+    await app.state.audit.flush()
+    records = (await client.get("/admin/audit", params={"action": "render", "limit": 1})).json()["data"]
+    assert [(r["study_instance_uid"], r["outcome"]) for r in records] == [(ct.StudyInstanceUID, "success")]

@@ -11,7 +11,7 @@ from pydicom import dcmread
 from pydicom.uid import UID, generate_uid
 
 from app.config import Settings
-from tests.conftest import remove_blob, sample, stored_files, upload
+from tests.conftest import remove_blob, sample, stored_bytes, stored_files, upload
 
 pytestmark = pytest.mark.anyio
 
@@ -47,6 +47,9 @@ async def test_identical_bytes_are_stored_once(client: httpx.AsyncClient, settin
     assert again.status_code == 200
     assert again.json()["message"] == f"File already saved as: {name}"
     assert len(stored_files(settings)) == 1
+    # the duplicate was published under its own name and removed again: the earlier copy is untouched
+    assert stored_bytes(settings, name) == sample("CT_small.dcm").read_bytes()
+    assert (await client.get(f"/dicomFile/{name}?download")).content == sample("CT_small.dcm").read_bytes()
 
 
 async def test_same_sop_instance_uid_different_bytes_is_a_conflict(
@@ -59,6 +62,7 @@ async def test_same_sop_instance_uid_different_bytes_is_a_conflict(
     assert response.status_code == 409
     assert response.json()["name"] == name and original_uid in response.json()["error"]
     assert len(stored_files(settings)) == 1
+    assert stored_bytes(settings, name) == sample("CT_small.dcm").read_bytes()
 
 
 async def test_concurrent_identical_uploads_store_one_file(client: httpx.AsyncClient, settings: Settings) -> None:
@@ -68,6 +72,7 @@ async def test_concurrent_identical_uploads_store_one_file(client: httpx.AsyncCl
     assert statuses == [200, 200, 200, 200, 200, 201]
     assert len(stored_files(settings)) == 1
     assert len({r.json()["name"] for r in responses}) == 1
+    assert stored_bytes(settings, responses[0].json()["name"]) == data
 
 
 # -- bulk and ZIP -----------------------------------------------------------------------------
