@@ -38,6 +38,8 @@ ORTHANC_WORKDIR=""
 cleanup() {
   if [ -f "$TMP/ours.log" ]; then
     echo "# lightbox answered $(grep -c '"status": 5' "$TMP/ours.log" || true) requests with a 5xx" >&2
+    # why, when it did: the warnings and errors it logged (worker restarts, a stalled audit trail, ...)
+    grep -E '"level": "(warning|error|critical)"' "$TMP/ours.log" | sed -E 's/"(time|request_id)": "[^"]*", //g' | cut -c1-400 | sort | uniq -c | sort -rn | head -n 20 >&2 || true
     if [ -n "${LOG_COPY:-}" ]; then cp "$TMP/ours.log" "$LOG_COPY"; fi
   fi
   if [ -n "$OURS_PID" ] && kill -0 "$OURS_PID" 2>/dev/null; then
@@ -68,7 +70,8 @@ echo "# orthanc pid $ORTHANC_PID on $ORTHANC_URL; lightbox pid $OURS_PID ($WORKE
 PROFILERS=()
 if [ -n "${PROFILE_DIR:-}" ]; then
   mkdir -p "$PROFILE_DIR"
-  for child in $(pgrep -P "$OURS_PID"); do
+  targets="$(pgrep -P "$OURS_PID" || true)"  # the workers; with one worker, the server process itself
+  for child in ${targets:-$OURS_PID}; do
     "${PY_SPY:-py-spy}" record --gil --nolineno --rate 100 --format flamegraph -o "$PROFILE_DIR/worker-$child.svg" \
       --pid "$child" > /dev/null 2>&1 &
     PROFILERS+=("$!")

@@ -184,6 +184,10 @@ class InstanceIndex(Protocol):
         """Commit ``instance``; identical bytes -> ALREADY_STORED; same SOP Instance UID -> InstanceConflict."""
         ...
 
+    async def find_existing(self, principal: Principal, sha256: str, sop_instance_uid: str) -> AddResult | None:
+        """An early answer before a costly publish: the identical file, or InstanceConflict; None if new."""
+        ...
+
     async def header(self, principal: Principal, name: str) -> Header:
         """The stored DICOM JSON header of ``name`` (FileNotFound if unknown or not visible)."""
         ...

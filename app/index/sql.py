@@ -40,7 +40,7 @@ from app.index.base import (
     SearchRow,
     StudyAccess,
 )
-from app.index.batch import Add, insert_batch, refresh_modalities
+from app.index.batch import Add, existing_in, insert_batch, refresh_modalities
 from app.index.find import find_statement
 from app.index.group_commit import GroupCommit
 from app.index.migrate import pending, upgrade
@@ -307,6 +307,13 @@ class SqlInstanceIndex:
             await self._guard(wipe)
 
     # -- reads ----------------------------------------------------------------------------------
+    async def find_existing(self, principal: Principal, sha256: str, sop_instance_uid: str) -> AddResult | None:
+        async def lookup() -> AddResult | None:
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(existing_in, principal.name, sha256, sop_instance_uid)
+
+        return await self._guard(lookup)
+
     async def header(self, principal: Principal, name: str) -> Header:
         async def lookup() -> str:
             async with self.engine.connect() as conn:

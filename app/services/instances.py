@@ -301,13 +301,32 @@ class InstanceService:
     async def commit(self, principal: Principal, prepared: Prepared) -> StoredFile:
         """Publish a prepared file under a new name and index it; undo the publish if the index refuses.
 
-        Duplicates and SOP Instance UID conflicts are decided by the index's unique constraints alone
-        (no read before publishing: it was ~8 % of an upload's CPU, and a race needed the constraints
-        anyway). A duplicate is therefore published under its own fresh name and removed again: that
-        name (a new UUID; on S3 a new key put with ``If-None-Match: *``) never addresses the copy
-        stored before, so the removal cannot touch it, and the answer names that earlier copy.
+        Duplicates and SOP Instance UID conflicts are decided by the index's unique constraints. On a
+        local folder nothing is read first (the read was ~8 % of an upload's CPU; a link is cheap): a
+        duplicate is published under its own fresh name and removed again; that name (a new UUID)
+        never addresses the copy stored before, so the removal cannot touch it, and the answer names
+        that earlier copy. On an object store (``store.remote``) a put is a transfer, and a resent
+        study is common (a modality's C-STORE retries, a re-import): the index is asked first, and the
+        constraints still decide the races that read cannot see.
         """
         staged, sop_uid = prepared.staged, prepared.attributes.sop_instance_uid
+        if self.store.remote:
+            try:
+                existing = await self.index.find_existing(principal, staged.sha256, sop_uid)
+            except BaseException:
+                await self._discard_staged(staged)
+                raise
+            if existing is not None:
+                await self._discard_staged(staged)
+                study = prepared.attributes.study_instance_uid
+                return StoredFile(
+                    existing.name,
+                    staged.size,
+                    sop_uid,
+                    created=False,
+                    warnings=prepared.warnings,
+                    study_instance_uid=study,
+                )
         name = new_stored_name(prepared.original_name)
         try:
             await to_thread.run_sync(self.store.put, staged, self.store.key_for(name))

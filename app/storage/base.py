@@ -51,6 +51,11 @@ class Staged(Protocol):
 class BlobStore(Protocol):
     """Blobs by server-made key. Every method blocks; callers run them in a worker thread."""
 
+    #: Whether a put sends the bytes over the network (an object store) rather than linking a local file:
+    #: the upload path then asks the index for an identical file first, so a resent study costs a read
+    #: per instance instead of a transfer and a delete.
+    remote: bool
+
     def key_for(self, name: str) -> str:
         """The key of a stored name's blob; :class:`app.errors.FileNotFound` for a name of the wrong shape."""
         ...

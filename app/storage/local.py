@@ -143,6 +143,8 @@ class LocalBlobStore:
     reads the client's file name back from); the files are local, so readers get their path directly.
     """
 
+    remote = False  # publishing is a link: a duplicate is cheaper to publish and undo than to look up first
+
     def __init__(self, root: Path, staging: Path | None = None) -> None:
         self.root = root.resolve()
         self.staging = staging.resolve() if staging is not None else self.root / STAGING

@@ -116,6 +116,8 @@ class _RangedObject(io.RawIOBase):
 class S3BlobStore:
     """Objects ``<prefix><key>`` in one bucket; keys are server-made (no patient data, no ``/``)."""
 
+    remote = True  # a put is a transfer: the upload path looks for an identical file first
+
     def __init__(
         self,
         store: S3Store,

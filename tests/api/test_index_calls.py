@@ -4,14 +4,16 @@ import asyncio
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydicom import dcmread
 from pydicom.uid import UID, generate_uid
 
 from app.config import Settings
-from tests.conftest import remove_blob, sample, stored_bytes, stored_files, upload
+from tests.conftest import S3, remove_blob, sample, stored_bytes, stored_files, upload
 
 pytestmark = pytest.mark.anyio
 
@@ -50,6 +52,30 @@ async def test_identical_bytes_are_stored_once(client: httpx.AsyncClient, settin
     # the duplicate was published under its own name and removed again: the earlier copy is untouched
     assert stored_bytes(settings, name) == sample("CT_small.dcm").read_bytes()
     assert (await client.get(f"/dicomFile/{name}?download")).content == sample("CT_small.dcm").read_bytes()
+
+
+async def test_a_resent_file_costs_an_object_store_no_transfer(
+    app: FastAPI, client: httpx.AsyncClient, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On an object store the index is asked before a put, so a resent file is never sent to the store; on a
+    folder it is linked and unlinked again (cheaper than the read). The real store is called either way."""
+    store = app.state.instances.store
+    puts: list[str] = []
+    put = store.put
+
+    def counted_put(staged: Any, key: str) -> None:
+        puts.append(key)
+        put(staged, key)
+
+    monkeypatch.setattr(store, "put", counted_put)
+    name = await upload(client, sample("CT_small.dcm"))
+    again = await client.post("/upload", files={"file": ("again.dcm", sample("CT_small.dcm").read_bytes())})
+    conflict = variant("CT_small.dcm", SOPInstanceUID=dcmread(sample("CT_small.dcm")).SOPInstanceUID, PatientID="x")
+    refused = await client.post("/upload", files={"file": ("conflict.dcm", conflict)})
+
+    assert (again.status_code, again.json()["message"]) == (200, f"File already saved as: {name}")
+    assert refused.status_code == 409
+    assert len(puts) == (1 if backend == S3 else 3)
 
 
 async def test_same_sop_instance_uid_different_bytes_is_a_conflict(
