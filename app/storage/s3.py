@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import uuid
@@ -51,6 +52,8 @@ from app.storage.names import object_key
 if TYPE_CHECKING:
     from obstore.store import ClientConfig, RetryConfig, S3Config
 
+log = logging.getLogger("lightbox.storage")
+
 READ_BUFFER = 1 << 20  # one ranged GET fetches at least this much
 MULTIPART_BYTES = 8 << 20  # files from this size go up in parts (smaller ones are held in memory once)
 PART_BYTES = 8 << 20  # S3 parts are 5 MiB at least (but the last)
@@ -64,7 +67,10 @@ _FAILURES = (BaseError, OSError, ValueError, RuntimeError)
 
 
 def _unavailable(exc: BaseException) -> StorageUnavailable:
-    """The store's failure, named by its class only (never a key, which names a stored file)."""
+    """The store's failure, named by its class only to the caller; the operator's log gets the store's own
+    first line too (keys are server-made UUIDs, no patient data; requests are signed in headers, so no
+    credential is in a URL)."""
+    log.warning("object store call failed: %s", str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
     return StorageUnavailable(f"the object store failed ({type(exc).__name__})")
 
 
