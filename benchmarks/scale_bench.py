@@ -177,7 +177,11 @@ def measure(
 
 
 def per_request(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
-    return {part: (after[part] - before[part]) * 1000 / requests for part in after}
+    """CPU ms per request of each part; stops the run if the replicas' CPU was not seen (no figures rather than 0)."""
+    spent = {part: (after[part] - before[part]) * 1000 / requests for part in after}
+    if spent["lightbox"] <= 0:
+        raise SystemExit("the replicas' CPU was not measured (no process of their sessions found in /proc)")
+    return spent
 
 
 @contextlib.contextmanager
