@@ -318,15 +318,7 @@ class InstanceService:
                 raise
             if existing is not None:
                 await self._discard_staged(staged)
-                study = prepared.attributes.study_instance_uid
-                return StoredFile(
-                    existing.name,
-                    staged.size,
-                    sop_uid,
-                    created=False,
-                    warnings=prepared.warnings,
-                    study_instance_uid=study,
-                )
+                return _already_stored(prepared, existing.name)
         name = new_stored_name(prepared.original_name)
         try:
             await to_thread.run_sync(self.store.put, staged, self.store.key_for(name))
@@ -348,12 +340,10 @@ class InstanceService:
         except BaseException:
             await self._remove_blob(name)
             raise
-        study = prepared.attributes.study_instance_uid
         if result.outcome is AddOutcome.ALREADY_STORED and result.name != name:  # stored before, or concurrently
             await self._remove_blob(name)
-            return StoredFile(
-                result.name, staged.size, sop_uid, created=False, warnings=prepared.warnings, study_instance_uid=study
-            )
+            return _already_stored(prepared, result.name)
+        study = prepared.attributes.study_instance_uid
         return StoredFile(name, staged.size, sop_uid, warnings=prepared.warnings, study_instance_uid=study)
 
     async def _remove_blob(self, name: str) -> None:
@@ -536,3 +526,16 @@ class InstanceService:
             self._headers.discard_where(lambda key: key == name)
             await self._remove_blob(name)
         self.audit.record(principal, Action.DELETE, study_instance_uid=study, name=name)
+
+
+def _already_stored(prepared: Prepared, name: str) -> StoredFile:
+    """The answer for a file whose identical bytes are stored as ``name`` (nothing new stored)."""
+    attributes = prepared.attributes
+    return StoredFile(
+        name,
+        prepared.staged.size,
+        attributes.sop_instance_uid,
+        created=False,
+        warnings=prepared.warnings,
+        study_instance_uid=attributes.study_instance_uid,
+    )
