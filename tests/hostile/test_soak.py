@@ -20,7 +20,7 @@ def test_soak_has_no_errors_and_flat_memory(tmp_path: Path) -> None:
     # a small render cache: the memory check measures leaks, not a bounded cache filling up
     env = {"LIGHTBOX_WORKERS": "2", "LIGHTBOX_LOG_LEVEL": "warning", "LIGHTBOX_RENDER_CACHE_BYTES": str(16 << 20)}
     with run_server(tmp_path, env=env) as server:
-        warm = asyncio.run(soak(server.url, 5.0, 32, server.process.pid))  # caches and pools fill up
+        warm = asyncio.run(soak(server.url, 10.0, 32, server.process.pid))  # caches and pools fill up
         result = asyncio.run(soak(server.url, SECONDS, 32, server.process.pid))
     print(json.dumps({"warm-up": warm, "soak": result}, indent=1))
     kinds = result["kinds"]
