@@ -34,6 +34,7 @@ import uvicorn
 from app import access_cli
 from app.config import Settings, settings_from_environment
 from app.errors import LightboxError
+from app.http_writes import CoalescingHttpToolsProtocol
 from app.logging import configure_logging, log_config
 from app.metrics import MULTIPROC_ENV
 
@@ -177,6 +178,7 @@ def serve(settings: Settings) -> None:
         uvicorn.run(
             "app.main:create_app",
             factory=True,
+            http=CoalescingHttpToolsProtocol,  # a small response's head and body in one socket write
             host=settings.host,
             port=settings.port,
             workers=settings.workers,

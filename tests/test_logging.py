@@ -6,12 +6,14 @@ import io
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from app.config import Settings
 from app.errors import InvalidDicom, UploadTooLarge
 from app.logging import (
+    HotLine,
     JsonFormatter,
     RedactSecrets,
     RequestContext,
@@ -186,3 +188,92 @@ def test_records_skip_what_no_line_shows(capsys: pytest.CaptureFixture[str]) -> 
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+@pytest.fixture
+def service_logging() -> Iterator[Callable[..., None]]:
+    """``configure(format)`` installs the service's logging as ``lightbox`` does; undone afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    access = logging.getLogger("uvicorn.access")
+    access_state = (list(access.handlers), access.level, access.propagate)
+
+    def configure(log_format: str, log_level: str = "info") -> None:
+        configure_logging(Settings(log_format=log_format, log_level=log_level))
+
+    yield configure
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    access.handlers[:], access.level, access.propagate = access_state
+
+
+AUDIT_FIELDS = {"audit": True, "action": "tag", "outcome": "success", "actor": "admin", "actor_type": "user"}
+
+
+def _without_time(line: str, log_format: str) -> object:
+    if log_format == "json":
+        entry = json.loads(line)
+        assert isinstance(entry.pop("time"), str)
+        return entry
+    return line.split(" ", 1)[1]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_hot_line_is_the_line_a_record_would_make(
+    log_format: str, service_logging: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit and access lines skip logging's per-record work, not a byte of what they say."""
+    service_logging(log_format)
+    scope = {"route": type("Route", (), {"path": "/dicomFile/{name}"})()}
+    token = current_request.set(RequestContext("rid-7", "GET", scope, status=200))
+    try:
+        HotLine("lightbox.audit").info("audit tag success", dict(AUDIT_FIELDS))
+        logging.getLogger("lightbox.audit").info("audit %s %s", "tag", "success", extra=dict(AUDIT_FIELDS))
+        HotLine("uvicorn.access", to_root=True).info(
+            "GET /dicomFile/{name} 200", {"duration_ms": 1.5, "client": "127.0.0.1:5000"}
+        )
+    finally:
+        current_request.reset(token)
+    hot, logged, access = capsys.readouterr().out.splitlines()
+    assert _without_time(hot, log_format) == _without_time(logged, log_format)
+    if log_format == "json":
+        entry = json.loads(access)
+        assert entry["logger"] == "uvicorn.access" and entry["message"] == "GET /dicomFile/{name} 200"
+        assert (entry["request_id"], entry["route"], entry["status"]) == ("rid-7", "/dicomFile/{name}", 200)
+        assert (entry["client"], entry["duration_ms"]) == ("127.0.0.1:5000", 1.5)
+    else:
+        assert "uvicorn.access [rid-7] GET /dicomFile/{name} 200 duration_ms=1.5" in access
+
+
+def test_a_hot_line_keeps_the_level_and_the_redaction(
+    service_logging: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    service_logging("json", "warning")
+    HotLine("lightbox.audit").info("audit tag success", dict(AUDIT_FIELDS))
+    assert capsys.readouterr().out == ""
+    service_logging("json")
+    HotLine("lightbox.audit").info(f"audit with token={SECRET}", {})
+    line = capsys.readouterr().out
+    assert SECRET not in line and "token=[redacted]" in line
+
+
+def test_uvicorn_writes_no_access_line_of_its_own(service_logging: Callable[..., None]) -> None:
+    """uvicorn builds its line only when ``uvicorn.access`` has handlers; the middleware writes it instead."""
+    service_logging("json")
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
+
+
+def test_a_hot_line_goes_through_logging_when_another_handler_listens(
+    service_logging: Callable[..., None], caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A capture handler (or any extra handler or filter) gets a real record, with every field."""
+    service_logging("json")  # replaces the root's handlers, the capture's too: listen again
+    logging.getLogger().addHandler(caplog.handler)
+    with caplog.at_level(logging.INFO):
+        HotLine("lightbox.audit").info("audit tag success", dict(AUDIT_FIELDS))
+        HotLine("uvicorn.access", to_root=True).info("GET - 404", {"client": "127.0.0.1:1"})
+    audit, access = caplog.records
+    assert audit.name == "lightbox.audit" and audit.getMessage() == "audit tag success"
+    assert audit.__dict__["actor"] == "admin" and audit.__dict__["audit"] is True
+    assert access.name == "uvicorn.access" and access.__dict__["client"] == "127.0.0.1:1"
+    assert len(capsys.readouterr().out.splitlines()) == 2  # the service's handler still wrote each once

@@ -151,7 +151,9 @@ def test_every_line_is_json_and_access_lines_carry_the_request_id(
 ) -> None:
     records = log_records(server)
     assert any(r["logger"] == "uvicorn.error" and "startup complete" in r["message"] for r in records)
-    access = {r["request_id"]: r for r in records if r["logger"] == "uvicorn.access" and "request_id" in r}
+    access_lines = [r for r in records if r["logger"] == "uvicorn.access" and "request_id" in r]
+    access = {r["request_id"]: r for r in access_lines}
+    assert len(access) == len(access_lines), "a request was logged twice (the server's own line and ours)"
     for request_id, status in traffic.items():
         if request_id.startswith("rid-"):
             assert access[request_id]["status"] == status, request_id
