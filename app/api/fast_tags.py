@@ -15,8 +15,10 @@ log line are unchanged) and answers only when *all* of these hold; anything else
   and the audit trail can take its record (the service writes it, as for every lookup).
 
 The body is built by :func:`app.api.routes.files.attribute_response`, the function the full route
-uses, so the bytes and headers are identical. A cache miss, a malformed tag, an unknown file and
-every error take the full path, which also fills the cache.
+uses, so the bytes and headers are identical; they are kept with the answer they were built from
+(:class:`PreparedAnswers`) and sent as two ASGI messages, so a repeated lookup builds no response
+object. A cache miss, a malformed tag, an unknown file and every error take the full path, which
+also fills the cache.
 """
 
 from __future__ import annotations
@@ -31,12 +33,33 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.api.deps import get_principal, resolve_principal
 from app.api.routes import files
 from app.api.routes.files import attribute_response
+from app.dicom.attributes import Attribute
 from app.errors import LightboxError
+from app.services.cache import LruCache
 
 PREFIX = "/dicomFile/"
 ROUTE_PATH = "/dicomFile/{name}"
 MAX_NAME = 300  # as the route's NameParam
 MAX_TAG = 200  # as the route's ``tag`` query parameter
+PREPARED_ANSWERS = 4096
+
+Prepared = tuple[Attribute, list[tuple[bytes, bytes]], bytes]  # (built from, headers, body)
+
+
+class PreparedAnswers:
+    """The encoded answer per (name, tag as typed), reused while the answer cache returns the same
+    :class:`Attribute` object (a refreshed or replaced answer is a new object, so it is encoded anew)."""
+
+    def __init__(self, entries: int = PREPARED_ANSWERS) -> None:
+        self._prepared: LruCache[tuple[str, str], Prepared] = LruCache(entries)
+
+    def messages(self, name: str, tag: str, attribute: Attribute) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        prepared = self._prepared.peek((name, tag))
+        if prepared is None or prepared[0] is not attribute:
+            response = attribute_response(attribute, tag)
+            prepared = (attribute, response.raw_headers, bytes(response.body))
+            self._prepared.put((name, tag), prepared)
+        return prepared[1], prepared[2]
 
 
 class TagFastPath:
@@ -46,6 +69,7 @@ class TagFastPath:
         self.fastapi = fastapi
         self.app = app
         self._route: BaseRoute | None = None
+        self._prepared = PreparedAnswers()
 
     def _file_route(self) -> BaseRoute | None:
         """The ``GET /dicomFile/{name}`` route, put on the scope so logs and metrics name the template."""
@@ -58,13 +82,15 @@ class TagFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET":
-            response = await self._cached_answer(scope)
-            if response is not None:
-                await response(scope, receive, send)
+            answer = await self._cached_answer(scope)
+            if answer is not None:
+                headers, body = answer
+                await send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
 
-    async def _cached_answer(self, scope: Scope) -> ASGIApp | None:
+    async def _cached_answer(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
         path: str = scope["path"]
         if not path.startswith(PREFIX) or scope.get("root_path"):
             return None
@@ -92,4 +118,4 @@ class TagFastPath:
         attribute = instances.cached_attribute(principal, name, tag)
         if attribute is None:
             return None
-        return attribute_response(attribute, tag)
+        return self._prepared.messages(name, tag, attribute)
