@@ -19,6 +19,7 @@ values, bearer tokens and API keys in every message and traceback, whichever lib
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -298,7 +299,35 @@ class TextFormatter(logging.Formatter):
 
 
 class ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The one handler :func:`log_config` installs (stdout); :class:`HotLine` writes to it directly."""
+    """The one handler :func:`log_config` installs (stdout); :class:`HotLine` writes to it directly.
+
+    A hot line written on a running event loop is flushed at the end of that loop turn, once for every
+    line of the turn (under load, many requests' lines in one ``write`` system call instead of one
+    each); anywhere else, and for every record through :mod:`logging`, at once. A line waits at most
+    one loop turn, in order with every other line (they share the stream's buffer).
+    """
+
+    _flush_scheduled = False
+
+    def write_line(self, line: str) -> None:
+        with self.lock or contextlib.nullcontext():
+            self.stream.write(line + self.terminator)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.stream.flush()
+                return
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                loop.call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            self._flush_scheduled = False
+            try:
+                self.stream.flush()
+            except Exception:  # as StreamHandler.emit: reported by logging, never raised into the loop
+                self.handleError(logging.LogRecord("lightbox", logging.ERROR, "", 0, "log flush failed", (), None))
 
 
 class HotLine:
@@ -360,12 +389,10 @@ class HotLine:
             line = json_line(created, "info", self.name, message, os.getpid(), fields)
         else:
             line = text_line(created, "INFO", self.name, message, fields)
-        with handler.lock or contextlib.nullcontext():
-            try:
-                handler.stream.write(line + handler.terminator)
-                handler.stream.flush()
-            except Exception:  # as StreamHandler.emit: reported by logging, never raised into the request
-                handler.handleError(logging.LogRecord(self.name, logging.INFO, "", 0, message, None, None))
+        try:
+            handler.write_line(line)
+        except Exception:  # as StreamHandler.emit: reported by logging, never raised into the request
+            handler.handleError(logging.LogRecord(self.name, logging.INFO, "", 0, message, None, None))
 
     def _through_logging(self, message: str, fields: dict[str, Any]) -> None:
         record = self.logger.makeRecord(self.name, logging.INFO, "", 0, message, (), None, extra=fields)

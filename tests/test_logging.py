@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -18,6 +20,7 @@ from app.logging import (
     RedactSecrets,
     RequestContext,
     RequestContextFilter,
+    ServiceHandler,
     TextFormatter,
     _iso_time,
     configure_logging,
@@ -277,3 +280,35 @@ def test_a_hot_line_goes_through_logging_when_another_handler_listens(
     assert audit.__dict__["actor"] == "admin" and audit.__dict__["audit"] is True
     assert access.name == "uvicorn.access" and access.__dict__["client"] == "127.0.0.1:1"
     assert len(capsys.readouterr().out.splitlines()) == 2  # the service's handler still wrote each once
+
+
+class CountingStream(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_hot_lines_on_the_loop_are_flushed_once_per_turn(service_logging: Callable[..., None]) -> None:
+    """Many requests' lines of one loop turn leave in one flush, at the turn's end; off the loop, at once."""
+    service_logging("json")
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, ServiceHandler)
+    stream = CountingStream()
+    handler.setStream(stream)
+    line = HotLine("lightbox.audit")
+
+    async def one_turn() -> int:
+        for number in range(5):
+            line.info(f"audit tag success {number}", {})
+        flushed_during_the_turn = stream.flushes
+        await asyncio.sleep(0)
+        return flushed_during_the_turn
+
+    assert asyncio.run(one_turn()) == 0
+    assert stream.flushes == 1 and len(stream.getvalue().splitlines()) == 5
+    line.info("audit tag success off the loop", {})
+    assert stream.flushes == 2 and stream.getvalue().splitlines()[-1].endswith(f'"pid": {os.getpid()}}}')
