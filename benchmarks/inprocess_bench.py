@@ -131,12 +131,14 @@ def one_run(phase: str, count: int, concurrency: int) -> dict[str, float]:
             await run_all([store(n, d) for n, d in warm], concurrency)
             if phase == "duplicate":
                 await run_all([store(n, d) for n, d in copies], concurrency)  # the originals, not timed
-                names.clear(), created.clear()
+                names.clear()
+                created.clear()
                 jobs = [store(n, d) for n, d in copies]
                 result = await timed(count, lambda: run_all(jobs, concurrency))
                 check(not any(created) and len(set(names)) == count, "duplicates were stored again")
                 return result
-            names.clear(), created.clear()
+            names.clear()
+            created.clear()
             jobs = [store(n, d) for n, d in copies]
             result = await timed(count, lambda: run_all(jobs, concurrency))
             check(all(created) and len(set(names)) == count, "not every upload stored a new file")
