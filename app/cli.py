@@ -185,6 +185,7 @@ def serve(settings: Settings) -> None:
             log_config=log_config(settings),
             log_level=settings.log_level,
             timeout_graceful_shutdown=settings.shutdown_timeout,
+            timeout_keep_alive=settings.keep_alive_seconds,
             # uvicorn's default 5 s killed workers still importing on a loaded host, in a loop (a worker
             # answers pings from a thread, so a live one is late only when starved of CPU)
             timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,

@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         le=256,
         description="Worker processes `lightbox` starts (default: the number of CPU cores).",
     )
+    keep_alive_seconds: int = Field(
+        75,
+        gt=0,
+        le=3600,
+        description="How long an idle keep-alive connection is kept open; longer than a load balancer's idle"
+        " timeout (nginx 60 s, AWS ALB 60 s), so the server never closes a connection the balancer is reusing.",
+    )
     shutdown_timeout: int = Field(
         25,
         gt=0,
