@@ -27,14 +27,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from app import access_cli
 from app.config import Settings, settings_from_environment
 from app.errors import LightboxError
 from app.http_writes import CoalescingHttpToolsProtocol
+from app.listeners import ReusePortListener, reuse_port_supported
 from app.logging import configure_logging, log_config
 from app.metrics import MULTIPROC_ENV
 
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lightbox")
 DEFAULT_URL = "http://127.0.0.1:8080"
+APP_FACTORY = "app.main:create_app"
 
 
 @contextmanager
@@ -174,22 +177,38 @@ def serve(settings: Settings) -> None:
         settings.shutdown_timeout,
     )
     asyncio.run(_migrate(settings))  # once, before the workers start; theirs are then no-ops
+    options: dict[str, Any] = {
+        "factory": True,
+        "http": CoalescingHttpToolsProtocol,  # a small response's head and body in one socket write
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.workers,
+        "log_config": log_config(settings),
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+        "timeout_keep_alive": settings.keep_alive_seconds,
+        # uvicorn's default 5 s killed workers still importing on a loaded host, in a loop (a worker
+        # answers pings from a thread, so a live one is late only when starved of CPU)
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
+    }
     with multiprocess_metrics(settings.workers):
-        uvicorn.run(
-            "app.main:create_app",
-            factory=True,
-            http=CoalescingHttpToolsProtocol,  # a small response's head and body in one socket write
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_config=log_config(settings),
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=settings.shutdown_timeout,
-            timeout_keep_alive=settings.keep_alive_seconds,
-            # uvicorn's default 5 s killed workers still importing on a loaded host, in a loop (a worker
-            # answers pings from a thread, so a live one is late only when starved of CPU)
-            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-        )
+        if settings.workers > 1 and reuse_port_supported():
+            _serve_workers(uvicorn.Config(APP_FACTORY, **options), settings)
+        else:
+            uvicorn.run(APP_FACTORY, **options)
+
+
+def _serve_workers(config: uvicorn.Config, settings: Settings) -> None:
+    """uvicorn's supervisor, each worker listening on a socket of its own (see :mod:`app.listeners`)."""
+    try:
+        listener = ReusePortListener.bind_to(settings.host, settings.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc.strerror or exc)
+        raise SystemExit(1) from None
+    with listener:
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        log.info("listening on http://%s:%d (each worker on a socket of its own)", host, listener.getsockname()[1])
+        Multiprocess(config, sockets=[listener]).run()
 
 
 def import_paths(paths: list[Path], url: str, workers: int) -> int:

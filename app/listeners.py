@@ -1,0 +1,64 @@
+"""A listening socket of its own for every worker (``SO_REUSEPORT``), so the kernel spreads connections.
+
+uvicorn's multi-worker mode binds one socket in the supervisor and hands the same socket to every
+worker. The worker that is idle when connections arrive accepts all of them at once (uvloop accepts
+until the queue is empty), and with keep-alive they stay with it: a load balancer's or a client's
+pool of 8 connections was measured on one of two workers, the other idle, so ``LIGHTBOX_WORKERS=2``
+uploaded no faster than one worker. With ``SO_REUSEPORT`` (Linux) each worker listens on its own
+socket bound to the same address, and the kernel assigns every new connection to one of them by a
+hash of its addresses, whoever happens to be awake.
+
+:class:`ReusePortListener` is what the supervisor holds and passes to each worker: bound (the port
+is taken, and a port of 0 is settled once) but never listening, so it receives no connection. It
+is pickled to a worker process as its address, and the worker unpickles a fresh socket of its own,
+bound to that address and listening there; a restarted worker gets a fresh one the same way. The
+connections waiting in a worker's queue when it exits are reset, as with any ``SO_REUSEPORT``
+server; clients (and load balancers) retry a refused or reset connection that carried no request.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Any
+
+
+def reuse_port_supported() -> bool:
+    """Linux spreads connections over ``SO_REUSEPORT`` sockets; other systems' option means something else."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def _bound(family: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class ReusePortListener(socket.socket):
+    """A bound ``SO_REUSEPORT`` socket that becomes a fresh socket on the same address in each worker."""
+
+    @classmethod
+    def bind_to(cls, host: str, port: int) -> ReusePortListener:
+        """Bind in the supervisor: fails now (address in use, no permission) rather than in every worker."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        plain = _bound(family, host, port)
+        try:
+            return cls(family, socket.SOCK_STREAM, fileno=plain.detach())
+        except BaseException:
+            plain.close()
+            raise
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        host, port = self.getsockname()[:2]
+        return (_worker_socket, (int(self.family), host, port))
+
+
+def _worker_socket(family: int, host: str, port: int) -> socket.socket:
+    """In a worker: a socket of its own on the supervisor's address (uvicorn makes it listen)."""
+    return _bound(family, host, port)
