@@ -55,7 +55,7 @@ log = logging.getLogger("lightbox.instances")
 AnswerKey = tuple[str, int]  # (stored name, tag); only answers for callers who see everything
 CachedAnswer = tuple[float, Attribute, str]  # (trusted until, answer, Study Instance UID for the audit record)
 STUDY_INSTANCE_UID = "0020000D"
-WRITE_BATCH = 1 << 20  # bytes buffered before a write is handed to a worker thread
+WRITE_BATCH = 1 << 20  # bytes held before they are handed to a worker thread to write
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,10 @@ class Upload:
     def __init__(self, service: InstanceService, original_name: str | None, staged: StagedFile) -> None:
         self._service = service
         self.staged = staged
-        self._buffer = bytearray()
+        # the body's chunks as received, written by a worker thread in batches: never copied together
+        # (joining them cost ~18 % of a big upload's GIL time)
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.original_name = original_name
         self.received = 0
 
@@ -108,14 +111,19 @@ class Upload:
             raise UploadTooLarge(
                 f"the file is larger than the limit of {self._service.settings.max_upload_bytes} bytes"
             )
-        self._buffer += data
-        if len(self._buffer) >= WRITE_BATCH:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= WRITE_BATCH:
             await self.flush()
 
+    def _take_pending(self) -> list[bytes]:
+        parts, self._pending, self._pending_bytes = self._pending, [], 0
+        return parts
+
     async def flush(self) -> None:
-        chunk, self._buffer = bytes(self._buffer), bytearray()
-        if chunk:
-            await to_thread.run_sync(self.staged.write, chunk)
+        parts = self._take_pending()
+        if parts:
+            await to_thread.run_sync(_write_parts, self.staged, parts)
 
     async def prepare(self) -> Prepared | None:
         """Everything after the last byte that needs no index, in ONE worker-thread call (each hop costs).
@@ -123,13 +131,10 @@ class Upload:
         Writes the buffered rest, then returns None for a ZIP archive (the caller unpacks it) or the
         file made durable and validated, ready for :meth:`InstanceService.commit`.
         """
-        chunk, self._buffer = bytes(self._buffer), bytearray()
-        return await to_thread.run_sync(self._prepare_blocking, chunk)
+        return await to_thread.run_sync(self._prepare_blocking, self._take_pending())
 
-    def _prepare_blocking(self, chunk: bytes) -> Prepared | None:
-        if chunk:
-            self.staged.write(chunk)
-        self.staged.flush_buffer()
+    def _prepare_blocking(self, parts: list[bytes]) -> Prepared | None:
+        _write_parts(self.staged, parts)
         if is_zip(self.staged.path):
             return None
         return self._service.prepare_blocking(self.staged, self.original_name, _now_us())
