@@ -23,7 +23,7 @@ import struct
 from typing import Any
 
 from pydicom import config
-from pydicom.charset import default_encoding
+from pydicom.charset import default_encoding, python_encoding
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 
@@ -42,8 +42,11 @@ CHARSET_VRS = TEXT_VRS | SINGLE_TEXT_VRS
 ASCII_VRS = STRING_VRS | CHARSET_VRS | {"DS", "IS", "UI"}
 #: LUT Descriptors (PS3.3 C.11.1.1): pydicom rewrites their first value, so they take its path.
 LUT_DESCRIPTOR_TAGS = frozenset({0x00281101, 0x00281102, 0x00281103, 0x00283002})
-#: Character sets (PS3.3 C.12.1.1.2) that decode every 7-bit byte but ESC as ASCII (ISO 646 G0).
-ASCII_CHARSETS = frozenset({"", default_encoding, "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
+#: Character sets (PS3.3 C.12.1.1.2) that decode every 7-bit byte but ESC as ASCII (ISO 646 G0), by their
+#: defined terms and by the Python codec names a parsed data set holds them as (pydicom's ``python_encoding``:
+#: ``original_character_set`` of an ISO_IR 100 file is ``["latin_1"]``, so the defined terms alone missed it).
+ASCII_CHARSET_TERMS = ("", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6")
+ASCII_CHARSETS = frozenset({default_encoding, *ASCII_CHARSET_TERMS, *(python_encoding[t] for t in ASCII_CHARSET_TERMS)})
 ESC = 0x1B
 #: Integers that ``float`` holds exactly: within them pydicom's IS keeps an ``int`` (no ISfloat).
 EXACT_INT = 2**53

@@ -175,3 +175,30 @@ def test_text_under_character_sets(charset: bytes, value: bytes, fast: bool) -> 
 def test_big_endian_numbers() -> None:
     assert _same(ROWS, "US", struct.pack(">2H", 1, 513), little=False)
     assert _same(0x00181318, "FL", struct.pack(">f", 2.5), little=False)
+
+
+@pytest.mark.parametrize(
+    "charset, ascii_compatible",
+    [("ISO_IR 100", True), ("ISO_IR 192", True), ("", True), ("ISO_IR 144", False), ("\\ISO 2022 IR 87", False)],
+)
+def test_a_parsed_files_character_set_is_judged_as_written(charset: str, ascii_compatible: bool) -> None:
+    """dcmread keeps the character set as Python codec names (``["latin_1"]`` for ISO_IR 100), not as the
+    defined terms: both must qualify, or every text element of such a file takes pydicom's slow path."""
+    from io import BytesIO
+
+    from pydicom import dcmread
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from app.dicom.raw_json import ascii_text
+
+    dataset = Dataset()
+    if charset:
+        dataset.SpecificCharacterSet = charset
+    dataset.InstitutionName = "Hospital"
+    dataset.file_meta = FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buffer = BytesIO()
+    dataset.save_as(buffer, enforce_file_format=False)
+    parsed = dcmread(BytesIO(buffer.getvalue()), force=True)
+    assert ascii_text(parsed.original_character_set) is ascii_compatible
