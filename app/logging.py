@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Literal
 
+import orjson
+
 from app.config import Settings
 from app.tracing import current_trace_id
 
@@ -213,6 +215,15 @@ LINE_FIELDS = (*REQUEST_FIELDS, "client", *AUDIT_FIELDS)
 _JSON = json.JSONEncoder(ensure_ascii=False, default=str)  # made once: json.dumps with options builds one per call
 
 
+def _encode(entry: dict[str, Any]) -> str:
+    """orjson (a line is written per request, ~10x faster); the json module for what orjson refuses
+    (integers beyond 64 bits, lone surrogates), so a line is never lost to its encoding."""
+    try:
+        return orjson.dumps(entry, default=str).decode()
+    except orjson.JSONEncodeError:
+        return _JSON.encode(entry)
+
+
 def json_line(
     created: float,
     level: str,
@@ -239,7 +250,7 @@ def json_line(
         entry["exception"] = exception
     if stack:
         entry["stack"] = stack
-    return _JSON.encode(entry)
+    return _encode(entry)
 
 
 def text_line(

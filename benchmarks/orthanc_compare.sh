@@ -37,9 +37,9 @@ OURS_PID=""
 ORTHANC_WORKDIR=""
 cleanup() {
   if [ -f "$TMP/ours.log" ]; then
-    echo "# lightbox answered $(grep -c '"status": 5' "$TMP/ours.log" || true) requests with a 5xx" >&2
+    echo "# lightbox answered $(grep -c '"status":5' "$TMP/ours.log" || true) requests with a 5xx" >&2
     # why, when it did: the warnings and errors it logged (worker restarts, a stalled audit trail, ...)
-    grep -E '"level": "(warning|error|critical)"' "$TMP/ours.log" | sed -E 's/"(time|request_id)": "[^"]*", //g' | cut -c1-400 | sort | uniq -c | sort -rn | head -n 20 >&2 || true
+    grep -E '"level":"(warning|error|critical)"' "$TMP/ours.log" | sed -E 's/"(time|request_id)":"[^"]*",//g' | cut -c1-400 | sort | uniq -c | sort -rn | head -n 20 >&2 || true
     if [ -n "${LOG_COPY:-}" ]; then cp "$TMP/ours.log" "$LOG_COPY"; fi
   fi
   if [ -n "$OURS_PID" ] && kill -0 "$OURS_PID" 2>/dev/null; then

@@ -26,6 +26,7 @@ from app.logging import (
     configure_logging,
     current_request,
     error_kind,
+    json_line,
     log_config,
     redact,
     resolve_format,
@@ -178,6 +179,18 @@ def test_line_times_stay_exact_when_the_second_changes() -> None:
     assert _iso_time(1_764_671_516.5) == "2025-12-02T10:31:56.500Z"
 
 
+def test_a_line_orjson_refuses_is_still_written_whole() -> None:
+    """Lines are encoded by orjson; a value it refuses (an integer past 64 bits, a lone surrogate)
+    falls back to the json module rather than losing the line."""
+    for odd in (2**70, "half \ud800 pair"):
+        line = json_line(0.5, "info", "lightbox", "odd", 1, {"error": odd, "status": 200})
+        assert json.loads(line) == {
+            "time": "1970-01-01T00:00:00.500Z", "level": "info", "logger": "lightbox", "message": "odd", "pid": 1,
+            "status": 200, "error": odd,
+        }  # fmt: skip
+    assert json_line(0.5, "info", "x", "m", 1, {"status": 200}).endswith('"pid":1,"status":200}')  # orjson's
+
+
 def test_records_skip_what_no_line_shows(capsys: pytest.CaptureFixture[str]) -> None:
     """After configuring, records carry no caller frame or thread (never logged), and lines are unchanged."""
     root = logging.getLogger()
@@ -311,4 +324,4 @@ def test_hot_lines_on_the_loop_are_flushed_once_per_turn(service_logging: Callab
     assert asyncio.run(one_turn()) == 0
     assert stream.flushes == 1 and len(stream.getvalue().splitlines()) == 5
     line.info("audit tag success off the loop", {})
-    assert stream.flushes == 2 and stream.getvalue().splitlines()[-1].endswith(f'"pid": {os.getpid()}}}')
+    assert stream.flushes == 2 and stream.getvalue().splitlines()[-1].endswith(f'"pid":{os.getpid()}}}')

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.fast_tags import TagFastPath
 from app.logging import HotLine, RequestContext, client_address, current_request, error_kind
-from app.metrics import Metrics
+from app.metrics import FinishedRequest, Metrics
 from app.tracing import Tracing
 
 log = logging.getLogger("lightbox.access")
@@ -111,8 +111,8 @@ class RequestContextMiddleware:
 
         metrics: Metrics = self.state.metrics
         in_flight: InFlight = self.state.in_flight
-        metrics.in_flight.inc()
         in_flight.count += 1
+        metrics.request_started(in_flight.count)
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
@@ -120,10 +120,12 @@ class RequestContextMiddleware:
                 raise  # not answered, or not by our handler: uvicorn logs it and ends the response
         finally:
             in_flight.count -= 1
-            metrics.in_flight.dec()
             seconds = time.perf_counter() - context.started
-            metrics.observe_request(context.method, context.route, context.status, seconds, context.error)
-            metrics.sync_caches(getattr(self.state, "caches", {}))
+            metrics.request_finished(
+                in_flight.count,
+                FinishedRequest(context.method, context.route, context.status, seconds, context.error),
+                getattr(self.state, "caches", {}),
+            )
             if context.status is None:
                 log.info(
                     "request ended without a response (client gone or server stopping)",

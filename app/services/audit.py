@@ -50,6 +50,8 @@ MAX_DETAIL = 4096
 #: (the trail would stall until access is refused). What callers typed is kept, NUL shown as U+FFFD.
 NUL, NUL_SHOWN = "\x00", "\ufffd"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Made once: ``json.dumps`` with options builds an encoder per call (a record is written per lookup).
+_DETAIL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _detail_text(detail: Detail | None) -> str | None:
         and not _is_secret(key)
         and not (isinstance(value, str) and value.startswith(SECRET_PREFIXES))
     }
-    return json.dumps(kept, sort_keys=True, ensure_ascii=False)[:MAX_DETAIL] if kept else None
+    return _DETAIL_JSON.encode(kept)[:MAX_DETAIL] if kept else None
 
 
 class AuditService:

@@ -31,7 +31,7 @@ def test_soak_has_no_errors_and_flat_memory(tmp_path: Path) -> None:
         result = asyncio.run(soak(server.url, SECONDS, 32, server.process.pid))
     print(json.dumps({"warm-up": warm, "soak": result}, indent=1))
     # on a failure, what the server itself said (worker restarts, refusals) is in the report
-    print("\n".join(line for line in server.log_lines() if '"level": "info"' not in line)[-20_000:])
+    print("\n".join(line for line in server.log_lines() if '"level":"info"' not in line)[-20_000:])
     kinds = result["kinds"]
     assert isinstance(kinds, dict)
     assert {"upload", "tag", "render", "list"} <= set(kinds)
