@@ -155,13 +155,27 @@ SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-# one cheap search first: most lines (every access line) hold none of the words the patterns need
-_MAYBE_SECRET = re.compile(r"(?i)token|key|passw|secret|signature|authori|cookie|bearer|basic|lbx_|://")
+# one cheap test first: most lines (every access line) hold none of the words the patterns need
+_SECRET_WORDS = ("token", "key", "passw", "secret", "signature", "authori", "cookie", "bearer", "basic", "lbx_", "://")
+_MAYBE_SECRET = re.compile("(?i)" + "|".join(map(re.escape, _SECRET_WORDS)))
+
+
+def _may_hold_secret(text: str) -> bool:
+    """Whether ``text`` holds one of the words, in any case. ASCII text is lowered and searched with
+    ``in`` (~1 us for an access line; the case-insensitive regex took ~7 us, twice per request); other
+    text takes the regex, whose case folding also matches e.g. U+212A KELVIN SIGN to "k"."""
+    if text.isascii():
+        lowered = text.lower()
+        for word in _SECRET_WORDS:  # noqa: SIM110 (a loop: any()'s generator frame cost more than the searches)
+            if word in lowered:
+                return True
+        return False
+    return _MAYBE_SECRET.search(text) is not None
 
 
 def redact(text: str) -> str:
     """``text`` with every credential-looking value replaced by ``[redacted]``."""
-    if not _MAYBE_SECRET.search(text):
+    if not _may_hold_secret(text):
         return text
     for pattern, replacement in SECRET_PATTERNS:
         text = pattern.sub(replacement, text)

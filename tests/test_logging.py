@@ -113,6 +113,9 @@ def test_error_kinds_are_bounded_labels() -> None:
         f"create(api_key='{SECRET}')",
         f"the key lbx_7f3a_{SECRET} was used",
         f"could not connect to postgresql+asyncpg://lightbox:{SECRET}@db:5432/lightbox",
+        f"GET /dicomFile/x.dcm?TOKEN={SECRET} HTTP/1.1",  # any case
+        f"GET /dicomFile/Müller.dcm?token={SECRET} HTTP/1.1",  # non-ASCII text takes the regex's search
+        f"api_\u212aey={SECRET}",  # KELVIN SIGN: case-folds to "k", as the patterns do
     ],
 )
 def test_credentials_are_redacted_wherever_they_appear(text: str) -> None:

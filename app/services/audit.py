@@ -149,9 +149,25 @@ def _is_secret(key: str) -> bool:
 
 
 def _detail_text(detail: Detail | None) -> str | None:
-    """The caller's own words as JSON (credentials dropped), or None."""
+    """The caller's own words as JSON (credentials dropped), or None.
+
+    Remembered for the last few distinct details: a lookup's detail is one of few (``{"tag": ...}``),
+    and building and encoding it was ~4 % of a cached lookup's CPU.
+    """
     if not detail:
         return None
+    try:
+        return _detail_text_of(tuple(detail.items()))
+    except TypeError:  # a value that cannot be a cache key (typing rules it out; a caller may not)
+        return _encode_detail(detail)
+
+
+@functools.lru_cache(maxsize=512)
+def _detail_text_of(items: tuple[tuple[str, str | int | float | bool | None], ...]) -> str | None:
+    return _encode_detail(dict(items))
+
+
+def _encode_detail(detail: Detail) -> str | None:
     kept = {
         _text(key): _text(value) if isinstance(value, str) else value
         for key, value in detail.items()
