@@ -379,13 +379,14 @@ class HotLine:
 
     def _service_handler(self) -> ServiceHandler | None:
         """The service's handler when it is the only place the line would go, else None."""
-        root = logging.getLogger()
+        root = logging.root
         if len(root.handlers) != 1 or root.filters:
             return None
         handler = root.handlers[0]
         if type(handler) is not ServiceHandler or handler.level > logging.INFO:
             return None
-        if [type(f) for f in handler.filters] != [RequestContextFilter, RedactSecrets]:
+        filters = handler.filters
+        if len(filters) != 2 or type(filters[0]) is not RequestContextFilter or type(filters[1]) is not RedactSecrets:
             return None
         if not self.to_root:
             logger: logging.Logger | None = self.logger

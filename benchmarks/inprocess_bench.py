@@ -161,7 +161,7 @@ def one_run(phase: str, count: int, concurrency: int) -> dict[str, float]:
 
         async def get() -> None:
             status, body = await asgi_get(application, path, query.encode())
-            check(status == 200 and body == first.content, "a different answer")
+            check(status == 200 and body == first.content, f"a different answer: {status} {body[:300]!r}")
 
         await run_all([get() for _ in range(200)], concurrency_here)  # warm
         return await timed(count, lambda: run_all([get() for _ in range(count)], concurrency_here))

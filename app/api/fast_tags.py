@@ -23,6 +23,7 @@ also fills the cache.
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI
@@ -44,6 +45,18 @@ MAX_TAG = 200  # as the route's ``tag`` query parameter
 PREPARED_ANSWERS = 4096
 
 Prepared = tuple[Attribute, list[tuple[bytes, bytes]], bytes]  # (built from, headers, body)
+
+
+@functools.lru_cache(maxsize=1024)
+def _only_tag(query: bytes) -> str | None:
+    """The ``tag`` value when the query string is exactly one ``tag`` parameter (parsed as Starlette
+    parses it), else None. Remembered per query string: parsing was ~2 % of a cached lookup."""
+    if not query.startswith(b"tag="):
+        return None
+    params = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "tag" or len(params[0][1]) > MAX_TAG:
+        return None
+    return params[0][1]
 
 
 class PreparedAnswers:
@@ -97,11 +110,8 @@ class TagFastPath:
         name = path[len(PREFIX) :]
         if not name or len(name) > MAX_NAME or "/" in name:
             return None
-        query: bytes = scope["query_string"]
-        if not query.startswith(b"tag="):
-            return None
-        params = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
-        if len(params) != 1 or params[0][0] != "tag" or len(params[0][1]) > MAX_TAG:
+        tag = _only_tag(scope["query_string"])
+        if tag is None:
             return None
         if get_principal in self.fastapi.dependency_overrides:
             return None
@@ -113,7 +123,6 @@ class TagFastPath:
             principal = await resolve_principal(HTTPConnection(scope))
         except LightboxError:
             return None  # the full path answers the 401/403 (and counts it)
-        tag = params[0][1]
         scope["route"] = route  # before the lookup, so its audit log line names the route (routing sets it anyway)
         attribute = instances.cached_attribute(principal, name, tag)
         if attribute is None:
