@@ -164,6 +164,7 @@ class Metrics:
         # requests of this event-loop turn, counted together at its end (see request_started)
         self._finished: list[FinishedRequest] = []
         self._in_flight_now = 0
+        self._in_flight_written: int | None = None
         self._caches: Mapping[str, HitCounting] = {}
         self._turn_flush_scheduled = False
 
@@ -202,7 +203,9 @@ class Metrics:
         """Write what this loop turn's requests counted."""
         self._turn_flush_scheduled = False
         finished, self._finished = self._finished, []
-        self.in_flight.set(self._in_flight_now)
+        if self._in_flight_now != self._in_flight_written:  # a write only when the count changed
+            self.in_flight.set(self._in_flight_now)
+            self._in_flight_written = self._in_flight_now
         counted: dict[Counter, int] = {}
         for request in finished:
             counter = self.observe_request(*request, count=False)

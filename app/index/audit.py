@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,9 +25,10 @@ EXPORT_BATCH = 1000
 SQLITE_ROWS_PER_INSERT = 500
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """One audited event, as stored (``time_us``: microseconds since the Unix epoch, UTC)."""
+class AuditRecord(NamedTuple):
+    """One audited event, as stored (``time_us``: microseconds since the Unix epoch, UTC).
+
+    A named tuple, immutable as a frozen dataclass but built ~3x faster (one is built per lookup)."""
 
     time_us: int
     actor: str
@@ -77,8 +78,8 @@ class AuditLog(Protocol):
         ...
 
 
-COLUMNS = [audit_records.c[name] for name in AuditRecord.__dataclass_fields__]
-AUDIT_COLUMNS = tuple(AuditRecord.__dataclass_fields__)
+COLUMNS = [audit_records.c[name] for name in AuditRecord._fields]
+AUDIT_COLUMNS = AuditRecord._fields
 
 
 @functools.lru_cache(maxsize=8)
@@ -129,7 +130,7 @@ class SqlAuditLog:
         if self.engine.dialect.name == "sqlite":
             await self._guard(lambda: self._append_sqlite(records))
             return
-        rows = [dict(vars(record)) for record in records]  # dataclasses.asdict costs 15x more (deep copies)
+        rows = [record._asdict() for record in records]
 
         async def write() -> None:
             async with self.engine.begin() as conn:
@@ -146,7 +147,7 @@ class SqlAuditLog:
         async with self.engine.begin() as conn:
             for start in range(0, len(records), SQLITE_ROWS_PER_INSERT):
                 chunk = records[start : start + SQLITE_ROWS_PER_INSERT]
-                values = tuple(getattr(record, name) for record in chunk for name in AUDIT_COLUMNS)
+                values = tuple(value for record in chunk for value in record)  # in AUDIT_COLUMNS order
                 await conn.exec_driver_sql(_sqlite_insert(len(chunk)), values)
 
     async def search(self, query: AuditQuery) -> AuditPage:

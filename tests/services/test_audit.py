@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -155,7 +154,7 @@ async def test_a_record_the_database_refuses_is_dropped_alone(audit: AuditServic
     database holds (put there directly; ``record`` never queues one) fails its batch; the batch is then
     written record by record, the refused one dropped, the others kept in order."""
     audit.record(LOCAL_ADMIN, Action.LOGIN)
-    refused = replace(audit._pending[0], action="tag", name="x\ud800.dcm")
+    refused = audit._pending[0]._replace(action="tag", name="x\ud800.dcm")
     audit._pending.append(refused)
     audit.record(LOCAL_ADMIN, Action.LOGOUT)
     assert [r["action"] for r in await all_records(audit)] == ["login", "logout"]
