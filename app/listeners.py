@@ -28,12 +28,13 @@ def reuse_port_supported() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def _bound(family: int, host: str, port: int) -> socket.socket:
+def _bound(family: int, address: tuple[Any, ...], *, reuse_port: bool = True) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
     except BaseException:
         sock.close()
         raise
@@ -45,9 +46,16 @@ class ReusePortListener(socket.socket):
 
     @classmethod
     def bind_to(cls, host: str, port: int) -> ReusePortListener:
-        """Bind in the supervisor: fails now (address in use, no permission) rather than in every worker."""
+        """Bind in the supervisor: fails now (address in use, no permission) rather than in every worker.
+
+        The address is first bound without ``SO_REUSEPORT``: another server of the same user listening
+        there with the option (a second ``lightbox`` started by mistake) would otherwise share the port,
+        the kernel splitting connections between the two, where a plain bind fails with "address in use".
+        """
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        plain = _bound(family, host, port)
+        with _bound(family, (host, port), reuse_port=False) as probe:
+            address = probe.getsockname()  # a port of 0 settled here; an IPv6 scope id kept
+        plain = _bound(family, address)
         try:
             return cls(family, socket.SOCK_STREAM, fileno=plain.detach())
         except BaseException:
@@ -55,10 +63,9 @@ class ReusePortListener(socket.socket):
             raise
 
     def __reduce__(self) -> tuple[Any, ...]:
-        host, port = self.getsockname()[:2]
-        return (_worker_socket, (int(self.family), host, port))
+        return (_worker_socket, (int(self.family), self.getsockname()))
 
 
-def _worker_socket(family: int, host: str, port: int) -> socket.socket:
+def _worker_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
     """In a worker: a socket of its own on the supervisor's address (uvicorn makes it listen)."""
-    return _bound(family, host, port)
+    return _bound(family, address)

@@ -226,7 +226,8 @@ def _iso_time(created: float) -> str:
 
 #: Optional fields of a line, in the order they appear after ``pid``.
 LINE_FIELDS = (*REQUEST_FIELDS, "client", *AUDIT_FIELDS)
-_JSON = json.JSONEncoder(ensure_ascii=False, default=str)  # made once: json.dumps with options builds one per call
+# made once (json.dumps with options builds one per call); compact, as orjson writes
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
 
 
 def _encode(entry: dict[str, Any]) -> str:

@@ -196,8 +196,13 @@ class Metrics:
 
     def _flush_at_turn_end(self) -> None:
         if not self._turn_flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no asyncio loop (another backend, a plain thread): written at once
+                self.flush_turn()
+                return
             self._turn_flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush_turn)
+            loop.call_soon(self.flush_turn)
 
     def flush_turn(self) -> None:
         """Write what this loop turn's requests counted."""

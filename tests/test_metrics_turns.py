@@ -45,3 +45,12 @@ async def test_requests_of_one_turn_are_counted_together_at_its_end() -> None:
     await asyncio.sleep(0)  # the scheduled flush finds nothing new: nothing counted twice
     assert _value(metrics, "lightbox_http_requests_total", LABELS) == 2
     assert _value(metrics, "lightbox_request_errors_total", {"kind": "invalid_dicom"}) == 1
+
+
+def test_without_an_event_loop_requests_are_counted_at_once() -> None:
+    metrics = Metrics()
+    metrics.request_started(1)
+    assert _value(metrics, "lightbox_http_requests_in_flight") == 1
+    metrics.request_finished(0, FinishedRequest("GET", "/dicomFile/{name}", 200, 0.002, None), {})
+    assert _value(metrics, "lightbox_http_requests_total", LABELS) == 1
+    assert _value(metrics, "lightbox_http_requests_in_flight") == 0

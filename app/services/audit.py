@@ -157,14 +157,15 @@ def _detail_text(detail: Detail | None) -> str | None:
     if not detail:
         return None
     try:
-        return _detail_text_of(tuple(detail.items()))
+        # with each value's type: True, 1 and 1.0 are one key to a dict, not one JSON text
+        return _detail_text_of(tuple((key, type(value), value) for key, value in detail.items()))
     except TypeError:  # a value that cannot be a cache key (typing rules it out; a caller may not)
         return _encode_detail(detail)
 
 
 @functools.lru_cache(maxsize=512)
-def _detail_text_of(items: tuple[tuple[str, str | int | float | bool | None], ...]) -> str | None:
-    return _encode_detail(dict(items))
+def _detail_text_of(items: tuple[tuple[str, type, str | int | float | bool | None], ...]) -> str | None:
+    return _encode_detail({key: value for key, _, value in items})
 
 
 def _encode_detail(detail: Detail) -> str | None:

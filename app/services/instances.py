@@ -56,6 +56,9 @@ AnswerKey = tuple[str, int]  # (stored name, tag); only answers for callers who 
 CachedAnswer = tuple[float, Attribute, str]  # (trusted until, answer, Study Instance UID for the audit record)
 STUDY_INSTANCE_UID = "0020000D"
 WRITE_BATCH = 1 << 20  # bytes held before they are handed to a worker thread to write
+#: chunks held before that write, whatever their size: a client sending tiny chunks would otherwise make
+#: a megabyte cost tens (each chunk is an object of its own)
+MAX_PENDING_PARTS = 256
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class Upload:
             )
         self._pending.append(data)
         self._pending_bytes += len(data)
-        if self._pending_bytes >= WRITE_BATCH:
+        if self._pending_bytes >= WRITE_BATCH or len(self._pending) >= MAX_PENDING_PARTS:
             await self.flush()
 
     def _take_pending(self) -> list[bytes]:

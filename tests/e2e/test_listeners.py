@@ -7,6 +7,7 @@ inode of every TCP socket by its addresses."""
 
 from __future__ import annotations
 
+import errno
 import pickle
 import socket
 import time
@@ -107,6 +108,19 @@ def test_a_worker_unpickles_a_fresh_socket_on_the_supervisors_address() -> None:
             with socket.create_connection(("127.0.0.1", port), timeout=5):
                 accepted, _ = worker_socket.accept()  # the worker's socket receives; the supervisor's never listens
                 accepted.close()
+
+
+def test_a_second_server_cannot_share_the_port_through_the_option() -> None:
+    """``SO_REUSEPORT`` lets sockets of one user share a port: a second ``lightbox`` on the same address
+    must fail as it did with one shared socket (address in use), not take half the connections."""
+    with (
+        ReusePortListener.bind_to("127.0.0.1", 0) as first,
+        pickle.loads(ForkingPickler.dumps(first)) as worker_socket,
+    ):
+        worker_socket.listen()
+        with pytest.raises(OSError) as refused:
+            ReusePortListener.bind_to("127.0.0.1", first.getsockname()[1])
+        assert refused.value.errno == errno.EADDRINUSE
 
 
 def test_an_address_in_use_stops_lightbox_with_one_clear_line(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from app.auth.principals import LOCAL_ADMIN, ActorType, Principal
 from app.errors import AuditUnavailable, FileNotFound, Forbidden, IndexUnavailable
 from app.index.audit import AuditQuery, AuditRecord, SqlAuditLog
 from app.index.sql import SqlInstanceIndex
-from app.services.audit import ATNA_EVENTS, Action, AuditService, Outcome
+from app.services.audit import ATNA_EVENTS, Action, AuditService, Outcome, _detail_text
 from app.services.audit_view import as_dict, iso_time
 
 pytestmark = pytest.mark.anyio
@@ -196,3 +196,13 @@ async def test_a_big_batch_is_stored_whole_in_order_with_few_sqlite_statements(i
     assert list(reversed(page.records)) == records
     if index.engine.dialect.name == "sqlite":
         assert len(statements) == 3
+
+
+def test_a_details_json_is_remembered_by_value_and_type() -> None:
+    """True, 1 and 1.0 are one key to a dict; the remembered detail text keeps them apart."""
+    assert [_detail_text({"n": value}) for value in (True, 1, 1.0, "1")] == [
+        '{"n": true}',
+        '{"n": 1}',
+        '{"n": 1.0}',
+        '{"n": "1"}',
+    ]
