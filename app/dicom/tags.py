@@ -20,12 +20,21 @@ _KEYWORD = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,63}$")
 MAX_TAG_TEXT = 128
 
 
-@functools.lru_cache(maxsize=1024)
 def parse_tag(text: str) -> BaseTag:
     """Return the tag a caller means, or raise :class:`InvalidRequest` saying what is accepted.
 
-    Remembered (a lookup parses its tag once or twice; refusals are not cached): ~3 % of a cached lookup.
+    Remembered (a lookup parses its tag once or twice; refusals are not cached): ~3 % of a cached
+    lookup. Only short texts are remembered, whatever the caller let through.
     """
+    return _parse_remembered(text) if len(text) <= MAX_TAG_TEXT else _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_remembered(text: str) -> BaseTag:
+    return _parse(text)
+
+
+def _parse(text: str) -> BaseTag:
     candidate = text.strip()
     if len(candidate) > MAX_TAG_TEXT:
         raise InvalidRequest("tag is too long: use (gggg,eeee) or a DICOM keyword")

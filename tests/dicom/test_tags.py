@@ -1,7 +1,7 @@
 import pytest
 from pydicom.tag import Tag
 
-from app.dicom.tags import format_tag, parse_tag
+from app.dicom.tags import _parse_remembered, format_tag, parse_tag
 from app.errors import InvalidRequest
 
 
@@ -28,3 +28,12 @@ def test_malformed_tags_are_refused(text: str) -> None:
 
 def test_format_tag() -> None:
     assert format_tag(Tag(0x7FE0, 0x0010)) == "(7FE0,0010)"
+
+
+def test_only_short_texts_are_remembered() -> None:
+    """Parses are remembered per text (a lookup parses twice); a long text, however it is padded, is not kept."""
+    _parse_remembered.cache_clear()
+    assert parse_tag(" " * 5000 + "Rows") == parse_tag("Rows") == Tag(0x00280010)
+    with pytest.raises(InvalidRequest):
+        parse_tag("R" * 5000)
+    assert _parse_remembered.cache_info().currsize == 1
