@@ -42,7 +42,7 @@ PREFIX = "/dicomFile/"
 ROUTE_PATH = "/dicomFile/{name}"
 MAX_NAME = 300  # as the route's NameParam
 MAX_TAG = 200  # as the route's ``tag`` query parameter
-MAX_TAG_QUERY = len(b"tag=") + 3 * MAX_TAG  # the longest query that can hold one: every character %-encoded
+MAX_TAG_QUERY = len(b"tag=") + 3 * MAX_TAG  # an ASCII tag with every character %-encoded; longer: the full route
 PREPARED_ANSWERS = 4096
 
 Prepared = tuple[Attribute, list[tuple[bytes, bytes]], bytes]  # (built from, headers, body)
