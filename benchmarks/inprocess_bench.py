@@ -72,6 +72,12 @@ async def run_all(jobs: list[Any], concurrency: int) -> None:
     async def worker() -> None:
         while not queue.empty():
             await queue.get_nowait()
+            # A request that never waits (a cached lookup: send and receive here return at once) would
+            # otherwise let one worker run every job in a single event-loop turn: no other task (the audit
+            # trail's flush, the per-turn log and metric writes) would run until all were done, the audit
+            # queue would fill, and work grouped per turn would look free. A server's requests wait on
+            # their sockets; one turn per request is the conservative model.
+            await asyncio.sleep(0)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
