@@ -131,3 +131,17 @@ def test_deflated_image_frame_compression_is_not_a_deflated_data_set(tmp_path: P
     facts = inspect(write(tmp_path, bytes(data)), LIMIT)
     assert facts.transfer_syntax_uid == "1.2.840.10008.1.2.8.1"
     assert facts.warnings == ()
+
+
+def test_values_left_in_the_file_are_read_from_the_header(tmp_path: Path) -> None:
+    """A value over the defer size (a 2,000-character Study Description, non-conformant but found in the
+    wild) is parsed on demand from the memory map the header keeps, after ``inspect`` has returned, and
+    the file can be removed meanwhile (as a refused or duplicate staged upload is)."""
+    ds = dcmread(sample("CT_small.dcm"))
+    ds.StudyDescription = "D" * 2000
+    path = tmp_path / "long.dcm"
+    ds.save_as(path)
+    facts = inspect(path, LIMIT)
+    path.unlink()
+    assert facts.header.get_item(0x00081030, keep_deferred=True).value is None  # left in the file while parsing
+    assert facts.header.StudyDescription == "D" * 2000
