@@ -54,6 +54,7 @@ from app.services.study_archive import StudyArchiveService
 from app.services.sweeper import Sweeper
 from app.services.users import UserService
 from app.storage.stores import open_storage
+from app.threads import worker_threads
 from app.tracing import install_tracing, tracing_from_environment
 
 if TYPE_CHECKING:
@@ -134,6 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the executor of app.threads.run_blocking (the loop shuts it down when it closes)
+        asyncio.get_running_loop().set_default_executor(worker_threads())
         storage = open_storage(settings)
         removed = await to_thread.run_sync(storage.prepare)
         if removed:

@@ -49,6 +49,7 @@ from app.index.schema import index_state, instances, patients, series, studies
 from app.index.search import like_pattern, locate_statement, search_statement
 from app.index.urls import async_url, read_only_sqlite
 from app.storage.names import is_stored_name
+from app.threads import run_blocking
 
 T = TypeVar("T")
 SQLITE_BUSY_MS = 30_000
@@ -235,7 +236,7 @@ class SqlInstanceIndex:
         replica deadlocked it; any other failure is every row's (none of them was committed)."""
         # a header can be megabytes (per-frame functional groups): serialised off the event loop, in one
         # worker-thread call for the whole batch (a thread hop per upload cost more than small headers)
-        texts = await to_thread.run_sync(lambda: [_dump_header(new.header) for new in added])
+        texts = await run_blocking(lambda: [_dump_header(new.header) for new in added])
         batch = list(zip(added, texts, strict=True))
         for attempt in range(WRITE_ATTEMPTS):
             try:
@@ -249,7 +250,7 @@ class SqlInstanceIndex:
     async def _insert_batch(self, batch: Sequence[Add]) -> list[AddResult | BaseException]:
         """The batch in one transaction (:func:`app.index.batch.insert_batch`)."""
         if self._sqlite_writer is not None:
-            return await to_thread.run_sync(self._insert_batch_sqlite, batch)
+            return await run_blocking(self._insert_batch_sqlite, batch)
         async with self.engine.begin() as conn:
             return await conn.run_sync(insert_batch, batch)
 

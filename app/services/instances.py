@@ -49,6 +49,7 @@ from app.services.storage_guard import Guard, guard_for
 from app.storage.base import BlobStore, LocalFiles
 from app.storage.local import LocalBlobStore, StagedFile
 from app.storage.names import name_id, new_stored_name
+from app.threads import run_blocking
 from app.tracing import span
 
 log = logging.getLogger("lightbox.instances")
@@ -126,7 +127,7 @@ class Upload:
     async def flush(self) -> None:
         parts = self._take_pending()
         if parts:
-            await to_thread.run_sync(_write_parts, self.staged, parts)
+            await run_blocking(_write_parts, self.staged, parts)
 
     async def prepare(self) -> Prepared | None:
         """Everything after the last byte that needs no index, in ONE worker-thread call (each hop costs).
@@ -134,7 +135,7 @@ class Upload:
         Writes the buffered rest, then returns None for a ZIP archive (the caller unpacks it) or the
         file made durable and validated, ready for :meth:`InstanceService.commit`.
         """
-        return await to_thread.run_sync(self._prepare_blocking, self._take_pending())
+        return await run_blocking(self._prepare_blocking, self._take_pending())
 
     def _prepare_blocking(self, parts: list[bytes]) -> Prepared | None:
         _write_parts(self.staged, parts)
@@ -248,7 +249,7 @@ class InstanceService:
     async def begin_upload(self, original_name: str | None) -> Upload:
         """Stage a new file; refused (503) while the storage folder looks unmounted or wrong."""
         await self.guard.check_for_upload()
-        staged = await to_thread.run_sync(self.store.stage)
+        staged = await run_blocking(self.store.stage)
         return Upload(self, original_name, staged)
 
     async def store_bytes(self, principal: Principal, parts: Sequence[bytes], original_name: str | None) -> StoredFile:
@@ -303,7 +304,7 @@ class InstanceService:
             raise
 
     async def store_staged(self, principal: Principal, staged: StagedFile, original_name: str | None) -> StoredFile:
-        prepared = await to_thread.run_sync(self.prepare_blocking, staged, original_name, _now_us())
+        prepared = await run_blocking(self.prepare_blocking, staged, original_name, _now_us())
         return await self.commit(principal, prepared)
 
     async def commit(self, principal: Principal, prepared: Prepared) -> StoredFile:
@@ -329,7 +330,7 @@ class InstanceService:
                 return _already_stored(prepared, existing.name)
         name = new_stored_name(prepared.original_name)
         try:
-            await to_thread.run_sync(self.store.put, staged, self.store.key_for(name))
+            await run_blocking(self.store.put, staged, self.store.key_for(name))
         except BaseException:
             await self._discard_staged(staged)
             raise
