@@ -23,7 +23,7 @@ from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.tag import BaseTag, Tag
+from pydicom.tag import BaseTag
 from pydicom.valuerep import AMBIGUOUS_VR
 
 from app.dicom.attributes import BINARY_VRS, Attribute, describe_element, un_element
@@ -91,7 +91,7 @@ def _element_json(
     if tag in PIXEL_TAGS:
         return _bulk(raw.VR, tag)
     if fast and isinstance(raw, RawDataElement):
-        built = raw_json(raw, ascii_charset or tag == CHARSET_TAG)
+        built = raw_json(raw, ascii_charset or int(tag) == CHARSET_TAG)  # int: BaseTag.__eq__ is Python
         if built is not None:
             return built
     try:
@@ -141,8 +141,10 @@ def header_json(dataset: Dataset, inline_max: int) -> Header:
             continue
         charset = source.original_character_set or source._character_set  # as Dataset.__getitem__ chooses
         ascii_charset = fast and ascii_text(charset)
-        for tag in sorted(source.keys()):
-            header[f"{tag:08X}"] = _element_json(source, Tag(tag), inline_max, charset, fast, ascii_charset)
+        # the data set's own BaseTag keys (a dict hit by identity), ordered as plain ints (BaseTag.__lt__
+        # is Python): ~0.1 ms of a small CT header
+        for tag in sorted(source.keys(), key=int):
+            header[f"{tag:08X}"] = _element_json(source, tag, inline_max, charset, fast, ascii_charset)
     return header
 
 

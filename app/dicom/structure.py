@@ -123,8 +123,11 @@ class _Walker:
         self.elements = 0
         self.report = WalkReport()
 
-    def _need(self, pos: int, count: int, end: int, what: str) -> None:
+    def _need(self, pos: int, count: int, end: int, what: str, tag: int | None = None) -> None:
+        """``what`` runs past ``end``: the file is truncated (``tag``: the element whose value it is)."""
         if pos + count > end:
+            if tag is not None:
+                what = f"{what} {_tag_text(tag)}"  # formatted only when refused: every element passes here
             raise InvalidDicom(f"the file is truncated: {what} at byte {pos} runs past the end of the data")
 
     def _tag(self, pos: int) -> int:
@@ -210,7 +213,7 @@ class _Walker:
             if tag == PIXEL_DATA:
                 return self._fragments(pos, end)
             return self._delimited(pos, end, tag)
-        self._need(pos, length, end, f"the value of {_tag_text(tag)}")
+        self._need(pos, length, end, "the value of", tag)
         if depth == 0 and tag in self.capture:
             self.report.values[tag] = (pos, int(length))
         if vr == b"SQ" and length:
