@@ -16,6 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from anyio import to_thread
 from sqlalchemy import ColumnElement, Select, and_, create_engine, delete, event, false, func, select
 from sqlalchemy.engine import URL, Engine
@@ -138,7 +139,12 @@ def _by_name(principal: Principal, name: str) -> list[ColumnElement[bool]]:
 
 
 def _dump_header(header: Header) -> str:
-    return json.dumps(header, separators=(",", ":"))
+    """The header as compact JSON text: orjson (a small CT header in 12 us, the json module took 144);
+    the json module for what orjson refuses (integers past 64 bits, lone surrogates)."""
+    try:
+        return orjson.dumps(header).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(header, separators=(",", ":"))
 
 
 def _sqlite_writer(url: URL) -> Engine | None:
