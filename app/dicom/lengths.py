@@ -41,16 +41,15 @@ def wrong_lengths(dataset: Dataset) -> list[str]:
     for source in (meta, dataset):
         if source is None:
             continue
-        for tag in sorted(source.keys()):  # iterating a Dataset would convert every value
+        wrong = []
+        for tag in source.keys():  # noqa: SIM118 (iterating a Dataset would convert every value)
             raw = source.get_item(tag, keep_deferred=True)
-            if not isinstance(raw, RawDataElement):
-                continue
-            size = wrong_length(raw)
-            if size is None:
-                continue
-            name = keyword_for_tag(tag) or "a private element"
+            if isinstance(raw, RawDataElement) and wrong_length(raw) is not None:
+                wrong.append(raw)
+        for raw in sorted(wrong, key=lambda raw: int(raw.tag)):  # in tag order; only the few found are sorted
+            name = keyword_for_tag(raw.tag) or "a private element"
             found.append(
-                f"element {Tag(tag)} {name} holds {raw.length} bytes, not a multiple of {size} ({_vr(raw)}): "
-                "it is kept and shown as UN bytes"
+                f"element {Tag(raw.tag)} {name} holds {raw.length} bytes, not a multiple of {wrong_length(raw)} "
+                f"({_vr(raw)}): it is kept and shown as UN bytes"
             )
     return found

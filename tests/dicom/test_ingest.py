@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from app.dicom.ingest import inspect
 from app.errors import InvalidDicom
+from tests.api.encodings import EXPLICIT_LE, SECONDARY_CAPTURE, meta, part10
 from tests.conftest import sample
 
 LIMIT = 1 << 26
@@ -145,3 +147,16 @@ def test_values_left_in_the_file_are_read_from_the_header(tmp_path: Path) -> Non
     path.unlink()
     assert facts.header.get_item(0x00081030, keep_deferred=True).value is None  # left in the file while parsing
     assert facts.header.StudyDescription == "D" * 2000
+
+
+def test_wrong_lengths_are_named_in_tag_order(tmp_path: Path) -> None:
+    """Each element whose length is no whole number of values is one warning, in the order of the tags."""
+    sop = "1.2.3.4.5"
+    dataset = EXPLICIT_LE.element(0x00080016, "UI", SECONDARY_CAPTURE.encode())
+    dataset += EXPLICIT_LE.element(0x00080018, "UI", sop.encode())
+    # out of order, as some writers leave them: Columns, Rows, Reference Pixel X0
+    for tag, vr in ((0x00280011, "US"), (0x00280010, "US"), (0x00186020, "SL")):
+        dataset += EXPLICIT_LE.element(tag, vr, b"\x01\x02\x03", pad=False)
+    path = write(tmp_path, part10(meta(sop, ExplicitVRLittleEndian), dataset))
+    warnings = [w for w in inspect(path, LIMIT).warnings if "not a multiple of" in w]
+    assert [w.split(" ")[1] for w in warnings] == ["(0018,6020)", "(0028,0010)", "(0028,0011)"]
