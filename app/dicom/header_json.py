@@ -79,11 +79,17 @@ def _converted(source: Dataset, tag: BaseTag, raw: DataElement | RawDataElement,
 
 
 def _element_json(
-    source: Dataset, tag: BaseTag, inline_max: int, charset: Charset, fast: bool, ascii_charset: bool
+    source: Dataset,
+    tag: BaseTag,
+    raw: DataElement | RawDataElement,
+    inline_max: int,
+    charset: Charset,
+    fast: bool,
+    ascii_charset: bool,
 ) -> dict[str, Any]:
-    """``fast``: common elements are built from their bytes (:mod:`app.dicom.raw_json`);
-    ``ascii_charset``: the data set's character set reads ASCII bytes as ASCII."""
-    raw = source.get_item(tag, keep_deferred=True)
+    """``raw``: ``source.get_item(tag, keep_deferred=True)``; ``fast``: common elements are built from
+    their bytes (:mod:`app.dicom.raw_json`); ``ascii_charset``: the data set's character set reads
+    ASCII bytes as ASCII."""
     if isinstance(raw, RawDataElement) and raw.value is None and raw.length not in (0, 0xFFFFFFFF):
         if wrong_length(raw):
             return _bulk("UN", tag)
@@ -131,6 +137,10 @@ def _unconverted(raw: DataElement | RawDataElement, tag: BaseTag) -> dict[str, A
     return {"vr": "UN", "InlineBinary": base64.b64encode(data).decode("ascii")}
 
 
+def _tag_order(item: tuple[BaseTag, object]) -> int:
+    return int(item[0])
+
+
 def header_json(dataset: Dataset, inline_max: int) -> Header:
     """Every element of the file meta and the data set, in the DICOM JSON model described above."""
     header: Header = {}
@@ -141,10 +151,10 @@ def header_json(dataset: Dataset, inline_max: int) -> Header:
             continue
         charset = source.original_character_set or source._character_set  # as Dataset.__getitem__ chooses
         ascii_charset = fast and ascii_text(charset)
-        # the data set's own BaseTag keys (a dict hit by identity), ordered as plain ints (BaseTag.__lt__
-        # is Python): ~0.1 ms of a small CT header
-        for tag in sorted(source.keys(), key=int):
-            header[f"{tag:08X}"] = _element_json(source, tag, inline_max, charset, fast, ascii_charset)
+        # the elements as stored, unconverted (what get_item(keep_deferred=True) returns), ordered by their
+        # tags as plain ints (BaseTag.__lt__ is Python): ~0.15 ms of a small CT header
+        for tag, raw in sorted(source.items(), key=_tag_order):
+            header[f"{tag:08X}"] = _element_json(source, tag, raw, inline_max, charset, fast, ascii_charset)
     return header
 
 

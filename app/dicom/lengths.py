@@ -42,8 +42,7 @@ def wrong_lengths(dataset: Dataset) -> list[str]:
         if source is None:
             continue
         wrong = []
-        for tag in source.keys():  # noqa: SIM118 (iterating a Dataset would convert every value)
-            raw = source.get_item(tag, keep_deferred=True)
+        for raw in source.values():  # unconverted, as stored (iterating a Dataset would convert every value)
             if isinstance(raw, RawDataElement) and wrong_length(raw) is not None:
                 wrong.append(raw)
         for raw in sorted(wrong, key=lambda raw: int(raw.tag)):  # in tag order; only the few found are sorted
