@@ -5,24 +5,29 @@ scopes, its own worker queue), the event loop's executor ~20 us. A small upload 
 such calls (stage, write and validate, publish, the index batch), ~5 % of its CPU. Elsewhere, where a
 call is rare or long, anyio's stays.
 
-What is kept from anyio's default (``abandon_on_cancel=False``): the call always runs to its end,
-and a cancellation of the caller (a timeout, a client gone) takes effect once it has returned, so
-no code after the ``await`` ever runs alongside the thread.
+Cancellation as anyio's default (``abandon_on_cancel=False``), and a little safer: the call always runs
+to its end in the caller's context variables (request id, trace span), and its result is never lost
+(it may own a staged file): an anyio cancellation is held off by a shielded scope and delivered at the
+next checkpoint, as anyio's own call does; a plain asyncio cancellation (grpc.aio cancels a handler so)
+waits for the call, returns its result, and is requested again for the caller's next ``await``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+import anyio
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: Threads of the event loop's executor in a server process: anyio's default limit, which the
-#: other worker-thread calls share; enough for that many uploads waiting on fsync at once.
+#: Threads of the event loop's executor in a server process, as many as anyio's default limit (its
+#: calls keep their own threads): enough for that many uploads waiting on fsync at once.
 WORKER_THREADS = 40
 
 
@@ -33,21 +38,26 @@ def worker_threads() -> ThreadPoolExecutor:
 
 async def run_blocking(func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``func(*args, **kwargs)`` in a thread of the running loop's default executor."""
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(None, functools.partial(func, *args, **kwargs))
+    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+    future = asyncio.get_running_loop().run_in_executor(None, call)
+    with anyio.CancelScope(shield=True):
+        outcome = await _outcome(future)
+    return outcome
+
+
+async def _outcome(future: asyncio.Future[T]) -> T:
     try:
         return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await _until_done(future)
-        raise
-
-
-async def _until_done(future: asyncio.Future[T]) -> None:
-    """Wait for ``future`` however often the waiting task is cancelled meanwhile (each is re-raised after)."""
-    while not future.done():
-        try:
-            await asyncio.wait([future])
-        except asyncio.CancelledError:
-            continue
-    if not future.cancelled():
-        future.exception()  # retrieved: the caller's cancellation wins over the call's failure
+    except asyncio.CancelledError as cancelled:
+        while not future.done():  # however often the task is cancelled meanwhile
+            try:
+                await asyncio.wait([future])
+            except asyncio.CancelledError:
+                continue
+        if future.cancelled():  # the executor shut down before the call ran: nothing to hand back
+            raise
+        task = asyncio.current_task()
+        assert task is not None
+        task.uncancel()  # the request taken here, made again: delivered at the caller's next await
+        task.cancel(*cancelled.args)
+        return future.result()
