@@ -1,8 +1,8 @@
-"""Blocking calls in worker threads on the upload's hot path, for a third of anyio's cost per call.
+"""Blocking calls in worker threads on the upload's hot path, for about half of anyio's cost per call.
 
-``anyio.to_thread.run_sync`` spends ~55 us of event-loop CPU per call (a capacity limiter, cancel
-scopes, its own worker queue), the event loop's executor ~20 us. A small upload makes three to five
-such calls (stage, write and validate, publish, the index batch), ~5 % of its CPU. Elsewhere, where a
+``anyio.to_thread.run_sync`` spends ~55-65 us of event-loop CPU per call (a capacity limiter, cancel
+scopes, its own worker queue), this ~36 us (the loop's executor, one shielded scope). A small upload
+makes three to five such calls (stage, write and validate, publish, the index batch). Elsewhere, where a
 call is rare or long, anyio's stays.
 
 Cancellation as anyio's default (``abandon_on_cancel=False``), and a little safer: the call always runs
